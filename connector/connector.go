@@ -1,0 +1,122 @@
+// Package connector is the contract between the runtime and the connectors: the
+// Source and Destination interfaces, the parameters they are opened with, and the
+// Registry that cmd fills with the built-in kinds (and plugins) by type name.
+// Sources and destinations import this package, never the pipeline.
+package connector
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/record"
+)
+
+// Mode says how long a source reads.
+type Mode int
+
+const (
+	// ModeStream reads until the context is cancelled (connectd run).
+	ModeStream Mode = iota
+	// ModeSync reads until everything the server had committed when Read began has been
+	// delivered, then Read returns nil (connectd sync).
+	ModeSync
+)
+
+// EmitFunc hands a batch of records, in source order, to the runtime. It blocks while
+// the runtime's buffer is full (backpressure) and returns an error only when the
+// context ends or the pipeline has failed. The runtime owns recs after the call.
+type EmitFunc func(ctx context.Context, recs []record.Record) error
+
+// Source produces change records.
+type Source interface {
+	// Read delivers, through emit, every record whose position is after start (nil:
+	// from the beginning, snapshot included when the config asks for one), in source
+	// order. In ModeStream it returns when ctx ends; in ModeSync it returns nil once
+	// caught up. Records at or before start must not be emitted again.
+	Read(ctx context.Context, start record.Position, emit EmitFunc) error
+	// Ack tells the source that every record up to and including pos is durably stored
+	// and its offset committed; only now may the source tell its server (confirm the
+	// slot's flush LSN, purge a binlog, ...).
+	Ack(ctx context.Context, pos record.Position) error
+	// Close releases connections. It is called once, after Read has returned.
+	Close(ctx context.Context) error
+}
+
+// Destination consumes change records.
+type Destination interface {
+	// Write accepts records in source order. They need not be durable on return.
+	Write(ctx context.Context, recs []record.Record) error
+	// Buffered reports what was written since the last Flush: rows and approximate bytes.
+	Buffered() (rows, bytes int64)
+	// Flush returns only once every record written so far is durable, then starts a
+	// new batch. Replaying records after a crash must overwrite, not duplicate (SPEC 5).
+	Flush(ctx context.Context) error
+	// Close releases resources without flushing.
+	Close(ctx context.Context) error
+}
+
+// Describer is implemented by sources whose positions have a readable form
+// (connectd offsets show).
+type Describer interface {
+	DescribePosition(pos record.Position) string
+}
+
+// Status receives progress that the status API and metrics show. Implementations are
+// safe for concurrent use; a nil-safe no-op is NopStatus.
+type Status interface {
+	// SetPhase is "snapshot" or "streaming".
+	SetPhase(phase string)
+	// SnapshotProgress reports rows read so far of a table and the estimated total.
+	SnapshotProgress(table string, rows, total int64)
+	// SourceLag reports how far the source is behind its server, in bytes and seconds.
+	SourceLag(bytes int64, seconds float64)
+	// SourcePosition reports the position of the last record read (readable form).
+	SourcePosition(pos string)
+}
+
+// NopStatus discards progress.
+type NopStatus struct{}
+
+func (NopStatus) SetPhase(string)                       {}
+func (NopStatus) SnapshotProgress(string, int64, int64) {}
+func (NopStatus) SourceLag(int64, float64)              {}
+func (NopStatus) SourcePosition(string)                 {}
+
+// SourceParams is what a source is opened with.
+type SourceParams struct {
+	Name   string // the connector's name
+	Config config.Source
+	Mode   Mode
+	Logger *slog.Logger
+	Status Status
+}
+
+// DestinationParams is what a destination is opened with.
+type DestinationParams struct {
+	Name   string
+	Config config.Destination
+	Logger *slog.Logger
+}
+
+// CheckResult is one line of `connectd check`.
+type CheckResult struct {
+	Name   string // what was checked: "postgres: wal_level"
+	OK     bool
+	Detail string // what was found
+	Fix    string // what to do when !OK: "ALTER SYSTEM SET wal_level = logical; then restart"
+}
+
+// SourceKind is one type of source (postgres, mysql, a plugin).
+type SourceKind interface {
+	Open(ctx context.Context, p SourceParams) (Source, error)
+	Check(ctx context.Context, p SourceParams) []CheckResult
+	// Discover lists the tables the source config selects, with their current schema.
+	Discover(ctx context.Context, p SourceParams) ([]*record.Schema, error)
+}
+
+// DestinationKind is one type of destination.
+type DestinationKind interface {
+	Open(ctx context.Context, p DestinationParams) (Destination, error)
+	Check(ctx context.Context, p DestinationParams) []CheckResult
+}
