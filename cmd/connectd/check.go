@@ -1,0 +1,156 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/record"
+)
+
+func newCheckCmd(g *globalFlags) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "check -c FILE",
+		Short: "Validate the config and reach every source and destination",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			a, err := g.load(false)
+			if err != nil {
+				return err
+			}
+			failed := 0
+			fmt.Fprintf(g.stdout, "ok    config: %s (%d connectors)\n", a.cfg.Path, len(a.cfg.Order))
+			for _, n := range a.cfg.Order {
+				sk, dk, err := a.kinds(n)
+				if err != nil {
+					return err
+				}
+				var results []connector.CheckResult
+				results = append(results, sk.Check(c.Context(), a.sourceParams(n, connector.ModeStream, nil))...)
+				results = append(results, dk.Check(c.Context(), a.destinationParams(n))...)
+				for _, r := range results {
+					failed += printCheck(g, n, r)
+				}
+			}
+			if failed > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("%d check(s) failed", failed)}
+			}
+			return nil
+		},
+	}
+	addConfigFlag(c, g)
+	return c
+}
+
+// printCheck prints one check line (and its fix) and returns 1 if it failed.
+func printCheck(g *globalFlags, name string, r connector.CheckResult) int {
+	mark := "ok  "
+	if !r.OK {
+		mark = "FAIL"
+	}
+	line := fmt.Sprintf("%s  %s: %s", mark, name, r.Name)
+	if r.Detail != "" {
+		line += ": " + r.Detail
+	}
+	fmt.Fprintln(g.stdout, line)
+	if r.OK {
+		return 0
+	}
+	if r.Fix != "" {
+		fmt.Fprintf(g.stdout, "      fix: %s\n", strings.ReplaceAll(r.Fix, "\n", "\n           "))
+	}
+	return 1
+}
+
+func newDiscoverCmd(g *globalFlags) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "discover -c FILE [--json]",
+		Short: "List the tables each source can see, with columns, key and mapped types",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			a, err := g.load(false)
+			if err != nil {
+				return err
+			}
+			out := map[string][]tableJSON{}
+			for _, n := range a.cfg.Order {
+				sk, _, err := a.kinds(n)
+				if err != nil {
+					return err
+				}
+				schemas, err := sk.Discover(c.Context(), a.sourceParams(n, connector.ModeStream, nil))
+				if err != nil {
+					return fmt.Errorf("discover %s: %w", n, err)
+				}
+				out[n] = tablesJSON(schemas)
+				if !asJSON {
+					printTables(g, n, schemas)
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			}
+			return nil
+		},
+	}
+	addConfigFlag(c, g)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+type columnJSON struct {
+	Name       string `json:"name"`
+	SourceType string `json:"source_type"`
+	Type       string `json:"type"`
+	Nullable   bool   `json:"nullable"`
+	Key        bool   `json:"key"`
+}
+
+type tableJSON struct {
+	Namespace string       `json:"namespace"`
+	Table     string       `json:"table"`
+	Key       []string     `json:"key"`
+	Columns   []columnJSON `json:"columns"`
+}
+
+func tablesJSON(schemas []*record.Schema) []tableJSON {
+	out := make([]tableJSON, 0, len(schemas))
+	for _, s := range schemas {
+		t := tableJSON{Namespace: s.Namespace, Table: s.Table, Key: []string{}}
+		for _, col := range s.Columns {
+			t.Columns = append(t.Columns, columnJSON{col.Name, col.SourceType, col.Type.String(), col.Nullable, col.Key})
+			if col.Key {
+				t.Key = append(t.Key, col.Name)
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func printTables(g *globalFlags, name string, schemas []*record.Schema) {
+	fmt.Fprintf(g.stdout, "%s: %d table(s)\n", name, len(schemas))
+	for _, s := range schemas {
+		fmt.Fprintf(g.stdout, "\n  %s\n", s.QualifiedName())
+		tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "    column\tsource type\ttype\tnull\tkey")
+		for _, col := range s.Columns {
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", col.Name, col.SourceType, col.Type, yes(col.Nullable), yes(col.Key))
+		}
+		tw.Flush()
+	}
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return ""
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/pipeline"
+	"github.com/connectd/connectd/status"
+)
+
+func newRunCmd(g *globalFlags) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "run -c FILE",
+		Short: "Run every connector until SIGINT/SIGTERM, then flush, commit and exit",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return g.runConnectors(c.Context(), nil, connector.ModeStream)
+		},
+	}
+	addConfigFlag(c, g)
+	return c
+}
+
+func newSyncCmd(g *globalFlags) *cobra.Command {
+	var names []string
+	c := &cobra.Command{
+		Use:   "sync -c FILE [--connector NAME]...",
+		Short: "Deliver everything committed at the source when the command started, then exit",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return g.runConnectors(c.Context(), names, connector.ModeSync)
+		},
+	}
+	addConfigFlag(c, g)
+	c.Flags().StringArrayVar(&names, "connector", nil, "run only this connector (repeatable)")
+	return c
+}
+
+// runConnectors is `run` and `sync`: the supervisor over the selected connectors, the
+// status server, and the signal handling that turns SIGINT/SIGTERM into a clean stop.
+func (g *globalFlags) runConnectors(ctx context.Context, names []string, mode connector.Mode) error {
+	a, err := g.load(true)
+	if err != nil {
+		return err
+	}
+	sel, err := a.selected(names)
+	if err != nil {
+		return err
+	}
+	for _, n := range sel {
+		if _, _, err := a.kinds(n); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	reg := status.New(a.log)
+	srvDone := make(chan error, 1)
+	srvCtx, srvStop := context.WithCancel(context.Background())
+	defer srvStop()
+	if addr := a.cfg.Server.Listen; addr != "" {
+		go func() { srvDone <- status.Serve(srvCtx, addr, reg.Handler(), a.log) }()
+	} else {
+		srvDone <- nil
+	}
+	if isTerminal(g.stderr) {
+		go printProgress(ctx, g, reg)
+	}
+
+	specs := make([]pipeline.Spec, 0, len(sel))
+	for _, n := range sel {
+		obs := reg.Observer(n)
+		specs = append(specs, pipeline.Spec{
+			Name: n,
+			Open: func(ctx context.Context) (connector.Source, connector.Destination, error) {
+				return a.openPair(ctx, n, mode, obs)
+			},
+			Store:    a.store,
+			Flush:    a.cfg.Connectors[n].Destination.Flush,
+			Logger:   a.log.With("connector", n),
+			Observer: obs,
+		})
+	}
+	a.log.Info("connectd starting", "version", version, "connectors", len(specs), "mode", modeName(mode))
+	runErr := pipeline.NewSupervisor(a.log).Run(ctx, specs, mode == connector.ModeSync)
+	srvStop()
+	if err := <-srvDone; err != nil && runErr == nil {
+		runErr = fmt.Errorf("status server: %w", err)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	a.log.Info("connectd stopped cleanly")
+	return nil
+}
+
+func modeName(m connector.Mode) string {
+	if m == connector.ModeSync {
+		return "sync"
+	}
+	return "run"
+}
+
+// printProgress shows snapshot progress on a terminal until ctx ends.
+func printProgress(ctx context.Context, g *globalFlags, reg *status.Registry) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	shown := false
+	for {
+		select {
+		case <-ctx.Done():
+			if shown {
+				fmt.Fprintln(g.stderr)
+			}
+			return
+		case <-t.C:
+			if line := reg.ProgressLine(); line != "" {
+				fmt.Fprintf(g.stderr, "\r\033[K%s", line)
+				shown = true
+			}
+		}
+	}
+}
