@@ -1,0 +1,352 @@
+// Package pipeline is the runtime: it moves records from one source through a
+// bounded buffer into one destination, and owns the delivery order of SPEC 5:
+// write -> flush (durable) -> commit offset -> ack the source. A Supervisor runs many
+// connectors and restarts those that fail with a transient error.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/offsets"
+	"github.com/connectd/connectd/record"
+)
+
+// Defaults applied to zero fields of Options.
+const (
+	DefaultFlushRows     = 1000000
+	DefaultFlushBytes    = 128 << 20
+	DefaultFlushInterval = 60 * time.Second
+	DefaultBuffer        = 16
+	DefaultStopTimeout   = 60 * time.Second
+)
+
+// Options is one connector's runtime.
+type Options struct {
+	Name        string // the connector's name: its identity in the offset store
+	Source      connector.Source
+	Destination connector.Destination
+	Store       offsets.Store
+	Flush       config.Flush // zero fields take the Default* values
+	// Buffer is how many batches may wait between source and destination; a full
+	// buffer blocks the source's emit, which bounds memory (default 16).
+	Buffer int
+	// StopTimeout bounds the final flush and commit once ctx has ended, and the wait
+	// for a source to return from Read after being told to stop (default 60s).
+	StopTimeout time.Duration
+	Logger      *slog.Logger // with the connector's name already attached
+	Observer    Observer     // nil: NopObserver
+}
+
+func (o *Options) setDefaults() {
+	if o.Flush.Rows <= 0 {
+		o.Flush.Rows = DefaultFlushRows
+	}
+	if o.Flush.Bytes <= 0 {
+		o.Flush.Bytes = DefaultFlushBytes
+	}
+	if o.Flush.Interval <= 0 {
+		o.Flush.Interval = DefaultFlushInterval
+	}
+	if o.Buffer <= 0 {
+		o.Buffer = DefaultBuffer
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = DefaultStopTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
+}
+
+// Run moves records from o.Source to o.Destination until ctx ends (then it stops
+// reading, writes and commits what was already read, and returns nil) or the source's
+// Read returns nil (then it commits everything and returns nil). Any failure returns
+// an error saying what failed, after which nothing more is committed; errors keep
+// their connector.Permanent mark. Run owns Source and Destination and closes both
+// before it returns. It sets the states starting, running, stopped and done; the
+// caller sets retrying and failed.
+func Run(ctx context.Context, o Options) error {
+	o.setDefaults()
+	if o.Source == nil || o.Destination == nil || o.Store == nil {
+		return connector.Permanent(fmt.Errorf("pipeline %s: source, destination and offset store are required", o.Name))
+	}
+	r := &runner{o: o, log: o.Logger, obs: o.Observer}
+	err := r.run(ctx)
+	if err != nil {
+		return fmt.Errorf("pipeline %s: %w", o.Name, err)
+	}
+	return nil
+}
+
+// runner is the state of one Run. Only the writer loop (Run's goroutine) touches it,
+// except batches and readDone which connect it to the source's goroutine.
+type runner struct {
+	o   Options
+	log *slog.Logger
+	obs Observer
+
+	batches    chan []record.Record
+	readDone   chan error
+	readEnded  bool
+	cancelRead context.CancelFunc
+
+	last      record.Position // last position written, or the start position
+	pending   bool            // written since the last commit
+	pendingTS time.Time       // commit time of the last record written
+	timer     *time.Timer     // flush interval, armed by the first write after a commit
+}
+
+func (r *runner) run(ctx context.Context) (err error) {
+	// Destination, store and ack calls get a context that survives ctx's end so that a
+	// stop can still flush and commit; it ends StopTimeout after ctx does.
+	opCtx, cancelOp := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelOp()
+	go func() {
+		select {
+		case <-ctx.Done():
+			t := time.NewTimer(r.o.StopTimeout)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancelOp()
+			case <-opCtx.Done():
+			}
+		case <-opCtx.Done():
+		}
+	}()
+
+	r.obs.SetState(StateStarting, nil)
+	readStarted := false
+	defer func() {
+		if readStarted {
+			r.cancelRead()
+			r.waitRead()
+		}
+		r.close(ctx)
+	}()
+
+	start, err := r.o.Store.Load(opCtx, r.o.Name)
+	if err != nil {
+		return fmt.Errorf("load offset: %w", err)
+	}
+	r.log.Info("pipeline starting", "position", start.String())
+	r.last = start
+	r.batches = make(chan []record.Record, r.o.Buffer)
+	r.readDone = make(chan error, 1)
+	r.timer = time.NewTimer(time.Hour)
+	r.timer.Stop()
+	defer r.timer.Stop()
+
+	var readCtx context.Context
+	readCtx, r.cancelRead = context.WithCancel(ctx)
+	readStarted = true
+	go r.read(readCtx, start)
+	r.obs.SetState(StateRunning, nil)
+
+	state, err := r.loop(ctx, opCtx, readCtx)
+	if err != nil {
+		return err
+	}
+	r.log.Info("pipeline "+state, "committed", r.last.String())
+	r.obs.SetState(state, nil)
+	return nil
+}
+
+// read runs the source in its own goroutine; a panic becomes an error so that one
+// broken connector cannot take the daemon down.
+func (r *runner) read(ctx context.Context, start record.Position) {
+	var err error
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("source panicked: %v\n%s", p, debug.Stack())
+		}
+		r.readDone <- err
+	}()
+	err = r.o.Source.Read(ctx, start, r.emitter(ctx))
+}
+
+// emitter returns the source's EmitFunc: it queues a batch, blocking while the
+// buffer is full, and gives up once the pipeline stops reading.
+func (r *runner) emitter(readCtx context.Context) connector.EmitFunc {
+	return func(ctx context.Context, recs []record.Record) error {
+		if len(recs) == 0 {
+			return nil
+		}
+		select {
+		case r.batches <- recs:
+			r.obs.Read(len(recs))
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-readCtx.Done():
+			return readCtx.Err()
+		}
+	}
+}
+
+// loop is the writer: strictly sequential, so at most one flush is in flight and it
+// is committed and acked before any new record is written.
+func (r *runner) loop(ctx, opCtx, readCtx context.Context) (string, error) {
+	for {
+		select {
+		case b := <-r.batches:
+			if err := r.write(opCtx, b); err != nil {
+				return "", err
+			}
+		case <-r.timer.C:
+			if err := r.commit(opCtx); err != nil {
+				return "", err
+			}
+		case err := <-r.readDone:
+			r.readEnded = true
+			if readCtx.Err() != nil {
+				// The source saw ctx end before we did; whatever it returned, this is a stop.
+				return r.finish(opCtx, StateStopped, err)
+			}
+			if err != nil {
+				return "", fmt.Errorf("read: %w", err)
+			}
+			return r.finish(opCtx, StateDone, nil)
+		case <-ctx.Done():
+			return r.finish(opCtx, StateStopped, nil)
+		}
+	}
+}
+
+// finish stops the source, writes every batch it had already emitted, and commits.
+func (r *runner) finish(opCtx context.Context, state string, readErr error) (string, error) {
+	r.cancelRead()
+	for !r.readEnded {
+		select {
+		case b := <-r.batches:
+			if err := r.write(opCtx, b); err != nil {
+				return "", err
+			}
+		case readErr = <-r.readDone:
+			r.readEnded = true
+		case <-opCtx.Done():
+			return "", fmt.Errorf("stop: source did not return from Read: %w", opCtx.Err())
+		}
+	}
+	if readErr != nil && !errors.Is(readErr, context.Canceled) {
+		r.log.Debug("source returned while stopping", "err", readErr)
+	}
+	// Read has returned, so every emit has completed: what is queued is all there is.
+	for drained := false; !drained; {
+		select {
+		case b := <-r.batches:
+			if err := r.write(opCtx, b); err != nil {
+				return "", err
+			}
+		default:
+			drained = true
+		}
+	}
+	if err := r.commit(opCtx); err != nil {
+		return "", err
+	}
+	return state, nil
+}
+
+// write hands one batch to the destination, then flushes if a limit is reached.
+func (r *runner) write(ctx context.Context, b []record.Record) error {
+	if len(b) == 0 {
+		return nil
+	}
+	prev := r.last
+	for i := range b {
+		if b[i].Pos.Compare(prev) <= 0 {
+			return connector.Permanent(fmt.Errorf("source emitted position %s after %s: positions must strictly increase", b[i].Pos, prev))
+		}
+		prev = b[i].Pos
+	}
+	_, before := r.o.Destination.Buffered()
+	if err := r.o.Destination.Write(ctx, b); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	rows, bytes := r.o.Destination.Buffered()
+	written := bytes - before
+	if written < 0 {
+		written = bytes
+	}
+	r.obs.Written(len(b), written)
+	r.last = prev
+	r.pendingTS = b[len(b)-1].CommitTS
+	if !r.pending {
+		r.pending = true
+		r.timer.Reset(r.o.Flush.Interval)
+	}
+	if rows >= r.o.Flush.Rows || bytes >= int64(r.o.Flush.Bytes) {
+		return r.commit(ctx)
+	}
+	return nil
+}
+
+// commit makes everything written durable, then records the offset, then tells the
+// source. Each step runs only if the one before succeeded (SPEC 5).
+func (r *runner) commit(ctx context.Context) error {
+	if !r.pending {
+		return nil
+	}
+	r.timer.Stop()
+	rows, bytes := r.o.Destination.Buffered()
+	t0 := time.Now()
+	if err := r.o.Destination.Flush(ctx); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	r.obs.Flushed(rows, bytes, time.Since(t0))
+	pos := r.last
+	if err := r.o.Store.Commit(ctx, r.o.Name, pos); err != nil {
+		return fmt.Errorf("commit %s: %w", pos, err)
+	}
+	r.pending = false
+	r.obs.Committed(pos, r.pendingTS)
+	if err := r.o.Source.Ack(ctx, pos); err != nil {
+		return fmt.Errorf("ack %s: %w", pos, err)
+	}
+	r.log.Debug("committed", "position", pos.String(), "rows", rows, "bytes", bytes)
+	return nil
+}
+
+// waitRead waits for the source's Read to return, but not forever: a source that
+// ignores cancellation must not keep the pipeline from closing it.
+func (r *runner) waitRead() {
+	if r.readEnded {
+		return
+	}
+	t := time.NewTimer(r.o.StopTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.batches: // unblocks nothing (emit watches readCtx) but frees memory
+		case <-r.readDone:
+			r.readEnded = true
+			return
+		case <-t.C:
+			r.log.Error("source did not return from Read after being stopped; closing it anyway", "timeout", r.o.StopTimeout)
+			return
+		}
+	}
+}
+
+// close releases source and destination without flushing.
+func (r *runner) close(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.StopTimeout)
+	defer cancel()
+	if err := r.o.Destination.Close(cctx); err != nil {
+		r.log.Warn("close destination", "err", err)
+	}
+	if err := r.o.Source.Close(cctx); err != nil {
+		r.log.Warn("close source", "err", err)
+	}
+}
