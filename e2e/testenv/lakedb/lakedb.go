@@ -1,0 +1,41 @@
+// Package lakedb opens an in-memory DuckDB for tests that read the lake back. It
+// lives apart from testenv because linking DuckDB adds seconds and tens of megabytes
+// to every test binary, and most tests that start servers never read Parquet.
+//
+// DuckDB's httpfs extension cannot be downloaded where the tests run, so tests copy
+// the lake to local files first (testenv.S3.Download) and read them with ParquetTree.
+package lakedb
+
+import (
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" driver
+)
+
+// DuckDB opens an in-memory DuckDB database, closed when the test ends.
+func DuckDB(t testing.TB) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatalf("lakedb: open duckdb: %v", err)
+	}
+	// One connection: an in-memory database is per connection in some drivers, and
+	// tests want every statement to see the same tables and settings.
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	if err := db.Ping(); err != nil {
+		t.Fatalf("lakedb: open duckdb: %v", err)
+	}
+	return db
+}
+
+// ParquetTree returns a DuckDB table expression reading every Parquet file under dir
+// as one Hive-partitioned table (date=YYYY-MM-DD folders become a column), for use
+// as `SELECT ... FROM ` + ParquetTree(dir).
+func ParquetTree(dir string) string {
+	glob := filepath.ToSlash(filepath.Join(dir, "**", "*.parquet"))
+	return "read_parquet('" + strings.ReplaceAll(glob, "'", "''") + "', hive_partitioning = true, union_by_name = true)"
+}
