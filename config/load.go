@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -35,11 +36,7 @@ const (
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, &Error{File: path, Msg: "cannot read the config file: " + err.Error()}
+		return nil, &Error{File: path, Msg: "cannot read the config file: " + unwrapPath(err).Error()}
 	}
 	return Parse(path, data, os.LookupEnv)
 }
@@ -123,9 +120,10 @@ func (d *decoder) config(body ast.Node) *Config {
 		{"server", func(e entry, p string) {
 			es, _ := d.mapping(e.value, p, e.line)
 			d.fields(es, p, []field{{"listen", func(e entry, p string) {
-				d.str(&cfg.Server.Listen)(e, p)
-				if msg := checkListen(cfg.Server.Listen); msg != "" {
-					d.errorf(e.line, e.col, p, "%s", msg)
+				if d.strOK(e, p, &cfg.Server.Listen) {
+					if msg := checkListen(cfg.Server.Listen); msg != "" {
+						d.errorf(e.line, e.col, p, "%s", msg)
+					}
 				}
 			}}}, nil, "server")
 		}},
@@ -135,8 +133,8 @@ func (d *decoder) config(body ast.Node) *Config {
 		}},
 		{"connectors", func(e entry, p string) {
 			sawConnectors = true
-			es, _ := d.mapping(e.value, p, e.line)
-			if len(es) == 0 {
+			es, ok := d.mapping(e.value, p, e.line)
+			if ok && len(es) == 0 {
 				d.errorf(e.line, e.col, p, "at least one connector is required")
 			}
 			for _, ce := range es {
@@ -413,18 +411,50 @@ func (d *decoder) secretFields(key string, dst *string, s *secret) []field {
 			if !filepath.IsAbs(name) {
 				name = filepath.Join(d.dir, name)
 			}
-			data, err := os.ReadFile(name)
+			data, err := readSecret(name)
 			if err != nil {
-				var pe *fs.PathError
-				if errors.As(err, &pe) {
-					err = pe.Err
-				}
 				d.errorf(e.line, e.col, p, "cannot read %s: %v", name, err)
 				return
 			}
 			*dst = strings.TrimRight(string(data), "\r\n")
 		}},
 	}
+}
+
+// maxSecret bounds a secret file: anything larger is a mistake (a wrong path), and
+// reading a device such as /dev/zero must not hang the loader.
+const maxSecret = 64 << 10
+
+func readSecret(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxSecret+1))
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	if len(data) > maxSecret {
+		return nil, fmt.Errorf("larger than %d KiB", maxSecret>>10)
+	}
+	return data, nil
+}
+
+// unwrapPath drops the path from an *fs.PathError, which the caller already names.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func (d *decoder) checkSecret(s *secret, path string) {
@@ -435,7 +465,7 @@ func (d *decoder) checkSecret(s *secret, path string) {
 
 type postgresState struct {
 	dsn, password               secret
-	tablesSet                   bool
+	tablesSet, tablesOK         bool
 	tablesLine, tablesCol       int
 	tableLines                  []int
 	slotLine, pubLine, snapLine int
@@ -449,26 +479,29 @@ func (d *decoder) postgresFields(ps *PostgresSource, st *postgresState) []field 
 	fs = append(fs,
 		field{"tables", func(e entry, p string) {
 			st.tablesSet, st.tablesLine, st.tablesCol = true, e.line, e.col
-			ps.Tables, st.tableLines, _ = d.stringList(e, p)
+			ps.Tables, st.tableLines, st.tablesOK = d.stringList(e, p)
 		}},
 		field{"slot", func(e entry, p string) {
-			d.str(&ps.Slot)(e, p)
 			st.slotSet = true
-			if msg := checkPGIdent(ps.Slot); msg != "" {
-				d.errorf(e.line, e.col, p, "%s", msg)
+			if d.strOK(e, p, &ps.Slot) {
+				if msg := checkPGIdent(ps.Slot); msg != "" {
+					d.errorf(e.line, e.col, p, "%s", msg)
+				}
 			}
 		}},
 		field{"publication", func(e entry, p string) {
-			d.str(&ps.Publication)(e, p)
 			st.pubSet = true
-			if msg := checkPGIdent(ps.Publication); msg != "" {
-				d.errorf(e.line, e.col, p, "%s", msg)
+			if d.strOK(e, p, &ps.Publication) {
+				if msg := checkPGIdent(ps.Publication); msg != "" {
+					d.errorf(e.line, e.col, p, "%s", msg)
+				}
 			}
 		}},
 		field{"snapshot", func(e entry, p string) {
-			d.str(&ps.Snapshot)(e, p)
-			if msg := checkSnapshot(ps.Snapshot); msg != "" {
-				d.errorf(e.line, e.col, p, "%s", msg)
+			if d.strOK(e, p, &ps.Snapshot) {
+				if msg := checkSnapshot(ps.Snapshot); msg != "" {
+					d.errorf(e.line, e.col, p, "%s", msg)
+				}
 			}
 		}},
 		field{"heartbeat", func(e entry, p string) {
@@ -502,7 +535,7 @@ func (d *decoder) finishPostgres(ps *PostgresSource, st *postgresState, path, na
 			d.errorf(st.dsn.line, st.dsn.col, joinPath(path, "dsn"), "%s", msg)
 		}
 	}
-	d.checkTables(ps.Tables, st.tablesSet, st.tablesLine, st.tablesCol, st.tableLines, path, se)
+	d.checkTables(ps.Tables, st.tablesSet, st.tablesOK, st.tablesLine, st.tablesCol, st.tableLines, path, se)
 	def := "connectd_" + sanitizeIdent(name)
 	if !st.slotSet || ps.Slot == "" {
 		ps.Slot = def
@@ -526,7 +559,7 @@ func (d *decoder) finishPostgres(ps *PostgresSource, st *postgresState, path, na
 
 type mysqlState struct {
 	dsn, password         secret
-	tablesSet             bool
+	tablesSet, tablesOK   bool
 	tablesLine, tablesCol int
 	tableLines            []int
 	serverIDSet           bool
@@ -549,12 +582,13 @@ func (d *decoder) mysqlFields(ms *MySQLSource, st *mysqlState) []field {
 		}},
 		field{"tables", func(e entry, p string) {
 			st.tablesSet, st.tablesLine, st.tablesCol = true, e.line, e.col
-			ms.Tables, st.tableLines, _ = d.stringList(e, p)
+			ms.Tables, st.tableLines, st.tablesOK = d.stringList(e, p)
 		}},
 		field{"snapshot", func(e entry, p string) {
-			d.str(&ms.Snapshot)(e, p)
-			if msg := checkSnapshot(ms.Snapshot); msg != "" {
-				d.errorf(e.line, e.col, p, "%s", msg)
+			if d.strOK(e, p, &ms.Snapshot) {
+				if msg := checkSnapshot(ms.Snapshot); msg != "" {
+					d.errorf(e.line, e.col, p, "%s", msg)
+				}
 			}
 		}},
 	)
@@ -577,17 +611,20 @@ func (d *decoder) finishMySQL(ms *MySQLSource, st *mysqlState, path string, se e
 	if !st.serverIDSet {
 		d.errorf(se.line, se.col, joinPath(path, "server_id"), "required: a number > 0, unique among the server's replicas")
 	}
-	d.checkTables(ms.Tables, st.tablesSet, st.tablesLine, st.tablesCol, st.tableLines, path, se)
+	d.checkTables(ms.Tables, st.tablesSet, st.tablesOK, st.tablesLine, st.tablesCol, st.tableLines, path, se)
 	if ms.Snapshot == "" {
 		ms.Snapshot = SnapshotInitial
 	}
 }
 
-func (d *decoder) checkTables(tables []string, set bool, line, col int, lines []int, path string, se entry) {
+func (d *decoder) checkTables(tables []string, set, ok bool, line, col int, lines []int, path string, se entry) {
 	p := joinPath(path, "tables")
 	if !set {
 		d.errorf(se.line, se.col, p, "required: the tables to capture, e.g. [public.orders, \"public.line_*\"]")
 		return
+	}
+	if !ok {
+		return // already reported
 	}
 	if len(tables) == 0 {
 		d.errorf(line, col, p, "must list at least one table")
@@ -616,9 +653,8 @@ type pluginState struct {
 func (d *decoder) pluginFields(pc *PluginConfig, st *pluginState) []field {
 	return []field{
 		{"name", func(e entry, p string) {
-			d.str(&pc.Name)(e, p)
 			st.nameLine, st.nameCol = e.line, e.col
-			if strings.ContainsAny(pc.Name, `/\`) {
+			if d.strOK(e, p, &pc.Name) && strings.ContainsAny(pc.Name, `/\`) {
 				d.errorf(e.line, e.col, p, "must be a plain name found in plugins.dir; use path: for an explicit executable")
 			}
 		}},
@@ -627,8 +663,7 @@ func (d *decoder) pluginFields(pc *PluginConfig, st *pluginState) []field {
 			st.pathLine, st.pathCol = e.line, e.col
 		}},
 		{"sha256", func(e entry, p string) {
-			d.str(&pc.SHA256)(e, p)
-			if !isHex64(pc.SHA256) {
+			if d.strOK(e, p, &pc.SHA256) && !isHex64(pc.SHA256) {
 				d.errorf(e.line, e.col, p, "must be 64 hexadecimal characters (the output of sha256sum)")
 			}
 		}},
@@ -671,9 +706,10 @@ func (d *decoder) parquetFields(pq *ParquetDestination, st *parquetState) []fiel
 			es, _ := d.mapping(e.value, p, e.line)
 			fs := []field{
 				{"endpoint", func(e entry, p string) {
-					d.str(&pq.S3.Endpoint)(e, p)
-					if msg := checkEndpoint(pq.S3.Endpoint); msg != "" {
-						d.errorf(e.line, e.col, p, "%s", msg)
+					if d.strOK(e, p, &pq.S3.Endpoint) {
+						if msg := checkEndpoint(pq.S3.Endpoint); msg != "" {
+							d.errorf(e.line, e.col, p, "%s", msg)
+						}
 					}
 				}},
 				{"region", d.str(&pq.S3.Region)},
@@ -689,7 +725,9 @@ func (d *decoder) parquetFields(pq *ParquetDestination, st *parquetState) []fiel
 			}
 		}},
 		{"compression", func(e entry, p string) {
-			d.str(&pq.Compression)(e, p)
+			if !d.strOK(e, p, &pq.Compression) {
+				return
+			}
 			switch pq.Compression {
 			case "zstd", "snappy", "gzip", "none", "":
 			default:

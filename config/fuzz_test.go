@@ -1,0 +1,66 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzParse feeds arbitrary bytes to the loader: it must return a config or errors
+// that name the file, never panic or hang. Seeds are the example configs, the test
+// configs and the corpus in testdata/fuzz/FuzzParse.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{validPostgres, validMySQL, "", "a: ${X", "x: &a [*a]", "<<: {a: 1}"} {
+		f.Add([]byte(s))
+	}
+	files, _ := filepath.Glob("../configs/*.yaml")
+	for _, p := range files {
+		if data, err := os.ReadFile(p); err == nil {
+			f.Add(data)
+		}
+	}
+	lookup := env("PG_DSN", "postgres://u@h/db", "X", "[a.b]", "EMPTY", "")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse("f.yaml", data, lookup)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error %T is not a config error: %v", err, err)
+			}
+			var es Errors
+			if errors.As(err, &es) {
+				for _, e := range es {
+					if e.File != "f.yaml" || e.Msg == "" {
+						t.Fatalf("error without file or message: %#v", e)
+					}
+				}
+			} else if e.File != "f.yaml" || e.Msg == "" {
+				t.Fatalf("error without file or message: %#v", e)
+			}
+			return
+		}
+		if cfg == nil || cfg.Offsets == "" || len(cfg.Order) == 0 || len(cfg.Order) != len(cfg.Connectors) {
+			t.Fatalf("accepted an incomplete config: %+v", cfg)
+		}
+		for _, name := range cfg.Order {
+			c := cfg.Connectors[name]
+			s, d := c.Source, c.Destination
+			typed := 0
+			for _, ok := range []bool{s.Postgres != nil, s.MySQL != nil, s.Plugin != nil} {
+				if ok {
+					typed++
+				}
+			}
+			if typed != 1 || (d.Parquet == nil) == (d.Plugin == nil) {
+				t.Fatalf("connector %s accepted without exactly one typed source and destination: %+v", name, c)
+			}
+			if d.Flush.Rows <= 0 || d.Flush.Bytes <= 0 || d.Flush.Interval <= 0 {
+				t.Fatalf("connector %s has no flush limits: %+v", name, d.Flush)
+			}
+			if p := s.Postgres; p != nil && (checkPGIdent(p.Slot) != "" || checkPGIdent(p.Publication) != "" || len(p.Tables) == 0) {
+				t.Fatalf("connector %s accepted with invalid postgres settings: %+v", name, p)
+			}
+		}
+	})
+}
