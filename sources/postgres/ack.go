@@ -1,0 +1,113 @@
+package postgres
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/connectd/connectd/record"
+	"github.com/jackc/pglogrepl"
+)
+
+// txnMark is a delivered transaction: the position of its last record and the LSN
+// just past its commit record, which is what the slot may be told once that record
+// is durable.
+type txnMark struct {
+	last record.Position
+	end  pglogrepl.LSN
+}
+
+// acks tracks what the pipeline has made durable and derives the LSN the slot may
+// confirm. The reader goroutine adds transactions; Ack calls come from the pipeline.
+type acks struct {
+	mu      sync.Mutex
+	queue   []txnMark
+	emitted record.Position // last position handed to emit
+	acked   record.Position // last position the pipeline acked
+	confirm pglogrepl.LSN   // never beyond the end of a fully acked transaction
+}
+
+// reset starts tracking for a new Read: confirmed is the slot's current
+// confirmed_flush_lsn, start the committed position the Read began at.
+func (a *acks) reset(confirmed pglogrepl.LSN, start record.Position) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.queue = a.queue[:0]
+	a.emitted = start
+	a.acked = start
+	if confirmed > a.confirm {
+		a.confirm = confirmed
+	}
+}
+
+// setEmitted records the last position handed to the pipeline.
+func (a *acks) setEmitted(p record.Position) {
+	a.mu.Lock()
+	a.emitted = p
+	a.mu.Unlock()
+}
+
+// committed queues a transaction whose records (if any) end at last. A transaction
+// without records passes last = nil and becomes confirmable as soon as everything
+// queued before it is.
+func (a *acks) committed(last record.Position, end pglogrepl.LSN) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if last == nil && len(a.queue) > 0 {
+		last = a.queue[len(a.queue)-1].last
+	}
+	a.queue = append(a.queue, txnMark{last: last, end: end})
+	a.advance()
+}
+
+// ack records that everything up to pos is durable and reports whether the
+// confirmable LSN moved.
+func (a *acks) ack(pos record.Position) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if bytes.Compare(pos, a.acked) > 0 {
+		a.acked = append(record.Position(nil), pos...)
+	}
+	before := a.confirm
+	a.advance()
+	return a.confirm > before
+}
+
+func (a *acks) advance() {
+	i := 0
+	for ; i < len(a.queue) && bytes.Compare(a.queue[i].last, a.acked) <= 0; i++ {
+		if a.queue[i].end > a.confirm {
+			a.confirm = a.queue[i].end
+		}
+	}
+	if i > 0 {
+		n := copy(a.queue, a.queue[i:])
+		clear(a.queue[n:])
+		a.queue = a.queue[:n]
+	}
+}
+
+// idle lets the slot follow the server's WAL while nothing delivered is unacked and
+// no transaction is being read: WAL up to serverEnd holds nothing for us then.
+func (a *acks) idle(serverEnd pglogrepl.LSN) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.queue) > 0 || bytes.Compare(a.emitted, a.acked) > 0 || serverEnd <= a.confirm {
+		return false
+	}
+	a.confirm = serverEnd
+	return true
+}
+
+// confirmed is the LSN the slot may be told.
+func (a *acks) confirmed() pglogrepl.LSN {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.confirm
+}
+
+// pending reports whether delivered records await an ack.
+func (a *acks) pending() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.queue) > 0 || bytes.Compare(a.emitted, a.acked) > 0
+}

@@ -1,0 +1,388 @@
+// Package postgres is the `postgres` source: an initial snapshot read with COPY inside
+// the exported snapshot of a new logical replication slot, then the slot's changes
+// streamed with pgoutput (protocol 1, text values), one record per row change.
+// See README.md for what it creates on the server and how positions are laid out.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/record"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Kind is the postgres source kind; register it as "postgres".
+type Kind struct{}
+
+// Open validates the config; Read connects.
+func (Kind) Open(_ context.Context, p connector.SourceParams) (connector.Source, error) {
+	st, err := settingsFrom(p)
+	if err != nil {
+		return nil, err
+	}
+	log := p.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	status := p.Status
+	if status == nil {
+		status = connector.NopStatus{}
+	}
+	return &Source{
+		st:     st,
+		mode:   p.Mode,
+		log:    log.With("source", "postgres", "slot", st.slot),
+		status: status,
+		stop:   make(chan struct{}),
+	}, nil
+}
+
+// Source reads one connector's tables. Read runs on one goroutine; Ack, Close and
+// DescribePosition may be called from others.
+type Source struct {
+	st     settings
+	mode   connector.Mode
+	log    *slog.Logger
+	status connector.Status
+
+	// Owned by the Read goroutine.
+	conn    *pgx.Conn
+	cat     *catalog
+	shapes  map[string]*tableShape // latest shape per qualified table name
+	warned  map[string]bool        // columns already warned about (unknown type)
+
+	mu         sync.Mutex // guards tableNames
+	tableNames []string   // snapshot table ordinals -> names, for DescribePosition
+
+	ack acks
+
+	// sendMu serialises writes on the replication connection: the reader answers
+	// keepalives, Ack confirms, and the keeper goroutine reports every statusInterval.
+	sendMu    sync.Mutex
+	repl      *pgconn.PgConn
+	streaming bool // repl is in COPY BOTH mode: status updates may be sent
+	closed    bool
+	keeperOn  bool
+	stop      chan struct{}
+}
+
+// statusInterval bounds the time between standby status updates. The keeper sends
+// them even while emit blocks, so wal_sender_timeout never fires under backpressure.
+const statusInterval = 10 * time.Second
+
+// DescribePosition renders pos for `connectd offsets show`.
+func (s *Source) DescribePosition(pos record.Position) string {
+	return describePosition(pos, func(i uint32) string {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if int(i) < len(s.tableNames) {
+			return s.tableNames[i]
+		}
+		return ""
+	})
+}
+
+// Read delivers the snapshot (when due) and then the stream; see the package doc.
+func (s *Source) Read(ctx context.Context, start record.Position, emit connector.EmitFunc) error {
+	if err := s.open(ctx); err != nil {
+		return err
+	}
+	var target pglogrepl.LSN
+	if s.mode == connector.ModeSync {
+		var lsn string
+		if err := s.conn.QueryRow(ctx, "SELECT pg_catalog.pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+			return classify("read pg_current_wal_lsn()", err)
+		}
+		var err error
+		if target, err = pglogrepl.ParseLSN(lsn); err != nil {
+			return fmt.Errorf("postgres: parse wal lsn %q: %w", lsn, err)
+		}
+	}
+	level, err := s.cat.walLevel(ctx)
+	if err != nil {
+		return err
+	}
+	if level != "logical" {
+		return permanentf("wal_level is %q, logical decoding needs \"logical\"; fix: ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL", level)
+	}
+	tables, err := s.selectTables(ctx)
+	if err != nil {
+		return err
+	}
+	if changed, err := s.cat.ensurePublication(ctx, s.st.publication, tables); err != nil {
+		return err
+	} else if changed != "" {
+		s.log.Info("publication "+changed, "publication", s.st.publication, "tables", len(tables))
+	}
+	slot, err := s.cat.slot(ctx, s.st.slot)
+	if err != nil {
+		return err
+	}
+	if slot.exists && (slot.slotType != "logical" || slot.plugin != "pgoutput" || slot.database != s.conn.Config().Database) {
+		return permanentf("replication slot %s exists but is a %s slot for plugin %q in database %q; connectd needs a logical pgoutput slot in %q: drop it (SELECT pg_drop_replication_slot('%s');) or choose another slot name",
+			s.st.slot, slot.slotType, slot.plugin, slot.database, s.conn.Config().Database, s.st.slot)
+	}
+
+	snapshot, epoch := false, uint32(1)
+	switch sp, isSnap := parseSnapshotPos(start); {
+	case start == nil:
+		snapshot = s.st.wantsSnapshot()
+		if snapshot && slot.exists {
+			s.log.Info("dropping the replication slot an earlier run left behind without committing anything; it is created again for a new snapshot")
+		}
+	case isSnap && sp.done:
+		if s.st.snapshot == config.SnapshotInitialOnly {
+			s.log.Info("snapshot already complete; snapshot: initial_only streams nothing")
+			return nil
+		}
+		if !slot.exists {
+			return s.slotGone(start)
+		}
+	case isSnap:
+		snapshot, epoch = true, sp.epoch+1
+		s.log.Warn("the previous snapshot was interrupted; taking it again from the start, so rows it already delivered may appear twice (with new positions)",
+			"interrupted_at", s.DescribePosition(start), "epoch", epoch)
+	default:
+		if _, _, ok := parseStreamPos(start); !ok {
+			return permanentf("position %s is not a postgres source position; run `connectd offsets reset` to start again", start)
+		}
+		if !slot.exists {
+			return s.slotGone(start)
+		}
+	}
+
+	if snapshot {
+		if slot.exists {
+			if err := pglogrepl.DropReplicationSlot(ctx, s.repl, s.st.slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
+				return classify("drop replication slot "+s.st.slot, err)
+			}
+		}
+		res, err := pglogrepl.CreateReplicationSlot(ctx, s.repl, s.st.slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
+			Mode:           pglogrepl.LogicalReplication,
+			SnapshotAction: "EXPORT_SNAPSHOT",
+			// initial_only never streams, so its slot must not outlive the snapshot
+			// and hold WAL back.
+			Temporary: s.st.snapshot == config.SnapshotInitialOnly,
+		})
+		if err != nil {
+			return classify("create replication slot "+s.st.slot, err)
+		}
+		cp, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+		if err != nil {
+			return fmt.Errorf("postgres: slot %s consistent point %q: %w", s.st.slot, res.ConsistentPoint, err)
+		}
+		s.log.Info("replication slot created", "consistent_point", cp.String(), "snapshot", res.SnapshotName)
+		slot = slotInfo{exists: true, confirmed: cp}
+		if err := s.snapshot(ctx, res.SnapshotName, epoch, tables, emit); err != nil {
+			return err
+		}
+		if s.st.snapshot == config.SnapshotInitialOnly {
+			return nil
+		}
+		start = nil
+	} else if !slot.exists {
+		res, err := pglogrepl.CreateReplicationSlot(ctx, s.repl, s.st.slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
+			Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT",
+		})
+		if err != nil {
+			return classify("create replication slot "+s.st.slot, err)
+		}
+		cp, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+		if err != nil {
+			return fmt.Errorf("postgres: slot %s consistent point %q: %w", s.st.slot, res.ConsistentPoint, err)
+		}
+		s.log.Info("replication slot created (no snapshot)", "consistent_point", cp.String())
+		slot = slotInfo{exists: true, confirmed: cp}
+	}
+
+	if s.mode == connector.ModeSync && slot.confirmed >= target {
+		// Everything committed before target is at or before the slot's confirmed
+		// point, so it was delivered (by the snapshot or an earlier run).
+		return nil
+	}
+	return s.stream(ctx, start, slot.confirmed, target, emit)
+}
+
+func (s *Source) slotGone(start record.Position) error {
+	return permanentf("replication slot %s is gone; positions since %s are lost; run `connectd offsets reset` to snapshot again", s.st.slot, s.DescribePosition(start))
+}
+
+// open connects both connections, closing any left by an earlier Read.
+func (s *Source) open(ctx context.Context) error {
+	s.closeConns(ctx)
+	conn, err := connect(ctx, s.st)
+	if err != nil {
+		return err
+	}
+	cat, err := newCatalog(ctx, conn)
+	if err != nil {
+		conn.Close(ctx)
+		return err
+	}
+	if cat.version < 100000 {
+		conn.Close(ctx)
+		return permanentf("server version %d is too old: logical replication with pgoutput needs PostgreSQL 10 or later", cat.version)
+	}
+	repl, err := connectReplication(ctx, s.st)
+	if err != nil {
+		conn.Close(ctx)
+		return err
+	}
+	s.conn, s.cat = conn, cat
+	s.sendMu.Lock()
+	s.repl, s.streaming = repl, false
+	s.sendMu.Unlock()
+	if s.shapes == nil {
+		s.shapes = map[string]*tableShape{}
+		s.warned = map[string]bool{}
+	}
+	return nil
+}
+
+// selectTables resolves the configured patterns, checks every table can be
+// streamed, and builds the snapshot schemas.
+func (s *Source) selectTables(ctx context.Context) ([]table, error) {
+	all, err := s.cat.allTables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tables, _, err := matchTables(all, s.st.tables)
+	if err != nil {
+		return nil, err
+	}
+	var problems []error
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t.qualified()
+		cols, err := s.cat.columns(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		key, err := keyColumns(t, cols)
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		sh, err := s.cat.shape(ctx, t.schema, t.name, cols, key)
+		if err != nil {
+			return nil, err
+		}
+		s.adoptShape(sh)
+	}
+	if len(problems) > 0 {
+		return nil, connector.Permanent(errors.Join(problems...))
+	}
+	s.mu.Lock()
+	s.tableNames = names
+	s.mu.Unlock()
+	return tables, nil
+}
+
+// adoptShape makes sh the table's current shape, keeping the previous *Schema when
+// nothing changed and counting versions otherwise. It returns the shape in use.
+func (s *Source) adoptShape(sh *tableShape) *tableShape {
+	name := sh.schema.QualifiedName()
+	if old, ok := s.shapes[name]; ok {
+		if sameShape(old.schema, sh.schema) {
+			return old
+		}
+		sh.schema.Version = old.schema.Version + 1
+		s.log.Info("schema changed", "table", name, "version", sh.schema.Version)
+	}
+	for i, known := range sh.known {
+		col := sh.schema.Columns[i]
+		if key := name + "." + col.Name; !known && !s.warned[key] {
+			s.warned[key] = true
+			s.log.Warn("column type has no mapping; its values are kept as the server's text", "table", name, "column", col.Name, "type", col.SourceType)
+		}
+	}
+	s.shapes[name] = sh
+	return sh
+}
+
+// Ack confirms to the slot the end of every transaction delivered up to pos.
+func (s *Source) Ack(ctx context.Context, pos record.Position) error {
+	if s.ack.ack(pos) {
+		return s.sendStatus(ctx, false)
+	}
+	return nil
+}
+
+// sendStatus reports the confirmable LSN (as written, flushed and applied).
+func (s *Source) sendStatus(ctx context.Context, reply bool) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if !s.streaming || s.closed || s.repl == nil {
+		return nil
+	}
+	lsn := s.ack.confirmed()
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, s.repl, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: lsn, WALFlushPosition: lsn, WALApplyPosition: lsn, ReplyRequested: reply,
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: send standby status update (confirm %s): %w", lsn, err)
+	}
+	return nil
+}
+
+// startKeeper runs the goroutine that reports status every statusInterval until Close.
+func (s *Source) startKeeper() {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if s.keeperOn || s.closed {
+		return
+	}
+	s.keeperOn = true
+	go func() {
+		t := time.NewTicker(statusInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				if err := s.sendStatus(context.Background(), false); err != nil {
+					s.log.Debug("periodic status update failed", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// Close closes both connections. The slot and the publication stay: they are the
+// connector's position on the server.
+func (s *Source) Close(ctx context.Context) error {
+	s.sendMu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.stop)
+	}
+	s.sendMu.Unlock()
+	s.closeConns(ctx)
+	return nil
+}
+
+func (s *Source) closeConns(ctx context.Context) {
+	s.sendMu.Lock()
+	repl := s.repl
+	s.repl, s.streaming = nil, false
+	s.sendMu.Unlock()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if repl != nil {
+		_ = repl.Close(cctx)
+	}
+	if s.conn != nil {
+		_ = s.conn.Close(cctx)
+		s.conn = nil
+	}
+}
