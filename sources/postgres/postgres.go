@@ -55,10 +55,10 @@ type Source struct {
 	status connector.Status
 
 	// Owned by the Read goroutine.
-	conn    *pgx.Conn
-	cat     *catalog
-	shapes  map[string]*tableShape // latest shape per qualified table name
-	warned  map[string]bool        // columns already warned about (unknown type)
+	conn   *pgx.Conn
+	cat    *catalog
+	shapes map[string]*tableShape // latest shape per qualified table name
+	warned map[string]bool        // columns already warned about (unknown type)
 
 	mu         sync.Mutex // guards tableNames
 	tableNames []string   // snapshot table ordinals -> names, for DescribePosition
