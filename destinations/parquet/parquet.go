@@ -1,0 +1,417 @@
+// Package parquet is the parquet destination (SPEC sections 4 and 5): it writes
+// records as Hive-partitioned Parquet files below a file:// directory or an s3://
+// prefix, one file per table, UTC date and schema version between two flushes,
+// named after the position of the file's first record so that a replay after a
+// crash rewrites the same names instead of adding duplicates.
+package parquet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/compress/gzip"
+	"github.com/parquet-go/parquet-go/compress/snappy"
+	"github.com/parquet-go/parquet-go/compress/uncompressed"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/record"
+)
+
+// Kind is the parquet destination type; it implements connector.DestinationKind.
+type Kind struct{}
+
+var _ connector.DestinationKind = Kind{}
+
+// Row group bounds. A row group is what a reader decodes in one piece and the unit
+// of its parallelism; the writer holds the current one in memory (compressed pages
+// plus one uncompressed page per column), so these also bound memory per open file.
+const (
+	rowGroupRows  = 128 << 10
+	rowGroupBytes = 32 << 20
+	// memoryBudget bounds the in-memory row groups of all open files together:
+	// past it, every open file writes its row group out.
+	memoryBudget = 256 << 20
+	// pageBytes is the uncompressed page size per column.
+	pageBytes = 256 << 10
+)
+
+// Open starts a destination. p.Config.Parquet must be set.
+func (Kind) Open(ctx context.Context, p connector.DestinationParams) (connector.Destination, error) {
+	cfg := p.Config.Parquet
+	if cfg == nil {
+		return nil, errors.New("parquet: destination has no parquet settings")
+	}
+	log := p.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	codec, err := codecOf(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
+	loc, err := parseLocation(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parquet: %w", err)
+	}
+	name := p.Name
+	if name == "" {
+		name = "default"
+	}
+	var st store
+	switch loc.scheme {
+	case "file":
+		st, err = newLocalStore(loc, name)
+	case "s3":
+		st, err = newS3Store(ctx, loc, cfg.S3, name, log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Destination{
+		store:   st,
+		log:     log,
+		codec:   codec,
+		schemas: map[*record.Schema]*schemaEntry{},
+		byFP:    map[string]*fileSchema{},
+		files:   map[fileKey]*openFile{},
+		warned:  map[string]bool{},
+	}, nil
+}
+
+func codecOf(name string) (compress.Codec, error) {
+	switch name {
+	case "", "zstd":
+		// The fastest level: snapshot throughput is the benchmark, and it still
+		// compresses typical rows several times over.
+		return &zstd.Codec{Level: zstd.SpeedFastest}, nil
+	case "snappy":
+		return &snappy.Codec{}, nil
+	case "gzip":
+		return &gzip.Codec{Level: gzip.DefaultCompression}, nil
+	case "none":
+		return &uncompressed.Codec{}, nil
+	}
+	return nil, fmt.Errorf("parquet: compression %q: want zstd, snappy, gzip or none", name)
+}
+
+// Destination writes records as Parquet files. Write, Flush and Close are called
+// from one goroutine; Buffered may be called from any.
+type Destination struct {
+	store store
+	log   *slog.Logger
+	codec compress.Codec
+
+	schemas map[*record.Schema]*schemaEntry
+	byFP    map[string]*fileSchema
+	files   map[fileKey]*openFile
+	order   []*openFile   // open files in the order they were opened
+	pending []*closedFile // closed files not yet durable (a failed Flush)
+	seq     int           // names staging files
+	warned  map[string]bool
+
+	// last is the file of the previous record: consecutive records of one table
+	// skip the map lookup.
+	last       *openFile
+	lastSchema *record.Schema
+	lastDay    int64
+
+	rows  atomic.Int64
+	bytes atomic.Int64
+}
+
+type schemaEntry struct {
+	fs *fileSchema
+	fp string
+}
+
+// fileKey identifies the one open file a record goes to.
+type fileKey struct {
+	namespace, table string
+	day              int64
+	fingerprint      string
+}
+
+type openFile struct {
+	key     fileKey
+	fs      *fileSchema
+	rel     string // final path below the root
+	staging string
+	file    *os.File
+	out     countingWriter
+	w       *parquet.Writer
+	batch   rowBatch
+	rows    int64
+	mem     int64 // estimate of what the writer holds in memory
+}
+
+// countingWriter counts what the parquet writer has written to the staging file.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Write appends records to the open files. After an error the destination must be
+// closed: the batch may be partly written.
+func (d *Destination) Write(ctx context.Context, recs []record.Record) error {
+	var touched []*openFile
+	for i := range recs {
+		r := &recs[i]
+		if r.Schema == nil {
+			return fmt.Errorf("parquet: record at %s has no schema", r.Pos)
+		}
+		if len(r.Pos) == 0 {
+			return fmt.Errorf("parquet: %s: record has no position", r.Schema.QualifiedName())
+		}
+		day := utcDay(r.CommitTS)
+		f := d.last
+		if f == nil || r.Schema != d.lastSchema || day != d.lastDay {
+			var err error
+			if f, err = d.fileFor(r, day); err != nil {
+				return err
+			}
+			d.last, d.lastSchema, d.lastDay = f, r.Schema, day
+		}
+		if f.batch.len() == 0 {
+			touched = append(touched, f)
+		}
+		if err := f.batch.appendRecord(f.fs, r); err != nil {
+			return fmt.Errorf("parquet: %s at %s: %w", r.Schema.QualifiedName(), r.Pos, err)
+		}
+		f.rows++
+		if f.batch.len() >= batchRows {
+			if err := d.writeBatch(f); err != nil {
+				return err
+			}
+		}
+		if i&1023 == 1023 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	for _, f := range touched {
+		if f.batch.len() > 0 {
+			if err := d.writeBatch(f); err != nil {
+				return err
+			}
+		}
+	}
+	d.rows.Add(int64(len(recs)))
+	return d.boundMemory()
+}
+
+// warnDecimal logs, once per column, a DECIMAL value that had to be written as null.
+func (d *Destination) warnDecimal(s *record.Schema, column, value string) {
+	key := s.QualifiedName() + "." + column
+	if d.warned[key] {
+		return
+	}
+	d.warned[key] = true
+	d.log.Warn("parquet: DECIMAL cannot hold this value; writing null (logged once per column)",
+		"table", s.QualifiedName(), "column", column, "value", value)
+}
+
+func (d *Destination) writeBatch(f *openFile) error {
+	_, err := f.w.WriteRows(f.batch.parquetRows())
+	f.batch.reset()
+	if err != nil {
+		return fmt.Errorf("parquet: write %s: %w", f.rel, err)
+	}
+	return nil
+}
+
+// boundMemory writes out row groups that grew past rowGroupBytes, or all of them
+// when the open files together hold more than memoryBudget, and refreshes the byte
+// count Buffered reports.
+func (d *Destination) boundMemory() error {
+	var total, mem int64
+	for _, f := range d.order {
+		f.mem = max(f.w.Size()-f.out.n, 0)
+		if f.mem >= rowGroupBytes {
+			if err := d.flushRowGroup(f); err != nil {
+				return err
+			}
+		}
+		mem += f.mem
+	}
+	if mem > memoryBudget {
+		for _, f := range d.order {
+			if f.mem > 0 {
+				if err := d.flushRowGroup(f); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, f := range d.order {
+		total += f.out.n + f.mem
+	}
+	for _, f := range d.pending {
+		total += f.size
+	}
+	d.bytes.Store(total)
+	return nil
+}
+
+func (d *Destination) flushRowGroup(f *openFile) error {
+	if err := f.w.Flush(); err != nil {
+		return fmt.Errorf("parquet: write %s: %w", f.rel, err)
+	}
+	f.mem = max(f.w.Size()-f.out.n, 0)
+	return nil
+}
+
+// fileFor finds or opens the file for a record.
+func (d *Destination) fileFor(r *record.Record, day int64) (*openFile, error) {
+	se := d.schemas[r.Schema]
+	if se == nil {
+		fp := r.Schema.Fingerprint()
+		fs := d.byFP[fp]
+		if fs == nil {
+			var err error
+			if fs, err = buildSchema(r.Schema); err != nil {
+				return nil, fmt.Errorf("parquet: %s: %w", r.Schema.QualifiedName(), err)
+			}
+			d.byFP[fp] = fs
+		}
+		// Sources share one *Schema per table version; the bound only guards
+		// against one that does not.
+		if len(d.schemas) > 10000 {
+			clear(d.schemas)
+		}
+		se = &schemaEntry{fs: fs, fp: fp}
+		d.schemas[r.Schema] = se
+	}
+	key := fileKey{namespace: r.Schema.Namespace, table: r.Schema.Table, day: day, fingerprint: se.fp}
+	if f := d.files[key]; f != nil {
+		return f, nil
+	}
+	if key.namespace == "" || key.table == "" {
+		return nil, fmt.Errorf("parquet: record at %s has an empty namespace or table name", r.Pos)
+	}
+	f, err := d.openFile(key, se.fs, r)
+	if err != nil {
+		return nil, err
+	}
+	d.files[key] = f
+	d.order = append(d.order, f)
+	return f, nil
+}
+
+func (d *Destination) openFile(key fileKey, fs *fileSchema, first *record.Record) (*openFile, error) {
+	d.seq++
+	staging := filepath.Join(d.store.stagingDir(), strconv.Itoa(d.seq)+".parquet.tmp")
+	file, err := os.OpenFile(staging, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("parquet: create staging file: %w", err)
+	}
+	f := &openFile{
+		key:     key,
+		fs:      fs,
+		rel:     partitionDir(key.namespace, key.table, key.day) + "/" + fileName(first.Pos),
+		staging: staging,
+		file:    file,
+	}
+	f.out.w = file
+	f.batch.warn = d.warnDecimal
+	f.w = parquet.NewWriter(&f.out, fs.parquet,
+		parquet.Compression(d.codec),
+		parquet.PageBufferSize(pageBytes),
+		parquet.WriteBufferSize(256<<10),
+		parquet.MaxRowsPerRowGroup(rowGroupRows),
+		parquet.CreatedBy("connectd", "", ""),
+		parquet.KeyValueMetadata("connectd.table", first.Schema.QualifiedName()),
+		parquet.KeyValueMetadata("connectd.schema_fingerprint", key.fingerprint),
+	)
+	return f, nil
+}
+
+// Buffered reports rows written since the last Flush and the approximate bytes they
+// take: staged file sizes plus what the writers hold in memory, as of the end of
+// the last Write.
+func (d *Destination) Buffered() (rows, bytes int64) {
+	return d.rows.Load(), d.bytes.Load()
+}
+
+// Flush closes every open file and makes it durable at its final name. It returns
+// only once all are; after an error the files not yet durable are retried by the
+// next Flush.
+func (d *Destination) Flush(ctx context.Context) error {
+	for _, f := range d.order {
+		cf, err := d.closeFile(f)
+		if err != nil {
+			return err
+		}
+		delete(d.files, f.key)
+		d.order = d.order[1:]
+		d.pending = append(d.pending, cf)
+	}
+	d.order = nil
+	d.last, d.lastSchema = nil, nil
+	if len(d.pending) > 0 {
+		pending, err := d.store.commit(ctx, d.pending)
+		d.pending = pending
+		if err != nil {
+			return err
+		}
+	}
+	d.rows.Store(0)
+	d.bytes.Store(0)
+	return nil
+}
+
+func (d *Destination) closeFile(f *openFile) (*closedFile, error) {
+	if err := f.w.Close(); err != nil {
+		return nil, fmt.Errorf("parquet: finish %s: %w", f.rel, err)
+	}
+	if d.store.fsyncStaging() {
+		if err := f.file.Sync(); err != nil {
+			return nil, fmt.Errorf("parquet: sync %s: %w", f.staging, err)
+		}
+	}
+	if err := f.file.Close(); err != nil {
+		return nil, fmt.Errorf("parquet: close %s: %w", f.staging, err)
+	}
+	return &closedFile{staging: f.staging, rel: f.rel, size: f.out.n, rows: f.rows}, nil
+}
+
+// Close abandons open and not yet durable files without flushing them, and removes
+// their staging files.
+func (d *Destination) Close(ctx context.Context) error {
+	var errs []error
+	for _, f := range d.order {
+		f.file.Close()
+		if err := os.Remove(f.staging); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	for _, f := range d.pending {
+		if f.moved {
+			continue
+		}
+		if err := os.Remove(f.staging); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	d.order, d.pending, d.last = nil, nil, nil
+	clear(d.files)
+	// Leaves the staging directory only if something else is in it.
+	os.Remove(d.store.stagingDir())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,150 @@
+package parquet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+)
+
+// closedFile is a complete Parquet file in staging that is not yet durable at its
+// final place.
+type closedFile struct {
+	staging string // local path of the staged file
+	rel     string // slash-separated path below the root: ns/table/date=.../name.parquet
+	size    int64
+	rows    int64
+	moved   bool // file://: renamed into place, the directory not yet synced
+}
+
+// store makes staged files durable at their final place.
+type store interface {
+	// stagingDir is where open files are written.
+	stagingDir() string
+	// fsyncStaging reports whether staged files must be synced before commit
+	// (they become the final file by rename).
+	fsyncStaging() bool
+	// commit makes every file durable and removes it from files as it is done. It
+	// returns the files still pending, which a later call retries.
+	commit(ctx context.Context, files []*closedFile) ([]*closedFile, error)
+	// String is the root url, for messages.
+	String() string
+}
+
+// localStore writes below a directory. Staged files live in a hidden directory under
+// the root, on the same file system, so that rename moves them into place atomically.
+type localStore struct {
+	loc     location
+	staging string
+	known   map[string]bool // directories known to exist durably
+}
+
+// stagingDirName is the hidden directory under a file:// root that holds staged
+// files. Readers skip it: its files end in .tmp, and Spark and Hive skip names
+// starting with a dot.
+const stagingDirName = ".connectd-staging"
+
+func newLocalStore(loc location, connector string) (*localStore, error) {
+	s := &localStore{
+		loc:     loc,
+		staging: filepath.Join(loc.root, stagingDirName, escapeSegment(connector)),
+		known:   map[string]bool{},
+	}
+	if err := os.MkdirAll(loc.root, 0o755); err != nil {
+		return nil, fmt.Errorf("parquet: create %s: %w", loc.root, err)
+	}
+	// Staged files left by a crash are garbage: their records are replayed.
+	if err := os.RemoveAll(s.staging); err != nil {
+		return nil, fmt.Errorf("parquet: clean staging %s: %w", s.staging, err)
+	}
+	if err := os.MkdirAll(s.staging, 0o755); err != nil {
+		return nil, fmt.Errorf("parquet: create staging %s: %w", s.staging, err)
+	}
+	s.known[""] = true
+	return s, nil
+}
+
+func (s *localStore) stagingDir() string { return s.staging }
+func (s *localStore) fsyncStaging() bool { return true }
+func (s *localStore) String() string     { return s.loc.String() }
+
+func (s *localStore) commit(ctx context.Context, files []*closedFile) ([]*closedFile, error) {
+	pending, err := s.commitFiles(ctx, files)
+	if err != nil {
+		// A directory marked known may not have had its parent synced yet.
+		s.known = map[string]bool{"": true}
+	}
+	return pending, err
+}
+
+func (s *localStore) commitFiles(ctx context.Context, files []*closedFile) ([]*closedFile, error) {
+	// Every directory whose entries changed must be synced for a rename or mkdir to
+	// survive a power loss.
+	dirty := map[string]bool{}
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return files, err
+		}
+		dir := path.Dir(f.rel)
+		if f.moved {
+			dirty[dir] = true
+			continue
+		}
+		if err := s.ensureDir(dir, dirty); err != nil {
+			return files, err
+		}
+		final := filepath.Join(s.loc.root, filepath.FromSlash(f.rel))
+		if err := os.Rename(f.staging, final); err != nil {
+			return files, fmt.Errorf("parquet: move %s into place: %w", final, err)
+		}
+		f.moved = true
+		dirty[dir] = true
+	}
+	for dir := range dirty {
+		if err := syncDir(filepath.Join(s.loc.root, filepath.FromSlash(dir))); err != nil {
+			return files, err
+		}
+	}
+	return nil, nil
+}
+
+// ensureDir creates dir (relative, slash-separated) and its missing parents,
+// marking the parent of each created directory dirty.
+func (s *localStore) ensureDir(dir string, dirty map[string]bool) error {
+	if s.known[dir] || dir == "." {
+		return nil
+	}
+	parent := path.Dir(dir)
+	if parent == "." {
+		parent = ""
+	}
+	if err := s.ensureDir(parent, dirty); err != nil {
+		return err
+	}
+	full := filepath.Join(s.loc.root, filepath.FromSlash(dir))
+	// A directory that already exists may have been made by a run that crashed
+	// before syncing its parent, so its parent is synced once either way.
+	if err := os.Mkdir(full, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("parquet: create %s: %w", full, err)
+	}
+	dirty[parent] = true
+	s.known[dir] = true
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("parquet: sync %s: %w", dir, err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("parquet: sync %s: %w", dir, err)
+	}
+	return nil
+}
