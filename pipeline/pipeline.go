@@ -182,6 +182,9 @@ func (r *runner) emitter(readCtx context.Context) connector.EmitFunc {
 		if len(recs) == 0 {
 			return nil
 		}
+		if err := readCtx.Err(); err != nil {
+			return err // stopping: select below would pick at random if the buffer has room
+		}
 		select {
 		case r.batches <- recs:
 			r.obs.Read(len(recs))

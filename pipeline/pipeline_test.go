@@ -316,3 +316,39 @@ func TestSourcePanicBecomesError(t *testing.T) {
 		t.Fatalf("err = %v, want the panic as an error", err)
 	}
 }
+
+// hungSource emits one record and then ignores cancellation until released.
+type hungSource struct {
+	*fakeSource
+	release chan struct{}
+}
+
+func (s *hungSource) Read(ctx context.Context, _ record.Position, emit connector.EmitFunc) error {
+	if err := emit(ctx, []record.Record{rec(1)}); err != nil {
+		return err
+	}
+	<-s.release
+	return nil
+}
+
+func TestSourceIgnoringCancelDoesNotHangStop(t *testing.T) {
+	h := newHarness(0, 1)
+	src := &hungSource{fakeSource: h.src, release: make(chan struct{})}
+	defer close(src.release)
+	h.dst.entered = make(chan struct{}, 1)
+	o := h.options(config.Flush{Interval: time.Hour})
+	o.Source = src
+	o.StopTimeout = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, o) }()
+	<-h.dst.entered // the source has emitted and is now stuck
+	cancel()
+	err := <-done
+	if err == nil || !strings.Contains(err.Error(), "did not return from Read") {
+		t.Fatalf("err = %v, want a stop failure naming the source", err)
+	}
+	if h.src.closed != 1 || h.dst.closed != 1 {
+		t.Errorf("closed source %d, destination %d times; want once each", h.src.closed, h.dst.closed)
+	}
+}
