@@ -249,6 +249,13 @@ func TestRules(t *testing.T) {
 			[]string{`c.yaml:5: connectors.orders.source.type: unknown type "oracle": known types are postgres, mysql, plugin`}},
 		{"unknown destination type", "type: parquet", "type: kafka",
 			[]string{`c.yaml:9: connectors.orders.destination.type: unknown type "kafka": known types are parquet, plugin`}},
+		{"misspelt type", "      type: postgres", "      typ: postgres",
+			[]string{
+				`c.yaml:4: connectors.orders.source.type: required: one of postgres, mysql, plugin`,
+				`c.yaml:5: connectors.orders.source.typ: unknown key (did you mean "type"?)`,
+			}},
+		{"misspelt flush", "      url: file:///data/lake", "      url: file:///data/lake\n      flsuh: {rows: 1}",
+			[]string{`c.yaml:11: connectors.orders.destination.flsuh: unknown key (did you mean "flush"?)`}},
 		{"missing type", "      type: postgres\n", "",
 			[]string{`c.yaml:4: connectors.orders.source.type: required: one of postgres, mysql, plugin`}},
 		{"bad connector name", "  orders:", "  or.ders:",

@@ -45,6 +45,11 @@ func Load(path string) (*Config, error) {
 // relative paths (*_file secrets, file:// offsets) to its directory. lookup supplies
 // environment variables; nil means none is set. The error is a *Error, or Errors
 // when there are several problems.
+//
+// ${VAR} substitution is textual and happens before YAML parsing (outside comments),
+// so a value may carry YAML syntax (`tables: ${TABLES}` with TABLES="[a.b, c.d]"); a
+// value that could be misread as YAML (a password starting with * or containing ": ")
+// belongs in quotes or, better, in a *_file secret.
 func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	d := &decoder{
 		file:    path,
@@ -213,6 +218,11 @@ func (d *decoder) typeOf(entries []entry, path string, sectionLine int, known []
 	if !found || typ == "" {
 		if !found {
 			line = sectionLine
+			for _, e := range rest {
+				if suggest(e.key, []string{"type"}) != "" {
+					d.errorf(e.line, e.col, joinPath(path, e.key), "unknown key (did you mean %q?)", "type")
+				}
+			}
 		}
 		d.errorf(line, col, p, "required: one of %s", strings.Join(known, ", "))
 		return "", rest, false
@@ -249,22 +259,22 @@ func (d *decoder) source(se entry, path, name string, s *Source) {
 			return d.pluginFields(&PluginConfig{}, &pluginState{})
 		}
 	}
-	foreign := foreignKeys(typ, sourceTypes, fieldsOf, nil)
+	foreign := foreignKeys(typ, sourceTypes, fieldsOf)
 	what := "type " + typ
 	switch typ {
 	case TypePostgres:
 		ps, st := &PostgresSource{}, &postgresState{}
-		d.fields(rest, path, d.postgresFields(ps, st), foreign, what)
+		d.fields(rest, path, withNoop(d.postgresFields(ps, st), "type"), foreign, what)
 		d.finishPostgres(ps, st, path, name, se)
 		s.Postgres = ps
 	case TypeMySQL:
 		ms, st := &MySQLSource{}, &mysqlState{}
-		d.fields(rest, path, d.mysqlFields(ms, st), foreign, what)
+		d.fields(rest, path, withNoop(d.mysqlFields(ms, st), "type"), foreign, what)
 		d.finishMySQL(ms, st, path, se)
 		s.MySQL = ms
 	case TypePlugin:
 		pc, st := &PluginConfig{}, &pluginState{}
-		d.fields(rest, path, d.pluginFields(pc, st), foreign, what)
+		d.fields(rest, path, withNoop(d.pluginFields(pc, st), "type"), foreign, what)
 		d.finishPlugin(pc, st, path, se)
 		s.Plugin = pc
 	}
@@ -296,25 +306,34 @@ func (d *decoder) destination(de entry, path string, dst *Destination) {
 		}
 		return d.pluginFields(&PluginConfig{}, &pluginState{})
 	}
-	foreign := foreignKeys(typ, destinationTypes, fieldsOf, nil)
+	foreign := foreignKeys(typ, destinationTypes, fieldsOf)
 	what := "type " + typ
 	switch typ {
 	case TypeParquet:
 		pq, st := &ParquetDestination{}, &parquetState{}
-		d.fields(typed, path, d.parquetFields(pq, st), foreign, what)
+		d.fields(typed, path, withNoop(d.parquetFields(pq, st), "type", "flush"), foreign, what)
 		d.finishParquet(pq, st, path, de)
 		dst.Parquet = pq
 	case TypePlugin:
 		pc, st := &PluginConfig{}, &pluginState{}
-		d.fields(typed, path, d.pluginFields(pc, st), foreign, what)
+		d.fields(typed, path, withNoop(d.pluginFields(pc, st), "type", "flush"), foreign, what)
 		d.finishPlugin(pc, st, path, de)
 		dst.Plugin = pc
 	}
 }
 
+// withNoop adds keys decoded elsewhere (type, flush) so that a misspelling of them
+// still gets a suggestion.
+func withNoop(fs []field, names ...string) []field {
+	for _, n := range names {
+		fs = append(fs, field{n, func(entry, string) {}})
+	}
+	return fs
+}
+
 // foreignKeys maps each key of the other types to its type name. Building the field
 // lists only reads their names; nothing is decoded.
-func foreignKeys(typ string, types []string, fieldsOf func(string) []field, _ any) map[string]string {
+func foreignKeys(typ string, types []string, fieldsOf func(string) []field) map[string]string {
 	own := map[string]bool{}
 	for _, f := range fieldsOf(typ) {
 		own[f.name] = true
