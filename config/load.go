@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -28,7 +29,7 @@ const (
 	DefaultCompression   = "zstd"
 	DefaultFlushRows     = 1000000
 	DefaultFlushBytes    = Size(128 << 20)
-	DefaultFlushInterval = 60e9 // 60s, as a time.Duration
+	DefaultFlushInterval = 60 * time.Second
 )
 
 // Load reads and parses the config file at path, taking ${VAR} values from the process
@@ -399,13 +400,10 @@ func (d *decoder) flush(fe entry, path string, f *Flush) {
 
 // secret is a key that may also be read from a file named by <key>_file.
 type secret struct {
-	key             string
-	valueLine       int
-	fileLine        int
-	fileCol         int
-	line, col       int // of whichever of the two keys was given, for later checks
-	valuePath       string
-	fileSet, valSet bool
+	key               string
+	fileLine, fileCol int
+	line, col         int // of whichever of the two keys was given, for later checks
+	fileSet, valSet   bool
 }
 
 // secretFields returns the two fields of a secret: `key` and `key_file`.
@@ -414,7 +412,7 @@ func (d *decoder) secretFields(key string, dst *string, s *secret) []field {
 	return []field{
 		{key, func(e entry, p string) {
 			d.str(dst)(e, p)
-			s.valSet, s.valueLine, s.line, s.col, s.valuePath = true, e.line, e.line, e.col, p
+			s.valSet, s.line, s.col = true, e.line, e.col
 		}},
 		{key + "_file", func(e entry, p string) {
 			s.fileSet, s.fileLine, s.fileCol = true, e.line, e.col
