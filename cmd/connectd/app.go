@@ -49,7 +49,7 @@ func (g *globalFlags) load(withStore bool) (*app, error) {
 	if withStore {
 		a.store, err = offsets.Open(cfg.Offsets)
 		if err != nil {
-			return nil, usageErr(fmt.Errorf("%s: offsets: %w", cfg.Path, err))
+			return nil, usageErr(fmt.Errorf("%s: %w", cfg.Path, err))
 		}
 	}
 	return a, nil
@@ -90,7 +90,7 @@ func (a *app) sourceParams(name string, mode connector.Mode, st connector.Status
 		Name:   name,
 		Config: a.cfg.Connectors[name].Source,
 		Mode:   mode,
-		Logger: a.log.With("connector", name, "source", a.cfg.Connectors[name].Source.Type),
+		Logger: a.log.With("connector", name),
 		Status: st,
 	}
 }
@@ -99,7 +99,7 @@ func (a *app) destinationParams(name string) connector.DestinationParams {
 	return connector.DestinationParams{
 		Name:   name,
 		Config: a.cfg.Connectors[name].Destination,
-		Logger: a.log.With("connector", name, "destination", a.cfg.Connectors[name].Destination.Type),
+		Logger: a.log.With("connector", name),
 	}
 }
 
