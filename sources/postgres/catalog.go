@@ -342,8 +342,10 @@ func (c *catalog) shape(ctx context.Context, namespace, name string, cols []colu
 
 // relationColumns describes the columns of a pgoutput Relation message, completing
 // it from the catalog: the formatted type name, NOT NULL, declared dimensions and the
-// primary key (which REPLICA IDENTITY FULL relations do not flag).
-func (c *catalog) relationColumns(ctx context.Context, rel *pglogrepl.RelationMessage) ([]column, []bool, error) {
+// primary key (which REPLICA IDENTITY FULL relations do not flag). rowKey reports
+// that the key is the whole row (REPLICA IDENTITY FULL without a primary key), where
+// an update changes "the key" without being a key change.
+func (c *catalog) relationColumns(ctx context.Context, rel *pglogrepl.RelationMessage) (cols []column, key []bool, rowKey bool, err error) {
 	n := len(rel.Columns)
 	oids, mods, names := make([]int64, n), make([]int32, n), make([]string, n)
 	for i, col := range rel.Columns {
@@ -356,10 +358,10 @@ FROM unnest($2::int8[], $3::int4[], $4::text[]) WITH ORDINALITY AS u(t, m, n, o)
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attname = u.n AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY u.o`, int64(rel.RelationID), oids, mods, names)
 	if err != nil {
-		return nil, nil, classify("describe relation "+rel.Namespace+"."+rel.RelationName, err)
+		return nil, nil, false, classify("describe relation "+rel.Namespace+"."+rel.RelationName, err)
 	}
 	defer rows.Close()
-	cols := make([]column, 0, n)
+	cols = make([]column, 0, n)
 	for rows.Next() {
 		i := len(cols)
 		if i >= n {
@@ -368,18 +370,18 @@ ORDER BY u.o`, int64(rel.RelationID), oids, mods, names)
 		col := column{name: names[i], typOID: uint32(oids[i]), typmod: mods[i]}
 		var dims int32
 		if err := rows.Scan(&col.typeName, &col.notNull, &dims, &col.pk); err != nil {
-			return nil, nil, classify("describe relation "+rel.Namespace+"."+rel.RelationName, err)
+			return nil, nil, false, classify("describe relation "+rel.Namespace+"."+rel.RelationName, err)
 		}
 		col.dims = int(dims)
 		cols = append(cols, col)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, classify("describe relation "+rel.Namespace+"."+rel.RelationName, err)
+		return nil, nil, false, classify("describe relation "+rel.Namespace+"."+rel.RelationName, err)
 	}
 	if len(cols) != n {
-		return nil, nil, fmt.Errorf("postgres: describe relation %s.%s: got %d columns, want %d", rel.Namespace, rel.RelationName, len(cols), n)
+		return nil, nil, false, fmt.Errorf("postgres: describe relation %s.%s: got %d columns, want %d", rel.Namespace, rel.RelationName, len(cols), n)
 	}
-	key := make([]bool, n)
+	key = make([]bool, n)
 	anyPK := false
 	for i, col := range cols {
 		anyPK = anyPK || col.pk
@@ -390,7 +392,7 @@ ORDER BY u.o`, int64(rel.RelationID), oids, mods, names)
 			key[i] = col.pk
 		}
 	}
-	return cols, key, nil
+	return cols, key, rel.ReplicaIdentity == 'f' && !anyPK, nil
 }
 
 // sameShape reports whether two schemas describe the same columns.

@@ -98,13 +98,9 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 	}
 	var target pglogrepl.LSN
 	if s.mode == connector.ModeSync {
-		var lsn string
-		if err := s.conn.QueryRow(ctx, "SELECT pg_catalog.pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
-			return classify("read pg_current_wal_lsn()", err)
-		}
 		var err error
-		if target, err = pglogrepl.ParseLSN(lsn); err != nil {
-			return fmt.Errorf("postgres: parse wal lsn %q: %w", lsn, err)
+		if target, err = s.syncTarget(ctx); err != nil {
+			return err
 		}
 	}
 	level, err := s.cat.walLevel(ctx)
@@ -204,12 +200,39 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 		slot = slotInfo{exists: true, confirmed: cp}
 	}
 
+	s.log.Debug("sync target", "target", target.String(), "confirmed", slot.confirmed.String())
 	if s.mode == connector.ModeSync && slot.confirmed >= target {
 		// Everything committed before target is at or before the slot's confirmed
 		// point, so it was delivered (by the snapshot or an earlier run).
 		return nil
 	}
 	return s.stream(ctx, start, slot.confirmed, target, emit)
+}
+
+// syncTarget is where the server's WAL ends now: every transaction committed so far
+// has its commit record before it. The insert position is used, not the write
+// position, which lags behind asynchronous commits.
+func (s *Source) syncTarget(ctx context.Context) (pglogrepl.LSN, error) {
+	var lsn string
+	var block int64
+	err := s.conn.QueryRow(ctx, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, current_setting('wal_block_size')::int8").Scan(&lsn, &block)
+	if err != nil {
+		return 0, classify("read pg_current_wal_insert_lsn()", err)
+	}
+	target, err := pglogrepl.ParseLSN(lsn)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: parse wal lsn %q: %w", lsn, err)
+	}
+	// When the last record ends on a page boundary the insert position points past
+	// the next page's header, where the walsender, which reports record ends, never
+	// arrives while the server is idle. No record lives in a page header.
+	const maxPageHeader = 40 // SizeOfXLogLongPHD
+	if block > 0 {
+		if off := pglogrepl.LSN(uint64(target) % uint64(block)); off <= maxPageHeader {
+			target -= off
+		}
+	}
+	return target, nil
 }
 
 func (s *Source) slotGone(start record.Position) error {

@@ -37,6 +37,9 @@ type relation struct {
 	name  string
 	shape *tableShape
 	key   []int // indexes of the key columns
+	// rowKey: the whole row is the identity (REPLICA IDENTITY FULL, no primary
+	// key), so an update is never split into a delete and an insert.
+	rowKey bool
 }
 
 // tupleCol is one column of a pgoutput TupleData, aliasing the message buffer.
@@ -293,7 +296,7 @@ func (st *streamer) commit(ctx context.Context, m pglogrepl.CommitMessage) error
 
 func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
 	s := st.s
-	cols, key, err := s.cat.relationColumns(ctx, m)
+	cols, key, rowKey, err := s.cat.relationColumns(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -302,7 +305,7 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 		return err
 	}
 	sh = s.adoptShape(sh)
-	rel := &relation{name: m.Namespace + "." + m.RelationName, shape: sh, key: sh.schema.KeyIndexes()}
+	rel := &relation{name: m.Namespace + "." + m.RelationName, shape: sh, key: sh.schema.KeyIndexes(), rowKey: rowKey}
 	st.rels[m.RelationID] = rel
 	return nil
 }
@@ -362,7 +365,7 @@ func (st *streamer) update(ctx context.Context, b []byte) error {
 	if oldKind != 0 {
 		old = st.oldCols
 	}
-	keyChanged := old != nil && keyDiffers(rel.key, old, st.newCols)
+	keyChanged := old != nil && !rel.rowKey && keyDiffers(rel.key, old, st.newCols)
 	if keyChanged {
 		// SPEC 3: a key change is a delete of the old key, then an insert.
 		if !st.skipNext() {
