@@ -90,6 +90,17 @@ type SourceParams struct {
 	Mode   Mode
 	Logger *slog.Logger
 	Status Status
+	// State keeps what the source needs besides its position; nil when the offsets
+	// store offers none (a source that needs it then keeps it in memory only).
+	State StateStore
+}
+
+// StateStore keeps small per-connector state a source needs besides its position (e.g. a schema history).
+type StateStore interface {
+	// Load returns the data saved under key, or nil when there is none.
+	Load(ctx context.Context, key string) ([]byte, error)
+	// Save durably replaces the data under key.
+	Save(ctx context.Context, key string, data []byte) error
 }
 
 // DestinationParams is what a destination is opened with.
