@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sys/unix"
 )
 
 // versitygwModule is the gateway installed when none is found; pinned so CI on a
@@ -278,11 +279,29 @@ func versitygwBinary(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("testenv: s3: versitygw not found and nowhere to install it: %w", rootErr)
 	}
 	gobin := filepath.Join(root, "bin")
+	bin := filepath.Join(gobin, "versitygw")
+	if err := os.MkdirAll(gobin, 0o755); err != nil {
+		return "", fmt.Errorf("testenv: s3: install versitygw: %w", err)
+	}
+	// Test packages run in parallel and may all find the gateway missing; one
+	// installs while the others wait for it.
+	lock, err := os.OpenFile(filepath.Join(gobin, ".versitygw.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("testenv: s3: install versitygw: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return "", fmt.Errorf("testenv: s3: install versitygw: lock: %w", err)
+	}
+	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	if st, err := os.Stat(bin); err == nil && !st.IsDir() {
+		return bin, nil
+	}
 	cmd := exec.CommandContext(ctx, "go", "install", versitygwModule)
 	cmd.Env = append(os.Environ(), "GOBIN="+gobin)
 	cmd.Dir = os.TempDir() // outside the module: install must not touch go.mod
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("testenv: s3: go install %s: %w\n%s", versitygwModule, err, out)
 	}
-	return filepath.Join(gobin, "versitygw"), nil
+	return bin, nil
 }
