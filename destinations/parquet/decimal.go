@@ -42,14 +42,17 @@ func unscaled(text string, precision, scale int) (hi, lo uint64, err error) {
 		intPart = intPart[1:]
 	}
 	if len(frac) > scale {
-		for i := scale; i < len(frac); i++ {
+		rounded := false
+		for i := 0; i < len(frac); i++ {
 			switch {
-			case frac[i] == '0':
-			case frac[i] >= '1' && frac[i] <= '9':
-				return 0, 0, fmt.Errorf("decimal %q has more than %d fractional digits; it would have to be rounded", text, scale)
-			default:
+			case frac[i] < '0' || frac[i] > '9':
 				return 0, 0, fmt.Errorf("decimal %q: not a decimal number", text)
+			case i >= scale && frac[i] != '0':
+				rounded = true
 			}
+		}
+		if rounded {
+			return 0, 0, fmt.Errorf("decimal %q has more than %d fractional digits; it would have to be rounded", text, scale)
 		}
 		frac = frac[:scale]
 	}
