@@ -1,0 +1,33 @@
+# connectd developer targets. CI runs `make test` (see .ci/run).
+GO ?= go
+# The runtime and offsets packages run under the race detector; the rest (which
+# start real servers and link DuckDB) run plain, to keep CI within its time.
+RACE_PKGS := ./record/... ./config/... ./offsets/... ./pipeline/... ./connector/...
+TEST_TIMEOUT := 20m
+
+.PHONY: build test test-short fuzz demo bench deps
+
+build:
+	$(GO) build -o bin/connectd ./cmd/connectd
+
+# deps installs the PostgreSQL/MariaDB binaries and the versitygw S3 gateway the
+# tests start, when a fresh machine lacks them.
+deps:
+	./scripts/ensure-deps.sh
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+test-short:
+	$(GO) test -short -timeout $(TEST_TIMEOUT) ./...
+
+fuzz:
+	./scripts/fuzz.sh 30s
+
+demo:
+	$(GO) run ./cmd/connectd demo
+
+bench:
+	./bench/run.sh
