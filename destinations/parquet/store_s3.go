@@ -29,6 +29,9 @@ type s3Store struct {
 	staging string
 	log     *slog.Logger
 	backoff backoff
+	// attemptTimeout is the least time one PutObject may take before it is
+	// abandoned and retried; larger files get more.
+	attemptTimeout time.Duration
 }
 
 // uploadConcurrency is how many files one Flush uploads at once: enough to hide
@@ -80,7 +83,7 @@ func newS3Store(ctx context.Context, loc location, cfg config.S3, connector stri
 	if err := os.MkdirAll(staging, 0o700); err != nil {
 		return nil, fmt.Errorf("parquet: create staging %s: %w", staging, err)
 	}
-	return &s3Store{loc: loc, client: client, staging: staging, log: log, backoff: defaultBackoff}, nil
+	return &s3Store{loc: loc, client: client, staging: staging, log: log, backoff: defaultBackoff, attemptTimeout: 2 * time.Minute}, nil
 }
 
 func (s *s3Store) stagingDir() string { return s.staging }
@@ -122,7 +125,7 @@ func (s *s3Store) commit(ctx context.Context, files []*closedFile) ([]*closedFil
 func (s *s3Store) put(ctx context.Context, f *closedFile) error {
 	key := s.loc.objectKey(f.rel)
 	// Large files take longer; a stalled connection must still end.
-	timeout := 2*time.Minute + time.Duration(f.size/(256<<10))*time.Second
+	timeout := s.attemptTimeout + time.Duration(f.size/(256<<10))*time.Second
 	err := s.backoff.do(ctx, func() error {
 		body, err := os.Open(f.staging)
 		if err != nil {
@@ -157,20 +160,22 @@ func (s *s3Store) put(ctx context.Context, f *closedFile) error {
 // RequestTimeout, ...), plus any other 5xx and 408. Everything else (403, 404
 // NoSuchBucket, 400 bad request) is permanent.
 func retryable(err error) bool {
-	if errors.Is(err, context.Canceled) {
+	switch {
+	case errors.Is(err, context.Canceled):
 		return false
+	case errors.Is(err, context.DeadlineExceeded):
+		// An attempt's own timeout; the retry loop checks the caller's context.
+		return true
 	}
 	if retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary {
 		return true
 	}
 	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && re.HTTPStatusCode() != 0 {
 		code := re.HTTPStatusCode()
 		return code >= 500 || code == 408 || code == 429
 	}
-	// A per-attempt timeout surfaces as DeadlineExceeded while the caller's context
-	// is still alive (the caller checks its own context).
-	return errors.Is(err, context.DeadlineExceeded)
+	return false
 }
 
 // permanentError stops a retry loop.
@@ -181,7 +186,7 @@ func (e permanentError) Unwrap() error { return e.err }
 
 func permanent(err error) error { return permanentError{err} }
 
-// backoff retries with capped exponential delays and full jitter.
+// backoff retries with capped exponential delays, each jittered by ±50%.
 type backoff struct {
 	min, max time.Duration
 	attempts int
