@@ -541,3 +541,32 @@ func TestCheckReportsWalLevelReplica(t *testing.T) {
 		t.Fatalf("Read on wal_level=replica: %v", err)
 	}
 }
+
+func TestHeartbeatAdvancesAnIdleSlot(t *testing.T) {
+	conn := dbConn(t, pg.DSN)
+	exec(t, conn, `CREATE TABLE hb (id int PRIMARY KEY)`)
+	p := params(t, "hb", pg.DSN, []string{"public.hb"}, config.SnapshotNever, connector.ModeStream)
+	p.Config.Postgres.Heartbeat = 100 * time.Millisecond
+	// A second slot sees the heartbeat messages themselves.
+	exec(t, conn, `SELECT pg_create_logical_replication_slot('hb_watch', 'test_decoding')`)
+	t.Cleanup(func() { conn.Exec(context.Background(), `SELECT pg_drop_replication_slot('hb_watch')`) })
+	r := startRead(t, openSource(t, p), nil)
+	r.waitPhase(t, "streaming")
+	start := slotConfirmed(t, conn, "connectd_hb")
+	deadline := time.Now().Add(30 * time.Second)
+	for n := 0; n == 0; {
+		err := conn.QueryRow(testCtx(t), `SELECT count(*) FROM pg_logical_slot_peek_changes('hb_watch', NULL, NULL)
+WHERE data LIKE 'message:%connectd_heartbeat%'`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no heartbeat message in the WAL")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitConfirmed(t, conn, "connectd_hb", func(c pglogrepl.LSN) bool { return c > start })
+	if n := len(r.snapshot()); n != 0 {
+		t.Fatalf("heartbeats produced %d records", n)
+	}
+}

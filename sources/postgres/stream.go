@@ -73,6 +73,7 @@ type streamer struct {
 	txID     string
 	txLast   record.Position
 	serverAt pglogrepl.LSN // last ServerWALEnd seen
+	lastBeat time.Time     // last heartbeat message written
 
 	oldCols, newCols []tupleCol
 }
@@ -180,6 +181,9 @@ func (st *streamer) idleWait() time.Duration {
 	if st.sync {
 		return syncPing
 	}
+	if hb := st.s.st.heartbeat; hb > 0 && hb < statusInterval/2 {
+		return hb
+	}
 	return statusInterval / 2
 }
 
@@ -191,7 +195,22 @@ func (st *streamer) wake(ctx context.Context) error {
 	if st.sync && !st.inTxn {
 		return st.s.sendStatus(ctx, true)
 	}
+	if hb := st.s.st.heartbeat; hb > 0 && time.Since(st.lastBeat) >= hb {
+		st.lastBeat = time.Now()
+		st.heartbeat(ctx)
+	}
 	return nil
+}
+
+// heartbeat writes a non-transactional logical message: WAL that the walsender
+// decodes, after which its keepalives carry a newer position and an idle slot can
+// confirm it even when nothing else writes to the server.
+func (st *streamer) heartbeat(ctx context.Context) {
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := st.s.conn.Exec(hctx, "SELECT pg_catalog.pg_logical_emit_message(false, 'connectd_heartbeat', '')"); err != nil {
+		st.s.log.Warn("heartbeat failed (it needs EXECUTE on pg_logical_emit_message); set heartbeat: 0 to disable", "err", err)
+	}
 }
 
 func (st *streamer) keepalive(ctx context.Context, ka pglogrepl.PrimaryKeepaliveMessage) error {
