@@ -1,6 +1,12 @@
 package testenv
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
 
 func containsAll(s string, subs ...string) bool {
 	for _, sub := range subs {
@@ -10,3 +16,9 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
+
+func headBucket(name string) *s3.HeadBucketInput {
+	return &s3.HeadBucketInput{Bucket: aws.String(name)}
+}
+
+func fmtSscan(s string, v *int) (int, error) { return fmt.Sscan(s, v) }

@@ -33,7 +33,8 @@ func TestPostgresStartQueryRestartKillStop(t *testing.T) {
 	if walLevel != "logical" {
 		t.Errorf("wal_level = %q, want logical", walLevel)
 	}
-	if err := pg.Exec(ctx, "CREATE TABLE t (id int primary key, v text)"); err != nil {
+	// Several statements in one call, as test setup scripts do.
+	if err := pg.Exec(ctx, "CREATE TABLE t (id int primary key, v text); CREATE PUBLICATION p FOR TABLE t"); err != nil {
 		t.Fatal(err)
 	}
 	if err := pg.Exec(ctx, "INSERT INTO t VALUES ($1, $2)", 1, "one"); err != nil {

@@ -355,3 +355,33 @@ func waitReady(ctx context.Context, s *server, timeout time.Duration, ping func(
 		}
 	}
 }
+
+// waitAllThreadsStopped waits until every thread of pid is in the stopped state.
+func waitAllThreadsStopped(pid int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		if err != nil || len(tasks) == 0 {
+			return fmt.Errorf("process %d: no threads to inspect", pid)
+		}
+		stopped := true
+		for _, task := range tasks {
+			data, err := os.ReadFile(task)
+			if err != nil {
+				continue // the thread exited
+			}
+			i := bytes.LastIndexByte(data, ')')
+			if i < 0 || i+2 >= len(data) || (data[i+2] != 'T' && data[i+2] != 't') {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process %d: not every thread stopped within %s", pid, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -205,6 +205,11 @@ func (s *S3) Pause() error {
 		return fmt.Errorf("testenv: s3: pause: %w", err)
 	}
 	s.paused = true
+	// SIGSTOP reaches each thread on its way back to user space; until all have
+	// stopped, a request in flight may still be answered.
+	if err := waitAllThreadsStopped(s.proc.pid(), 10*time.Second); err != nil {
+		return fmt.Errorf("testenv: s3: pause: %w", err)
+	}
 	return nil
 }
 
