@@ -1,0 +1,70 @@
+// Package wire is what the host (plugins/host) and the SDK (plugins/sdk) share: the
+// go-plugin handshake, the plugin types that bind the generated gRPC services, and
+// the conversion between record.Record and its protobuf form.
+package wire
+
+import (
+	"context"
+
+	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pb "github.com/connectd/connectd/plugins/proto/connectd/v1"
+)
+
+// ProtocolVersion is the version of plugins/proto/connectd/v1 this code speaks. It
+// is negotiated in the go-plugin handshake; bump it on any incompatible change.
+const ProtocolVersion = 1
+
+// The names under which the two plugin kinds are dispensed.
+const (
+	KindSource      = "source"
+	KindDestination = "destination"
+)
+
+// Handshake is the go-plugin handshake. The cookie only keeps a plugin from being run
+// by hand by mistake; it is not a security measure (the SHA-256 pin is).
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "CONNECTD_PLUGIN",
+	MagicCookieValue: "b6f7a2c4-connectd-plugin",
+}
+
+// MaxMessageBytes bounds one gRPC message (a batch) in either direction. The SDK
+// splits batches well below it.
+const MaxMessageBytes = 256 << 20
+
+// SourcePlugin binds the Source service to go-plugin. The SDK sets Server; the host
+// uses the zero value and gets a pb.SourceClient from Dispense.
+type SourcePlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Server pb.SourceServer
+}
+
+// GRPCServer registers the source service.
+func (p *SourcePlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterSourceServer(s, p.Server)
+	return nil
+}
+
+// GRPCClient returns a pb.SourceClient.
+func (p *SourcePlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return pb.NewSourceClient(c), nil
+}
+
+// DestinationPlugin binds the Destination service to go-plugin.
+type DestinationPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Server pb.DestinationServer
+}
+
+// GRPCServer registers the destination service.
+func (p *DestinationPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterDestinationServer(s, p.Server)
+	return nil
+}
+
+// GRPCClient returns a pb.DestinationClient.
+func (p *DestinationPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return pb.NewDestinationClient(c), nil
+}
