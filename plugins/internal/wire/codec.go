@@ -7,8 +7,8 @@ import (
 	"math"
 	"time"
 
-	"github.com/connectd/connectd/record"
 	pb "github.com/connectd/connectd/plugins/proto/connectd/v1"
+	"github.com/connectd/connectd/record"
 )
 
 // Encoder turns records into batches for one stream. It sends each schema once and

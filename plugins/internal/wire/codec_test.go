@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connectd/connectd/record"
 	pb "github.com/connectd/connectd/plugins/proto/connectd/v1"
+	"github.com/connectd/connectd/record"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -121,7 +121,9 @@ func TestEncodeRejectsWrongGoType(t *testing.T) {
 
 func TestDecodeRejectsMalformedBatches(t *testing.T) {
 	col := func(k pb.Kind) *pb.Column { return &pb.Column{Name: "a", Type: &pb.Type{Kind: k}} }
-	schema := func(c *pb.Column) *pb.Schema { return &pb.Schema{Id: 1, Namespace: "n", Table: "t", Columns: []*pb.Column{c}} }
+	schema := func(c *pb.Column) *pb.Schema {
+		return &pb.Schema{Id: 1, Namespace: "n", Table: "t", Columns: []*pb.Column{c}}
+	}
 	rec := func(v *pb.Value) *pb.Record {
 		return &pb.Record{Op: pb.Op_OP_CREATE, SchemaId: 1, Pos: []byte{1}, After: &pb.Row{Values: []*pb.Value{v}}}
 	}
