@@ -55,10 +55,11 @@ type Source struct {
 	status connector.Status
 
 	// Owned by the Read goroutine.
-	conn   *pgx.Conn
-	cat    *catalog
-	shapes map[string]*tableShape // latest shape per qualified table name
-	warned map[string]bool        // columns already warned about (unknown type)
+	conn     *pgx.Conn
+	cat      *catalog
+	shapes   map[string]*tableShape // latest shape per qualified table name
+	selected map[string]bool        // qualified names of the selected tables
+	warned   map[string]bool        // columns already warned about (unknown type)
 
 	mu         sync.Mutex // guards tableNames
 	tableNames []string   // snapshot table ordinals -> names, for DescribePosition
@@ -284,8 +285,10 @@ func (s *Source) selectTables(ctx context.Context) ([]table, error) {
 	}
 	var problems []error
 	names := make([]string, len(tables))
+	s.selected = map[string]bool{}
 	for i, t := range tables {
 		names[i] = t.qualified()
+		s.selected[names[i]] = true
 		cols, err := s.cat.columns(ctx, t)
 		if err != nil {
 			return nil, err

@@ -570,3 +570,47 @@ WHERE data LIKE 'message:%connectd_heartbeat%'`).Scan(&n)
 		t.Fatalf("heartbeats produced %d records", n)
 	}
 }
+
+func TestPartitionedTableIsReadAndStreamedUnderItsRoot(t *testing.T) {
+	conn := dbConn(t, pg.DSN)
+	exec(t, conn, `CREATE TABLE parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)`,
+		`CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100)`,
+		`CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (100) TO (200)`,
+		`INSERT INTO parted VALUES (1, 'a'), (150, 'b')`)
+	p := params(t, "parted", pg.DSN, []string{"public.parted*"}, config.SnapshotInitial, connector.ModeStream)
+	r := startRead(t, openSource(t, p), nil)
+	r.waitPhase(t, "streaming")
+	exec(t, conn, `INSERT INTO parted VALUES (2, 'c'), (160, 'd')`, `UPDATE parted SET v = 'e' WHERE id = 150`)
+	recs := r.wait(t, 5)
+	for i, rec := range recs {
+		if rec.Table() != "parted" {
+			t.Errorf("record %d is for table %s, want parted", i, rec.Table())
+		}
+	}
+	if recs[0].Op != record.OpRead || recs[1].Op != record.OpRead || recs[2].Op != record.OpCreate || recs[4].Op != record.OpUpdate {
+		t.Errorf("ops %c %c %c %c %c", recs[0].Op, recs[1].Op, recs[2].Op, recs[3].Op, recs[4].Op)
+	}
+	if recs[2].Schema != recs[0].Schema {
+		t.Error("stream and snapshot of the partitioned table use different schemas")
+	}
+}
+
+func TestUnselectedTablesOfAWiderPublicationAreIgnored(t *testing.T) {
+	conn := dbConn(t, pg.DSN)
+	exec(t, conn, `CREATE TABLE wide_a (id int PRIMARY KEY)`, `CREATE TABLE wide_b (id int PRIMARY KEY)`,
+		`CREATE PUBLICATION connectd_wide FOR ALL TABLES`)
+	t.Cleanup(func() { conn.Exec(context.Background(), `DROP PUBLICATION connectd_wide`) })
+	p := params(t, "wide", pg.DSN, []string{"public.wide_a"}, config.SnapshotNever, connector.ModeStream)
+	r := startRead(t, openSource(t, p), nil)
+	r.waitPhase(t, "streaming")
+	exec(t, conn, `BEGIN`, `INSERT INTO wide_b VALUES (1)`, `INSERT INTO wide_a VALUES (1)`, `COMMIT`, `INSERT INTO wide_b VALUES (2)`, `INSERT INTO wide_a VALUES (2)`)
+	recs := r.wait(t, 2)
+	time.Sleep(200 * time.Millisecond)
+	recs = r.snapshot()
+	if len(recs) != 2 || recs[0].Table() != "wide_a" || recs[1].Table() != "wide_a" {
+		t.Fatalf("got %d records (first %s)", len(recs), recs[0].Table())
+	}
+	if _, seq, _ := parseStreamPos(recs[0].Pos); seq != 0 {
+		t.Errorf("ignored change took sequence numbers: %d", seq)
+	}
+}

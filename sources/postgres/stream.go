@@ -40,6 +40,10 @@ type relation struct {
 	// rowKey: the whole row is the identity (REPLICA IDENTITY FULL, no primary
 	// key), so an update is never split into a delete and an insert.
 	rowKey bool
+	// ignore: a table the config does not select, published anyway (a
+	// publication made by hand, FOR ALL TABLES). Its changes are dropped and take
+	// no sequence numbers.
+	ignore bool
 }
 
 // tupleCol is one column of a pgoutput TupleData, aliasing the message buffer.
@@ -287,6 +291,9 @@ func (st *streamer) message(ctx context.Context, data []byte) error {
 			if err != nil {
 				return err
 			}
+			if rel.ignore {
+				continue
+			}
 			after := st.values(len(rel.shape.schema.Columns))
 			if err := st.add(ctx, record.Record{Op: record.OpTruncate, Schema: rel.shape.schema, After: after}); err != nil {
 				return err
@@ -315,6 +322,11 @@ func (st *streamer) commit(ctx context.Context, m pglogrepl.CommitMessage) error
 
 func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
 	s := st.s
+	name := m.Namespace + "." + m.RelationName
+	if !s.selected[name] {
+		st.rels[m.RelationID] = &relation{name: name, ignore: true}
+		return nil
+	}
 	cols, key, rowKey, err := s.cat.relationColumns(ctx, m)
 	if err != nil {
 		return err
@@ -324,7 +336,7 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 		return err
 	}
 	sh = s.adoptShape(sh)
-	rel := &relation{name: m.Namespace + "." + m.RelationName, shape: sh, key: sh.schema.KeyIndexes(), rowKey: rowKey}
+	rel := &relation{name: name, shape: sh, key: sh.schema.KeyIndexes(), rowKey: rowKey}
 	st.rels[m.RelationID] = rel
 	return nil
 }
@@ -342,7 +354,7 @@ func (st *streamer) insert(ctx context.Context, b []byte) error {
 		return errors.New("postgres: malformed insert message")
 	}
 	rel, err := st.rel(binary.BigEndian.Uint32(b))
-	if err != nil {
+	if err != nil || rel.ignore {
 		return err
 	}
 	if st.newCols, _, err = parseTuple(b[5:], st.newCols); err != nil {
@@ -363,7 +375,7 @@ func (st *streamer) update(ctx context.Context, b []byte) error {
 		return errors.New("postgres: malformed update message")
 	}
 	rel, err := st.rel(binary.BigEndian.Uint32(b))
-	if err != nil {
+	if err != nil || rel.ignore {
 		return err
 	}
 	b = b[4:]
@@ -435,7 +447,7 @@ func (st *streamer) delete(ctx context.Context, b []byte) error {
 		return errors.New("postgres: malformed delete message")
 	}
 	rel, err := st.rel(binary.BigEndian.Uint32(b))
-	if err != nil {
+	if err != nil || rel.ignore {
 		return err
 	}
 	if st.oldCols, _, err = parseTuple(b[5:], st.oldCols); err != nil {
