@@ -32,8 +32,13 @@ func (a *acks) reset(confirmed pglogrepl.LSN, start record.Position) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.queue = a.queue[:0]
-	a.emitted = start
-	a.acked = start
+	// Acks of snapshot records may have come in already; never move back.
+	if bytes.Compare(start, a.acked) > 0 {
+		a.acked = append(record.Position(nil), start...)
+	}
+	if bytes.Compare(start, a.emitted) > 0 {
+		a.emitted = start
+	}
 	if confirmed > a.confirm {
 		a.confirm = confirmed
 	}
@@ -42,7 +47,9 @@ func (a *acks) reset(confirmed pglogrepl.LSN, start record.Position) {
 // setEmitted records the last position handed to the pipeline.
 func (a *acks) setEmitted(p record.Position) {
 	a.mu.Lock()
-	a.emitted = p
+	if bytes.Compare(p, a.emitted) > 0 {
+		a.emitted = p
+	}
 	a.mu.Unlock()
 }
 

@@ -243,3 +243,27 @@ func values(r record.Record) map[string]any {
 	}
 	return m
 }
+
+// snapshotAfter waits for n records, or returns nil when Read fails first with a
+// transient error.
+func (r *reader) snapshotAfter(t *testing.T, n int) []record.Record {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if recs := r.snapshot(); len(recs) >= n {
+			time.Sleep(100 * time.Millisecond)
+			return r.snapshot()
+		}
+		select {
+		case err := <-r.done:
+			r.done <- err
+			if connector.IsPermanent(err) {
+				t.Fatalf("restart: %v", err)
+			}
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("got %d records, want %d", len(r.snapshot()), n)
+	return nil
+}

@@ -42,7 +42,7 @@ func (s *Source) snapshot(ctx context.Context, snapName string, epoch uint32, ta
 		return classify("read snapshot time", err)
 	}
 	sink := &copySink{
-		ctx: ctx, emit: emit, status: s.status, epoch: epoch,
+		ctx: ctx, emit: emit, status: s.status, acks: &s.ack, epoch: epoch,
 		commitTS: now.UTC().Truncate(time.Microsecond), txid: txid,
 	}
 	started := time.Now()
@@ -88,6 +88,7 @@ type copySink struct {
 	ctx      context.Context
 	emit     connector.EmitFunc
 	status   connector.Status
+	acks     *acks
 	epoch    uint32
 	commitTS time.Time
 	txid     string
@@ -187,6 +188,7 @@ func (w *copySink) line(line []byte) error {
 		batch := w.recs[:len(w.recs)-1]
 		w.recs = make([]record.Record, 1, snapshotBatch)
 		w.recs[0] = last
+		w.acks.setEmitted(batch[len(batch)-1].Pos)
 		if err := w.emit(w.ctx, batch); err != nil {
 			w.err = fmt.Errorf("postgres: snapshot %s: emit: %w", w.name, err)
 			return w.err
@@ -229,6 +231,7 @@ func (w *copySink) finish() error {
 	last.Pos = done
 	batch := w.recs
 	w.recs = nil
+	w.acks.setEmitted(done)
 	if err := w.emit(w.ctx, batch); err != nil {
 		return fmt.Errorf("postgres: snapshot: emit: %w", err)
 	}

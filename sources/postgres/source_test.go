@@ -614,3 +614,37 @@ func TestUnselectedTablesOfAWiderPublicationAreIgnored(t *testing.T) {
 		t.Errorf("ignored change took sequence numbers: %d", seq)
 	}
 }
+
+func TestDroppedConnectionIsTransient(t *testing.T) {
+	conn := dbConn(t, pg.DSN)
+	exec(t, conn, `CREATE TABLE drop_conn (id int PRIMARY KEY)`)
+	p := params(t, "dropconn", pg.DSN, []string{"public.drop_conn"}, config.SnapshotNever, connector.ModeStream)
+	r := startRead(t, openSource(t, p), nil)
+	r.waitPhase(t, "streaming")
+	exec(t, conn, `INSERT INTO drop_conn VALUES (1)`)
+	recs := r.wait(t, 1)
+	exec(t, conn, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'connectd_dropconn'`)
+	err := r.result(t)
+	if err == nil || connector.IsPermanent(err) {
+		t.Fatalf("want a transient error, got %v", err)
+	}
+	r.stop()
+	exec(t, conn, `INSERT INTO drop_conn VALUES (2)`)
+	var r2 *reader
+	// The slot may still be marked active for a moment; a restart retries as the
+	// pipeline would.
+	for attempt := 0; ; attempt++ {
+		r2 = startRead(t, openSource(t, p), recs[0].Pos)
+		got := r2.snapshotAfter(t, 1)
+		if got != nil {
+			if v := values(got[0])["id"]; len(got) != 1 || v != int32(2) {
+				t.Fatalf("after restart: %d records, first id %v", len(got), v)
+			}
+			return
+		}
+		if attempt == 20 {
+			t.Fatal("restart kept failing")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
