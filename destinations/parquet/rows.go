@@ -30,8 +30,9 @@ type rowBatch struct {
 }
 
 // batchRows is how many rows are assembled before they go to the parquet writer:
-// enough to amortise the call, small enough to stay in cache.
-const batchRows = 256
+// enough to amortise the call, few enough that the values are still in cache when
+// the writer reads them (BenchmarkWrite: 64 rows ran about 1.5x faster than 256).
+const batchRows = 64
 
 func (b *rowBatch) len() int { return len(b.ends) }
 
