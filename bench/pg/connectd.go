@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// connectorConfig is one connector of a generated connectd config file.
+type connectorConfig struct {
+	name      string // slot and publication default to connectd_<name>
+	table     string // schema.table
+	snapshot  string // initial_only | never
+	heartbeat string // empty: not set
+}
+
+// procResult is what one connectd process cost.
+type procResult struct {
+	wall     time.Duration
+	maxRSS   int64 // bytes
+	cpuUser  time.Duration
+	cpuSys   time.Duration
+	logPath  string
+	lakeDir  string
+	lakeRows int64
+	lakeSize int64
+	files    int
+	// From the JSON log: "snapshot complete" elapsed, and the time from the
+	// "streaming" line to the process exit.
+	snapshotElapsed time.Duration
+	streamElapsed   time.Duration
+}
+
+func (r procResult) rssMiB() float64 { return float64(r.maxRSS) / (1 << 20) }
+
+// writeConfig writes a config for one connector into its own directory (offsets and
+// lake inside) and returns the config path.
+func (b *bench) writeConfig(c connectorConfig) (string, error) {
+	dir := filepath.Join(b.tmp, c.name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	hb := ""
+	if c.heartbeat != "" {
+		hb = "\n      heartbeat: " + c.heartbeat
+	}
+	// The flush limits are the documented defaults, written out so the figures say
+	// what they were measured with.
+	cfg := fmt.Sprintf(`offsets: file://%s/offsets
+connectors:
+  %s:
+    source:
+      type: postgres
+      dsn: %s
+      tables: [%s]
+      snapshot: %s%s
+    destination:
+      type: parquet
+      url: file://%s/lake
+      flush: {rows: 1000000, bytes: 128MiB, interval: 60s}
+`, dir, c.name, b.pg.DSN, c.table, c.snapshot, hb, dir)
+	path := filepath.Join(dir, "connectd.yaml")
+	return path, os.WriteFile(path, []byte(cfg), 0o600)
+}
+
+// startConnectd starts `connectd <cmd>` on a config, with JSON logs into a file.
+func (b *bench) startConnectd(ctx context.Context, c connectorConfig, command string) (*exec.Cmd, string, error) {
+	cfg, err := b.writeConfig(c)
+	if err != nil {
+		return nil, "", err
+	}
+	logPath := filepath.Join(filepath.Dir(cfg), command+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.CommandContext(ctx, b.bin, command, "-c", cfg, "--log-format", "json")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = time.Minute
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, "", fmt.Errorf("start connectd %s: %w", command, err)
+	}
+	// The child holds its own descriptor; ours is not needed any more.
+	logFile.Close()
+	return cmd, logPath, nil
+}
+
+// syncConnectd runs `connectd sync` to completion and measures it.
+func (b *bench) syncConnectd(ctx context.Context, c connectorConfig) (procResult, error) {
+	start := time.Now()
+	cmd, logPath, err := b.startConnectd(ctx, c, "sync")
+	if err != nil {
+		return procResult{}, err
+	}
+	werr := cmd.Wait()
+	end := time.Now()
+	res := usage(cmd)
+	res.wall = end.Sub(start)
+	res.logPath = logPath
+	if werr != nil {
+		return res, fmt.Errorf("connectd sync %s: %w\nlog tail:\n%s", c.name, werr, tail(logPath, 30))
+	}
+	res.snapshotElapsed, res.streamElapsed = parseLog(logPath, end)
+	res.lakeDir = filepath.Join(b.tmp, c.name, "lake")
+	if res.lakeRows, res.lakeSize, res.files, err = countLake(res.lakeDir); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func usage(cmd *exec.Cmd) procResult {
+	var r procResult
+	if cmd.ProcessState == nil {
+		return r
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.maxRSS = ru.Maxrss * 1024 // KiB on Linux
+		r.cpuUser = time.Duration(ru.Utime.Nano())
+		r.cpuSys = time.Duration(ru.Stime.Nano())
+	}
+	return r
+}
+
+// parseLog reads the JSON log lines the figures need.
+func parseLog(path string, exit time.Time) (snapshot, stream time.Duration) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Time    time.Time `json:"time"`
+			Msg     string    `json:"msg"`
+			Elapsed *int64    `json:"elapsed"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) != nil {
+			continue
+		}
+		switch line.Msg {
+		case "snapshot complete":
+			if line.Elapsed != nil {
+				snapshot = time.Duration(*line.Elapsed)
+			}
+		case "streaming":
+			stream = exit.Sub(line.Time)
+		}
+	}
+	return snapshot, stream
+}
+
+// countLake sums the row counts in the footers of every Parquet file under dir, to
+// check that what was measured was really delivered.
+func countLake(dir string) (rows, size int64, files int, err error) {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) && p == dir {
+				return fs.SkipDir
+			}
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".parquet") {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+		if err != nil {
+			return fmt.Errorf("read parquet footer of %s: %w", p, err)
+		}
+		rows += pf.NumRows()
+		size += st.Size()
+		files++
+		return nil
+	})
+	return rows, size, files, err
+}
+
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,152 @@
+// Command pg is connectd's PostgreSQL benchmark (issue 2 and issue 4 figures). In one
+// run on one machine it starts a throwaway PostgreSQL, builds the real connectd binary
+// and measures it against the physical limits of the same server:
+//
+//   - snapshot: connectd `sync` (snapshot: initial_only) of a table into a file:// lake,
+//     next to `COPY (SELECT * FROM t) TO STDOUT` of the same table into io.Discard;
+//   - streaming: connectd `sync` (snapshot: never) draining a slot that holds a mixed
+//     insert/update/delete workload, next to pg_recvlogical draining the same changes
+//     (pgoutput, protocol 1) from a second slot into /dev/null;
+//   - one huge transaction streamed through connectd, with its peak RSS;
+//   - the idle-source retained WAL, when the postgres source has heartbeats.
+//
+// Each connectd figure is the wall time of the whole `connectd sync` process (start to
+// exit: connect, read, write, flush, commit), and its peak RSS comes from wait4's
+// rusage. Run it with `make bench` (bench/run.sh) from the repository root.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/connectd/connectd/e2e/testenv"
+)
+
+type options struct {
+	rows     int64 // snapshot table size
+	changes  int64 // streaming workload size (row changes)
+	bigtx    int64 // rows in the one huge transaction
+	preload  int64 // rows in the streaming table before the slots exist
+	keep     bool  // keep the temp dir (lakes, logs) for inspection
+	idle     time.Duration
+	skip     map[string]bool
+	repoRoot string
+}
+
+func main() {
+	var o options
+	var skip string
+	flag.Int64Var(&o.rows, "rows", 5_000_000, "rows in the snapshot table")
+	flag.Int64Var(&o.changes, "changes", 1_000_000, "row changes in the streaming workload")
+	flag.Int64Var(&o.bigtx, "bigtx", 5_000_000, "rows inserted by the one huge transaction")
+	flag.Int64Var(&o.preload, "preload", 0, "rows in the streaming table before the workload (default changes/4)")
+	flag.DurationVar(&o.idle, "idle", 3*time.Minute, "how long the idle-source heartbeat phase writes to another database")
+	flag.StringVar(&skip, "skip", "", "comma-separated phases to skip: snapshot,stream,bigtx,idle")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (lakes, connectd logs) and print its path")
+	flag.Parse()
+	o.skip = map[string]bool{}
+	for _, s := range splitComma(skip) {
+		o.skip[s] = true
+	}
+	if o.preload <= 0 {
+		o.preload = max(o.changes/4, 10_000)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, o)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	started := time.Now()
+	facts := machineFacts()
+	tmp, err := os.MkdirTemp("", "connectd-bench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		logf("keeping %s", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+
+	logf("building connectd")
+	bin := filepath.Join(tmp, "connectd")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/connectd")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build ./cmd/connectd (run the benchmark from the repository root): %w", err)
+	}
+
+	logf("starting PostgreSQL")
+	pg, err := testenv.StartPostgres(ctx, testenv.PostgresOptions{ExtraConf: map[string]string{
+		"shared_buffers":       "1GB",
+		"max_wal_size":         "8GB",
+		"checkpoint_timeout":   "30min",
+		"maintenance_work_mem": "256MB",
+		"work_mem":             "64MB",
+		"wal_sender_timeout":   "5min",
+	}})
+	if err != nil {
+		return err
+	}
+	defer pg.Stop()
+	b := &bench{o: o, pg: pg, bin: bin, tmp: tmp, facts: facts}
+	if err := b.connect(ctx); err != nil {
+		return err
+	}
+	defer b.conn.Close(context.Background())
+	if b.facts.pgVersion, err = b.queryString(ctx, "SELECT version()"); err != nil {
+		return err
+	}
+
+	phases := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"snapshot", b.snapshotPhase},
+		{"stream", b.streamPhase},
+		{"bigtx", b.bigTxPhase},
+		{"idle", b.idlePhase},
+	}
+	for _, p := range phases {
+		if o.skip[p.name] {
+			b.notes = append(b.notes, fmt.Sprintf("%s: skipped (-skip)", p.name))
+			continue
+		}
+		if err := p.fn(ctx); err != nil {
+			return fmt.Errorf("%s phase: %w", p.name, err)
+		}
+	}
+	b.facts.loadEnd = loadAvg()
+	b.report(os.Stdout, time.Since(started))
+	return nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func splitComma(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' {
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			start = i + 1
+		}
+	}
+	return out
+}

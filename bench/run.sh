@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs connectd's PostgreSQL benchmark (bench/pg) with the sizes issue 2 and issue 4
+# ask for. Override them from the environment for a quick run:
+#   ROWS=200000 CHANGES=50000 BIGTX=200000 IDLE=30s ./bench/run.sh
+# Extra arguments go to the program (e.g. -skip idle, -keep); see `go run ./bench/pg -h`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec go run ./bench/pg \
+	-rows "${ROWS:-5000000}" \
+	-changes "${CHANGES:-1000000}" \
+	-bigtx "${BIGTX:-5000000}" \
+	-idle "${IDLE:-2m}" \
+	"$@"
