@@ -360,8 +360,19 @@ func (s *Source) sendStatus(ctx context.Context, reply bool) error {
 	return nil
 }
 
-// startKeeper runs the goroutine that reports status every statusInterval until Close.
-func (s *Source) startKeeper() {
+// keeperInterval is how often the keeper reports: every statusInterval, or a third
+// of the server's wal_sender_timeout when that is shorter.
+func (s *Source) keeperInterval(ctx context.Context) time.Duration {
+	var ms int64
+	err := s.conn.QueryRow(ctx, "SELECT setting::int8 FROM pg_catalog.pg_settings WHERE name = 'wal_sender_timeout'").Scan(&ms)
+	if err != nil || ms <= 0 {
+		return statusInterval
+	}
+	return min(statusInterval, max(100*time.Millisecond, time.Duration(ms)*time.Millisecond/3))
+}
+
+// startKeeper runs the goroutine that reports status every interval until Close.
+func (s *Source) startKeeper(interval time.Duration) {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	if s.keeperOn || s.closed {
@@ -369,7 +380,7 @@ func (s *Source) startKeeper() {
 	}
 	s.keeperOn = true
 	go func() {
-		t := time.NewTicker(statusInterval)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -647,4 +648,55 @@ func TestDroppedConnectionIsTransient(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func TestBackpressureLongerThanWalSenderTimeoutKeepsTheStream(t *testing.T) {
+	conn := dbConn(t, pg.DSN)
+	exec(t, conn, `CREATE TABLE slow (id int PRIMARY KEY)`,
+		`ALTER SYSTEM SET wal_sender_timeout = '1s'`, `SELECT pg_reload_conf()`)
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), `ALTER SYSTEM RESET wal_sender_timeout`)
+		conn.Exec(context.Background(), `SELECT pg_reload_conf()`)
+	})
+	p := params(t, "slow", pg.DSN, []string{"public.slow"}, config.SnapshotNever, connector.ModeStream)
+	src := openSource(t, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var got []record.Record
+	done := make(chan error, 1)
+	go func() {
+		done <- src.Read(ctx, nil, func(_ context.Context, recs []record.Record) error {
+			mu.Lock()
+			first := len(got) == 0
+			got = append(got, recs...)
+			mu.Unlock()
+			if first {
+				time.Sleep(3 * time.Second) // the pipeline is full
+			}
+			return nil
+		})
+	}()
+	defer src.Close(context.Background())
+	deadline := time.Now().Add(60 * time.Second)
+	for !src.status.(*testStatus).has("streaming") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	exec(t, conn, `INSERT INTO slow VALUES (1)`)
+	time.Sleep(200 * time.Millisecond)
+	exec(t, conn, `INSERT INTO slow VALUES (2)`)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= 2 {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Read ended while emit blocked: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatal("second record never arrived")
 }

@@ -92,6 +92,7 @@ func (s *Source) stream(ctx context.Context, start record.Position, confirmed, t
 	s.ack.reset(confirmed, start)
 	pub := strings.ReplaceAll(pgx.Identifier{s.st.publication}.Sanitize(), "'", "''")
 	// LSN 0: the server starts at the slot's confirmed_flush_lsn.
+	keeper := s.keeperInterval(ctx)
 	err := pglogrepl.StartReplication(ctx, s.repl, s.st.slot, 0, pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
 		PluginArgs: []string{"proto_version '1'", "publication_names '" + pub + "'"},
@@ -102,7 +103,7 @@ func (s *Source) stream(ctx context.Context, start record.Position, confirmed, t
 	s.sendMu.Lock()
 	s.streaming = true
 	s.sendMu.Unlock()
-	s.startKeeper()
+	s.startKeeper(keeper)
 	s.status.SetPhase("streaming")
 	s.log.Info("streaming", "from", confirmed.String(), "publication", s.st.publication)
 	if st.sync {
