@@ -117,6 +117,7 @@ type Destination struct {
 	order   []*openFile   // open files in the order they were opened
 	pending []*closedFile // closed files not yet durable (a failed Flush)
 	seq     int           // names staging files
+	writes  int64         // counts Write calls, to list each touched file once
 	warned  map[string]bool
 
 	// last is the file of the previous record: consecutive records of one table
@@ -124,6 +125,10 @@ type Destination struct {
 	last       *openFile
 	lastSchema *record.Schema
 	lastDay    int64
+
+	// Byte counts for Buffered: staged plus in-memory bytes of the open files, the
+	// in-memory part alone (bounded by memoryBudget), and closed files not yet durable.
+	openBytes, memTotal, pendingBytes int64
 
 	rows  atomic.Int64
 	bytes atomic.Int64
@@ -152,6 +157,7 @@ type openFile struct {
 	batch   rowBatch
 	rows    int64
 	mem     int64 // estimate of what the writer holds in memory
+	touched int64 // the Write call that last appended to the file
 }
 
 // countingWriter counts what the parquet writer has written to the staging file.
@@ -169,6 +175,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // Write appends records to the open files. After an error the destination must be
 // closed: the batch may be partly written.
 func (d *Destination) Write(ctx context.Context, recs []record.Record) error {
+	d.writes++
 	var touched []*openFile
 	for i := range recs {
 		r := &recs[i]
@@ -187,7 +194,8 @@ func (d *Destination) Write(ctx context.Context, recs []record.Record) error {
 			}
 			d.last, d.lastSchema, d.lastDay = f, r.Schema, day
 		}
-		if f.batch.len() == 0 {
+		if f.touched != d.writes {
+			f.touched = d.writes
 			touched = append(touched, f)
 		}
 		if err := f.batch.appendRecord(f.fs, r); err != nil {
@@ -213,7 +221,7 @@ func (d *Destination) Write(ctx context.Context, recs []record.Record) error {
 		}
 	}
 	d.rows.Add(int64(len(recs)))
-	return d.boundMemory()
+	return d.boundMemory(touched)
 }
 
 // warnDecimal logs, once per column, a DECIMAL value that had to be written as null.
@@ -236,44 +244,41 @@ func (d *Destination) writeBatch(f *openFile) error {
 	return nil
 }
 
-// boundMemory writes out row groups that grew past rowGroupBytes, or all of them
-// when the open files together hold more than memoryBudget, and refreshes the byte
-// count Buffered reports.
-func (d *Destination) boundMemory() error {
-	var total, mem int64
-	for _, f := range d.order {
-		f.mem = max(f.w.Size()-f.out.n, 0)
-		if f.mem >= rowGroupBytes {
-			if err := d.flushRowGroup(f); err != nil {
-				return err
-			}
+// boundMemory writes out the row groups of touched files that grew past
+// rowGroupBytes, or those of every open file when together they hold more than
+// memoryBudget in memory, and refreshes the byte count Buffered reports.
+func (d *Destination) boundMemory(touched []*openFile) error {
+	for _, f := range touched {
+		if err := d.measure(f, false); err != nil {
+			return err
 		}
-		mem += f.mem
 	}
-	if mem > memoryBudget {
+	if d.memTotal > memoryBudget {
 		for _, f := range d.order {
 			if f.mem > 0 {
-				if err := d.flushRowGroup(f); err != nil {
+				if err := d.measure(f, true); err != nil {
 					return err
 				}
 			}
 		}
 	}
-	for _, f := range d.order {
-		total += f.out.n + f.mem
-	}
-	for _, f := range d.pending {
-		total += f.size
-	}
-	d.bytes.Store(total)
+	d.bytes.Store(d.openBytes + d.pendingBytes)
 	return nil
 }
 
-func (d *Destination) flushRowGroup(f *openFile) error {
-	if err := f.w.Flush(); err != nil {
-		return fmt.Errorf("parquet: write %s: %w", f.rel, err)
-	}
+// measure refreshes f's share of the byte counts, first writing out its row group
+// when force is set or the row group reached rowGroupBytes.
+func (d *Destination) measure(f *openFile, force bool) error {
+	oldMem, oldOut := f.mem, f.out.n
 	f.mem = max(f.w.Size()-f.out.n, 0)
+	if force || f.mem >= rowGroupBytes {
+		if err := f.w.Flush(); err != nil {
+			return fmt.Errorf("parquet: write %s: %w", f.rel, err)
+		}
+		f.mem = max(f.w.Size()-f.out.n, 0)
+	}
+	d.memTotal += f.mem - oldMem
+	d.openBytes += f.mem - oldMem + f.out.n - oldOut
 	return nil
 }
 
@@ -350,8 +355,8 @@ func (d *Destination) Buffered() (rows, bytes int64) {
 }
 
 // Flush closes every open file and makes it durable at its final name. It returns
-// only once all are; after an error the files not yet durable are retried by the
-// next Flush.
+// only once all are. When making them durable fails (an upload, a rename), the files
+// not yet durable stay staged and the next Flush retries them.
 func (d *Destination) Flush(ctx context.Context) error {
 	for _, f := range d.order {
 		cf, err := d.closeFile(f)
@@ -361,13 +366,20 @@ func (d *Destination) Flush(ctx context.Context) error {
 		delete(d.files, f.key)
 		d.order = d.order[1:]
 		d.pending = append(d.pending, cf)
+		d.pendingBytes += cf.size
 	}
 	d.order = nil
+	d.openBytes, d.memTotal = 0, 0
 	d.last, d.lastSchema = nil, nil
 	if len(d.pending) > 0 {
 		pending, err := d.store.commit(ctx, d.pending)
 		d.pending = pending
+		d.pendingBytes = 0
+		for _, f := range pending {
+			d.pendingBytes += f.size
+		}
 		if err != nil {
+			d.bytes.Store(d.pendingBytes)
 			return err
 		}
 	}

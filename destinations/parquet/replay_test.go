@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parquet-go/parquet-go"
 
 	"github.com/connectd/connectd/e2e/testenv/lakedb"
 	"github.com/connectd/connectd/record"
@@ -238,5 +242,55 @@ func TestStagedFilesAreInvisibleBeforeFlush(t *testing.T) {
 	left := queryStrings(t, db, "SELECT count(*) FROM glob("+sqlString(dir+"/**")+") WHERE file LIKE '%.tmp'")[0][0]
 	if left != "0" {
 		t.Errorf("%s staging files left after Close", left)
+	}
+}
+
+// TestLargeFileHasBoundedRowGroups: a file bigger than one row group is written as
+// several row groups of at most rowGroupRows rows, and reads back whole.
+func TestLargeFileHasBoundedRowGroups(t *testing.T) {
+	dir := t.TempDir()
+	d := openLocal(t, dir, "big")
+	ctx := context.Background()
+	const n = 300_000
+	recs := benchRecords(n)
+	for i := 0; i < n; i += 5000 {
+		if err := d.Write(ctx, recs[i:i+5000]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, bytes := d.Buffered()
+	if rows != n || bytes < 1<<20 {
+		t.Errorf("Buffered() = %d rows, %d bytes; want %d rows and over 1 MiB", rows, bytes, n)
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files := parquetFiles(t, dir)
+	if len(files) != 1 {
+		t.Fatalf("files = %v, want one", files)
+	}
+	f, err := os.Open(filepath.Join(dir, files[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := pf.RowGroups()
+	if len(groups) < 3 {
+		t.Errorf("%d row groups for %d rows, want at least 3", len(groups), n)
+	}
+	for i, g := range groups {
+		if g.NumRows() > rowGroupRows {
+			t.Errorf("row group %d has %d rows, over %d", i, g.NumRows(), rowGroupRows)
+		}
+	}
+	db := lakedb.DuckDB(t)
+	got := queryStrings(t, db, "SELECT count(*), count(DISTINCT _pos), CAST(sum(id) AS VARCHAR) FROM "+lakedb.ParquetTree(dir))[0]
+	if want := fmt.Sprint([]any{n, n, n * (n - 1) / 2}); fmt.Sprint(got) != want {
+		t.Errorf("count, distinct, sum = %v, want %v", got, want)
 	}
 }
