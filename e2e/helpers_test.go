@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,12 +24,22 @@ import (
 	"github.com/connectd/connectd/e2e/testenv/lakedb"
 )
 
+// serial makes names unique across repeated runs (go test -count=N) against the
+// same servers.
+var serial atomic.Int64
+
+// unique suffixes name with a number used once per test binary.
+func unique(name string) string {
+	return fmt.Sprintf("%s_%d", name, serial.Add(1))
+}
+
 // newDatabase creates a database of its own for one test and returns its DSN and a
 // connection to it, closed when the test ends. The session settings make the
 // server's text forms the ones the expected values are written in.
 func newDatabase(t *testing.T, name string) (string, *pgx.Conn) {
 	t.Helper()
 	ctx := context.Background()
+	name = unique(name)
 	if err := pgServer.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
@@ -83,7 +94,7 @@ func newPipe(t *testing.T, name, dsn string, s3Lake bool, tables ...string) *pip
 	t.Helper()
 	dir := t.TempDir()
 	p := &pipe{
-		name:    name,
+		name:    unique(name),
 		dsn:     dsn,
 		tables:  tables,
 		lakeDir: filepath.Join(dir, "lake"),
@@ -92,7 +103,7 @@ func newPipe(t *testing.T, name, dsn string, s3Lake bool, tables ...string) *pip
 		config:  filepath.Join(dir, "connectd.yaml"),
 	}
 	if s3Lake {
-		p.bucket = strings.ReplaceAll(name, "_", "-")
+		p.bucket = strings.ReplaceAll(p.name, "_", "-")
 		if err := s3Server.CreateBucket(context.Background(), p.bucket); err != nil {
 			t.Fatal(err)
 		}

@@ -29,18 +29,22 @@ func runMain(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	binDir, err := os.MkdirTemp("", "connectd-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	defer os.RemoveAll(binDir)
-	connectdBin = filepath.Join(binDir, "connectd")
-	if err := buildConnectd(ctx, connectdBin); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
+	// CONNECTD_BIN tests a binary built elsewhere (a release build, another commit).
+	if connectdBin = os.Getenv("CONNECTD_BIN"); connectdBin == "" {
+		binDir, err := os.MkdirTemp("", "connectd-e2e-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		defer os.RemoveAll(binDir)
+		connectdBin = filepath.Join(binDir, "connectd")
+		if err := buildConnectd(ctx, connectdBin); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
 	}
 
+	var err error
 	pgServer, err = testenv.StartPostgres(ctx, testenv.PostgresOptions{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: start postgres:", err)
