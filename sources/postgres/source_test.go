@@ -677,7 +677,11 @@ func TestBackpressureLongerThanWalSenderTimeoutKeepsTheStream(t *testing.T) {
 			return nil
 		})
 	}()
-	defer src.Close(context.Background())
+	defer func() {
+		cancel()
+		<-done
+		src.Close(context.Background())
+	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for !src.status.(*testStatus).has("streaming") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -694,6 +698,7 @@ func TestBackpressureLongerThanWalSenderTimeoutKeepsTheStream(t *testing.T) {
 		}
 		select {
 		case err := <-done:
+			done <- err
 			t.Fatalf("Read ended while emit blocked: %v", err)
 		case <-time.After(50 * time.Millisecond):
 		}
