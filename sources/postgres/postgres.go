@@ -335,10 +335,14 @@ func (s *Source) adoptShape(sh *tableShape) *tableShape {
 	return sh
 }
 
-// Ack confirms to the slot the end of every transaction delivered up to pos.
+// Ack confirms to the slot the end of every transaction delivered up to pos. A
+// failed send is only logged: the keeper retries while the connection lives, and
+// after a restart the skip of already delivered records makes a late confirm safe.
 func (s *Source) Ack(ctx context.Context, pos record.Position) error {
 	if s.ack.ack(pos) {
-		return s.sendStatus(ctx, false)
+		if err := s.sendStatus(ctx, false); err != nil {
+			s.log.Warn("confirming to the slot failed; it will be retried", "err", err)
+		}
 	}
 	return nil
 }
