@@ -34,16 +34,16 @@ var Handshake = plugin.HandshakeConfig{
 // splits batches well below it.
 const MaxMessageBytes = 256 << 20
 
-// SourcePlugin binds the Source service to go-plugin. The SDK sets Server; the host
+// SourcePlugin binds the Source service to go-plugin. The SDK sets Impl; the host
 // uses the zero value and gets a pb.SourceClient from Dispense.
 type SourcePlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	Server pb.SourceServer
+	Impl pb.SourceServer
 }
 
 // GRPCServer registers the source service.
 func (p *SourcePlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterSourceServer(s, p.Server)
+	pb.RegisterSourceServer(s, p.Impl)
 	return nil
 }
 
@@ -55,12 +55,12 @@ func (p *SourcePlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *gr
 // DestinationPlugin binds the Destination service to go-plugin.
 type DestinationPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	Server pb.DestinationServer
+	Impl pb.DestinationServer
 }
 
 // GRPCServer registers the destination service.
 func (p *DestinationPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterDestinationServer(s, p.Server)
+	pb.RegisterDestinationServer(s, p.Impl)
 	return nil
 }
 
