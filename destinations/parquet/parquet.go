@@ -293,6 +293,11 @@ func (d *Destination) fileFor(r *record.Record, day int64) (*openFile, error) {
 			if fs, err = buildSchema(r.Schema); err != nil {
 				return nil, fmt.Errorf("parquet: %s: %w", r.Schema.QualifiedName(), err)
 			}
+			for _, c := range fs.columns {
+				if c.fallback != "" {
+					d.log.Warn("parquet: "+c.fallback, "table", r.Schema.QualifiedName(), "column", c.name)
+				}
+			}
 			d.byFP[fp] = fs
 		}
 		// Sources share one *Schema per table version; the bound only guards

@@ -31,7 +31,7 @@ type rowBatch struct {
 
 // batchRows is how many rows are assembled before they go to the parquet writer:
 // enough to amortise the call, few enough that the values are still in cache when
-// the writer reads them (BenchmarkWrite: 64 rows ran about 1.5x faster than 256).
+// the writer reads them; parquet-go splits larger writes into 64-row chunks anyway.
 const batchRows = 64
 
 func (b *rowBatch) len() int { return len(b.ends) }

@@ -40,6 +40,9 @@ type colInfo struct {
 	depth int // list nesting depth: 0 for a scalar column
 	// elem is the innermost element type of a list column (typ itself for scalars).
 	elem *record.Type
+	// fallback, when set, says why the column is written as text instead of its
+	// usual mapping; it is logged once when the schema is built.
+	fallback string
 }
 
 // buildSchema maps a record schema to Parquet (SPEC 3). Every table column is
@@ -104,7 +107,11 @@ func nodeOf(t record.Type) (parquet.Node, colInfo, error) {
 	case record.KindDecimal:
 		p, s := t.Precision, t.Scale
 		if p < 1 || p > 38 || s < 0 || s > p {
-			return nil, info, fmt.Errorf("decimal(%d,%d) is outside DECIMAL's range (precision 1..38, 0 <= scale <= precision)", p, s)
+			// Postgres 15 allows numeric(2,5) and numeric(5,-2); Parquet's DECIMAL
+			// does not. Keep the exact text instead (SPEC 3: never a crash).
+			scalar.Kind = record.KindDecimalText
+			info.fallback = fmt.Sprintf("decimal(%d,%d) is outside Parquet DECIMAL's range; writing exact decimal text (STRING)", p, s)
+			return parquet.String(), info, nil
 		}
 		switch {
 		case p <= 9:

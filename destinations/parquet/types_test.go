@@ -3,6 +3,7 @@ package parquet
 import (
 	"context"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -325,5 +326,32 @@ func TestBadValuesAreErrors(t *testing.T) {
 			t.Errorf("row %v: error %v, want one containing %q", c.row, err, c.want)
 		}
 		d.Close(context.Background())
+	}
+}
+
+// TestDecimalOutsideParquetRangeKeepsText: Postgres 15's numeric(2,5) and
+// numeric(5,-2) have no Parquet DECIMAL; their exact text is written as STRING.
+func TestDecimalOutsideParquetRangeKeepsText(t *testing.T) {
+	dir := t.TempDir()
+	d := openLocal(t, dir, "oddscale")
+	s := record.NewSchema("public", "odd", []record.Column{
+		{Name: "small", Type: dec(2, 5)},
+		{Name: "round", Type: dec(5, -2)},
+		{Name: "l", Type: list(dec(2, 5))},
+	})
+	ctx := context.Background()
+	err := d.Write(ctx, []record.Record{{Op: record.OpCreate, Schema: s, Pos: pos8(1), CommitTS: day1,
+		After: []record.Value{record.Decimal("0.00012"), record.Decimal("12300"), []record.Value{record.Decimal("-0.00099")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db := lakedb.DuckDB(t)
+	got := queryStrings(t, db, "SELECT small, round, CAST(l AS VARCHAR), typeof(small), typeof(l) FROM "+lakedb.ParquetTree(dir))
+	want := "[[0.00012 12300 [-0.00099] VARCHAR VARCHAR[]]]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("got %v, want %s", got, want)
 	}
 }
