@@ -204,6 +204,9 @@ func launch(ctx context.Context, dir string, pc *config.PluginConfig, kind strin
 	})
 	if err != nil {
 		client.Kill()
+		if status.Code(errors.Unwrap(err)) == codes.Unimplemented || strings.Contains(err.Error(), "unknown service") {
+			return nil, nil, connector.Permanent(fmt.Errorf("plugin %s: %s is not a %s plugin: %w", name, path, kind, err))
+		}
 		return nil, nil, err
 	}
 	if c.spec.GetKind() != kind {
