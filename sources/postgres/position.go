@@ -90,3 +90,7 @@ func describePosition(p record.Position, tableName func(uint32) string) string {
 	}
 	return "unknown position " + p.String()
 }
+
+// DescribePosition renders pos without opening a connection (connectd offsets show):
+// snapshot tables appear by ordinal, since their names are known only to a running source.
+func (Kind) DescribePosition(pos record.Position) string { return describePosition(pos, nil) }
