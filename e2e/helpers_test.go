@@ -347,6 +347,13 @@ func (p *pipe) localLake(t *testing.T) string {
 	return filepath.Join(dir, "lake")
 }
 
+// tableDir is a local directory holding one table of the lake (for s3://, a fresh
+// download of the whole lake).
+func (p *pipe) tableDir(t *testing.T, namespace, table string) string {
+	t.Helper()
+	return lakeTable(p.localLake(t), namespace, table)
+}
+
 // parquetFiles lists the Parquet files under dir, sorted; none when dir is missing.
 func parquetFiles(t *testing.T, dir string) []string {
 	t.Helper()

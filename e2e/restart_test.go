@@ -112,16 +112,21 @@ func (w *writer) changes() int {
 // writer changes the table, with SIGTERM and with SIGKILL, and checks that the lake
 // ends with every change exactly once, in commit order, and the same table.
 func TestRunStoppedAndRestartedLosesNothing(t *testing.T) {
+	for _, lake := range []string{"file", "s3"} {
+		t.Run(lake, func(t *testing.T) { testRestartsLoseNothing(t, lake == "s3") })
+	}
+}
+
+func testRestartsLoseNothing(t *testing.T, s3Lake bool) {
 	dsn, conn := newDatabase(t, "e2e_restart")
 	const initial = 20
 	mustExec(t, conn, fmt.Sprintf(`CREATE TABLE public.accounts (id int PRIMARY KEY, v int NOT NULL, note text);
 INSERT INTO public.accounts SELECT g, 0, 'initial' FROM generate_series(1, %d) g`, initial))
-	p := newPipe(t, "restart_loses_nothing", dsn, false, "public.accounts")
+	p := newPipe(t, "restart_loses_nothing", dsn, s3Lake, "public.accounts")
 	// Small batches: every stop finds some data committed and some in flight.
 	p.flush = "{rows: 40, bytes: 1MiB, interval: 300ms}"
 	p.writeConfig(t)
 	db := lakedb.DuckDB(t)
-	dir := lakeTable(p.lakeDir, "public", "accounts")
 	p.sync(t) // the snapshot, complete, before the writer starts
 
 	seed := uint64(time.Now().UnixNano())
@@ -138,13 +143,13 @@ INSERT INTO public.accounts SELECT g, 0, 'initial' FROM generate_series(1, %d) g
 
 	signals := []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL, syscall.SIGTERM, syscall.SIGKILL, syscall.SIGTERM, syscall.SIGKILL}
 	for i, sig := range signals {
-		before := lakeCount(t, db, dir)
+		before := lakeCount(t, db, p.tableDir(t, "public", "accounts"))
 		made := w.changes()
 		d := startRun(t, p.config)
 		// Run until this incarnation has written something new to the lake, then a
 		// little longer, so stops land at different points of a flush.
 		waitFor(t, 60*time.Second, d, fmt.Sprintf("run %d to write to the lake", i+1), func() (bool, string) {
-			n := lakeCount(t, db, dir)
+			n := lakeCount(t, db, p.tableDir(t, "public", "accounts"))
 			return n > before && w.changes() > made, fmt.Sprintf("%d lake rows (had %d), writer made %d changes (had %d)", n, before, w.changes(), made)
 		})
 		time.Sleep(time.Duration(rng.IntN(700)) * time.Millisecond)
@@ -166,6 +171,7 @@ INSERT INTO public.accounts SELECT g, 0, 'initial' FROM generate_series(1, %d) g
 	}
 	p.sync(t)
 
+	dir := p.tableDir(t, "public", "accounts")
 	rows := readTable(t, db, dir, "CAST(id AS VARCHAR) AS id", "CAST(v AS VARCHAR) AS v", "note")
 	checkPositions(t, rows)
 	var snap, stream []row
