@@ -84,7 +84,14 @@ func (b *bench) startConnectd(ctx context.Context, c connectorConfig, command st
 	if err != nil {
 		return nil, "", err
 	}
-	cmd := exec.CommandContext(ctx, b.bin, command, "-c", cfg, "--log-format", "json")
+	args := []string{b.bin, command, "-c", cfg, "--log-format", "json"}
+	if b.o.wrap != "" && command == "sync" {
+		// The wrapper (perf, strace) is the direct child then: its rusage, not
+		// connectd's, is measured.
+		w := strings.Fields(strings.ReplaceAll(b.o.wrap, "{dir}", filepath.Dir(cfg)))
+		args = append(w, args...)
+	}
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = time.Minute

@@ -30,11 +30,12 @@ import (
 )
 
 type options struct {
-	rows     int64 // snapshot table size
-	changes  int64 // streaming workload size (row changes)
-	bigtx    int64 // rows in the one huge transaction
-	preload  int64 // rows in the streaming table before the slots exist
-	keep     bool  // keep the temp dir (lakes, logs) for inspection
+	rows     int64  // snapshot table size
+	changes  int64  // streaming workload size (row changes)
+	bigtx    int64  // rows in the one huge transaction
+	preload  int64  // rows in the streaming table before the slots exist
+	keep     bool   // keep the temp dir (lakes, logs) for inspection
+	wrap     string // command prefix for each connectd sync, {dir} is the connector's directory
 	idle     time.Duration
 	skip     map[string]bool
 	repoRoot string
@@ -50,7 +51,9 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", 3*time.Minute, "how long the idle-source heartbeat phase writes to another database")
 	flag.StringVar(&skip, "skip", "", "comma-separated phases to skip: snapshot,stream,bigtx,idle")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (lakes, connectd logs) and print its path")
+	flag.StringVar(&o.wrap, "wrap", "", "run each connectd sync under this command, {dir} being the connector's directory, e.g. \"perf record -g -o {dir}/perf.data --\" (implies -keep; RSS figures are then the wrapper's)")
 	flag.Parse()
+	o.keep = o.keep || o.wrap != ""
 	o.skip = map[string]bool{}
 	for _, s := range splitComma(skip) {
 		o.skip[s] = true
