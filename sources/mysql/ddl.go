@@ -198,7 +198,7 @@ type colDef struct {
 	Name      string   `json:"name"`
 	Type      typeSpec `json:"type"`
 	NotNull   bool     `json:"not_null,omitempty"`
-	Primary   bool     `json:"primary,omitempty"`   // inline PRIMARY KEY
+	Primary   bool     `json:"primary,omitempty"`    // inline PRIMARY KEY
 	JSONCheck bool     `json:"json_check,omitempty"` // CHECK (json_valid(col)): MariaDB's JSON
 }
 
@@ -561,6 +561,8 @@ func (p *parser) tableOptions(def *tableDef) error {
 		switch {
 		case p.peek().is("SELECT") || p.peek().is("AS") || p.peek().punct("("):
 			return p.errf("CREATE TABLE ... SELECT")
+		case p.peek().is("WITH") && p.peekAt(1).is("SYSTEM"):
+			return p.errf("WITH SYSTEM VERSIONING adds hidden columns to the row images")
 		case p.peek().is("PARTITION"):
 			// Partitioning does not change columns; it runs to the end.
 			p.i = len(p.toks)
@@ -929,13 +931,15 @@ func (p *parser) alterSpec() ([]alterOp, bool, error) {
 				return []alterOp{{op: "add_pk", cols: cols}}, true, p.skipItem()
 			}
 			return nil, false, p.skipItem()
+		case p.peek().is("SYSTEM"):
+			return nil, false, p.errf("SYSTEM VERSIONING adds hidden row_start/row_end columns to the row images")
 		case p.peek().is("INDEX") || p.peek().is("KEY") || p.peek().is("UNIQUE") || p.peek().is("FULLTEXT") ||
 			p.peek().is("SPATIAL") || p.peek().is("FOREIGN") || p.peek().is("CHECK") || p.peek().is("PERIOD") ||
-			p.peek().is("PARTITION") || p.peek().is("SYSTEM"):
+			p.peek().is("PARTITION"):
 			return nil, false, p.skipItem()
 		}
 		p.accept("COLUMN")
-		p.accept("IF", "NOT", "EXISTS")
+		ifNot := p.accept("IF", "NOT", "EXISTS")
 		if p.acceptPunct("(") {
 			var ops []alterOp
 			for {
@@ -947,7 +951,7 @@ func (p *parser) alterSpec() ([]alterOp, bool, error) {
 				if err != nil {
 					return nil, false, err
 				}
-				ops = append(ops, alterOp{op: "add", col: c})
+				ops = append(ops, alterOp{op: "add", col: c, ifExists: ifNot})
 				if p.acceptPunct(",") {
 					continue
 				}
@@ -961,16 +965,19 @@ func (p *parser) alterSpec() ([]alterOp, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		op := alterOp{op: "add", col: c}
-		return []alterOp{op}, true, p.position(&op)
+		op := alterOp{op: "add", col: c, ifExists: ifNot}
+		err = p.position(&op)
+		return []alterOp{op}, true, err
 	case p.accept("DROP"):
 		switch {
 		case p.accept("PRIMARY", "KEY"):
 			return []alterOp{{op: "drop_pk"}}, true, nil
 		case p.peek().is("PARTITION"):
 			return nil, false, p.errf("DROP PARTITION deletes rows without row events")
+		case p.peek().is("SYSTEM"):
+			return nil, false, p.errf("SYSTEM VERSIONING changes the columns of the row images")
 		case p.peek().is("INDEX") || p.peek().is("KEY") || p.peek().is("FOREIGN") || p.peek().is("CHECK") ||
-			p.peek().is("CONSTRAINT") || p.peek().is("PERIOD") || p.peek().is("SYSTEM"):
+			p.peek().is("CONSTRAINT") || p.peek().is("PERIOD"):
 			return nil, false, p.skipItem()
 		}
 		p.accept("COLUMN")

@@ -175,7 +175,8 @@ func (s settings) open(ctx context.Context) (*sql.DB, error) {
 	c := gomysql.NewConfig()
 	c.User, c.Passwd = s.user, s.password
 	c.Net, c.Addr = "tcp", net.JoinHostPort(s.host, strconv.Itoa(int(s.port)))
-	c.Params = map[string]string{"time_zone": "'+00:00'", "charset": "utf8mb4"}
+	c.Params = map[string]string{"time_zone": "'+00:00'"}
+	c.Collation = "utf8mb4_general_ci"
 	c.Timeout = 10 * time.Second
 	c.AllowNativePasswords = true
 	conn, err := gomysql.NewConnector(c)

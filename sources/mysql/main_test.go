@@ -1,0 +1,170 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/offsets"
+	"github.com/connectd/connectd/record"
+)
+
+// maria is the server every test shares; each test uses its own database.
+var maria *testenv.MariaDB
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	var err error
+	maria, err = testenv.StartMariaDB(ctx, testenv.MariaDBOptions{ExtraConf: map[string]string{"binlog_row_metadata": "FULL"}})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start mariadb:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := maria.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func exec(t *testing.T, sql string) {
+	t.Helper()
+	if err := maria.Exec(testCtx(t), sql); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type tlogWriter struct {
+	mu sync.Mutex
+	t  *testing.T
+	on bool
+}
+
+func (w *tlogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.on {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// harness runs one connector's source the way the pipeline does: Read from the
+// committed position, collect, commit.
+type harness struct {
+	t         *testing.T
+	name      string
+	tables    []string
+	snapshot  string
+	state     connector.StateStore
+	committed record.Position
+	got       []record.Record
+	slow      time.Duration // pause per emitted batch, as a slow destination would
+}
+
+func newHarness(t *testing.T, name string, tables ...string) *harness {
+	f, err := offsets.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, name: name, tables: tables, snapshot: config.SnapshotInitial, state: f.State(name)}
+}
+
+func (h *harness) params(mode connector.Mode) connector.SourceParams {
+	w := &tlogWriter{t: h.t, on: true}
+	h.t.Cleanup(func() { w.mu.Lock(); w.on = false; w.mu.Unlock() })
+	return connector.SourceParams{
+		Name: h.name,
+		Config: config.Source{Type: "mysql", MySQL: &config.MySQLSource{
+			DSN: maria.DSN, Tables: h.tables, Snapshot: h.snapshot, ServerID: 7000 + uint32(len(h.name)),
+		}},
+		Mode:   mode,
+		Logger: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Status: connector.NopStatus{},
+		State:  h.state,
+	}
+}
+
+// sync runs Read in ModeSync from the committed position and commits everything.
+func (h *harness) sync() []record.Record {
+	h.t.Helper()
+	recs, err := h.run(connector.ModeSync, -1)
+	if err != nil {
+		h.t.Fatalf("sync: %v", err)
+	}
+	return recs
+}
+
+var errCrash = errors.New("simulated crash")
+
+// run reads; with limit >= 0 it "crashes" after accepting that many records (they
+// are committed), as a pipeline dying mid-transaction would.
+func (h *harness) run(mode connector.Mode, limit int) ([]record.Record, error) {
+	ctx := testCtx(h.t)
+	src, err := Kind{}.Open(ctx, h.params(mode))
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close(ctx)
+	var got []record.Record
+	emit := func(ctx context.Context, recs []record.Record) error {
+		time.Sleep(h.slow)
+		for _, r := range recs {
+			if limit >= 0 && len(got) >= limit {
+				return errCrash
+			}
+			if h.committed != nil && r.Pos.Compare(h.committed) <= 0 {
+				h.t.Fatalf("position %s emitted again (committed %s)", describePos(r.Pos), describePos(h.committed))
+			}
+			got = append(got, r)
+			h.committed = r.Pos
+		}
+		return src.Ack(ctx, h.committed)
+	}
+	err = src.Read(ctx, h.committed, emit)
+	h.got = append(h.got, got...)
+	return got, err
+}
+
+// vals maps column names to values of a record's row image.
+func vals(r record.Record) map[string]any {
+	out := map[string]any{}
+	for i, c := range r.Schema.Columns {
+		out[c.Name] = r.Row()[i]
+	}
+	return out
+}
+
+func ops(recs []record.Record) string {
+	var b strings.Builder
+	for _, r := range recs {
+		b.WriteString(r.Op.String())
+	}
+	return b.String()
+}
+
+// checkUniquePositions fails on a repeated or out-of-order position.
+func checkUniquePositions(t *testing.T, recs []record.Record) {
+	t.Helper()
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Pos.Compare(recs[i-1].Pos) <= 0 {
+			t.Fatalf("record %d position %s does not sort after %s", i, describePos(recs[i].Pos), describePos(recs[i-1].Pos))
+		}
+	}
+}
