@@ -12,6 +12,7 @@ import (
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/destinations/parquet"
 	"github.com/connectd/connectd/offsets"
+	"github.com/connectd/connectd/sources/mysql"
 	"github.com/connectd/connectd/sources/postgres"
 )
 
@@ -19,6 +20,7 @@ import (
 func builtins() *connector.Registry {
 	r := connector.NewRegistry()
 	r.AddSource("postgres", postgres.Kind{})
+	r.AddSource("mysql", mysql.Kind{})
 	r.AddDestination("parquet", parquet.Kind{})
 	return r
 }
@@ -86,13 +88,18 @@ func (a *app) sourceParams(name string, mode connector.Mode, st connector.Status
 	if st == nil {
 		st = connector.NopStatus{}
 	}
-	return connector.SourceParams{
+	p := connector.SourceParams{
 		Name:   name,
 		Config: a.cfg.Connectors[name].Source,
 		Mode:   mode,
 		Logger: a.log.With("connector", name),
 		Status: st,
 	}
+	// Sources keep state beside their offsets (the mysql schema history).
+	if f, ok := a.store.(*offsets.File); ok {
+		p.State = f.State(name)
+	}
+	return p
 }
 
 func (a *app) destinationParams(name string) connector.DestinationParams {
