@@ -34,6 +34,18 @@ const (
 	duckTSMicros = "CASE WHEN isfinite(%[1]s) THEN CAST(epoch_us(%[1]s) AS VARCHAR) ELSE CAST(%[1]s AS VARCHAR) END"
 )
 
+// Days since 1970 for finite dates, 'infinity'/'-infinity' otherwise.
+const (
+	pgDateDays   = "CASE WHEN isfinite(%[1]s) THEN (%[1]s - date '1970-01-01')::text ELSE %[1]s::text END"
+	duckDateDays = "CASE WHEN isfinite(%[1]s) THEN CAST(%[1]s - DATE '1970-01-01' AS VARCHAR) ELSE CAST(%[1]s AS VARCHAR) END"
+)
+
+// pgArray renders an array as a JSON list of elem(e) per element, NULLs kept.
+func pgArray(elem string) string {
+	return "CASE WHEN %[1]s IS NOT NULL THEN coalesce((SELECT json_agg(CASE WHEN e IS NOT NULL THEN " + elem +
+		" END ORDER BY i) FROM unnest(%[1]s) WITH ORDINALITY AS u(e, i)), '[]')::text END"
+}
+
 var everyType = []typeColumn{
 	{"c_int2", "smallint", "%s::text", "CAST(%s AS VARCHAR)", "text", "SMALLINT"},
 	{"c_int4", "integer", "%s::text", "CAST(%s AS VARCHAR)", "text", "INTEGER"},
@@ -63,6 +75,15 @@ var everyType = []typeColumn{
 	{"c_cidr", "cidr", "%s::text", "%s", "text", "VARCHAR"},
 	{"c_bit", "bit(4)", "%s::text", "%s", "text", "VARCHAR"},
 	{"c_varbit", "varbit", "%s::text", "%s", "text", "VARCHAR"},
+	{"c_date_inf", "date", pgDateDays, duckDateDays, "text", "DATE"},
+	{"c_num_arr", "numeric(10,2)[]", "array_to_json(%s)::text", "CAST(to_json(%s) AS VARCHAR)", "json", "DECIMAL(10,2)[]"},
+	{"c_tstz_arr", "timestamptz[]", pgArray("CASE WHEN isfinite(e) THEN (extract(epoch FROM e) * 1000000)::bigint::text ELSE e::text END"),
+		"CAST(to_json(list_transform(%s, x -> CASE WHEN isfinite(x) THEN CAST(epoch_us(x) AS VARCHAR) ELSE CAST(x AS VARCHAR) END)) AS VARCHAR)", "json", "TIMESTAMP WITH TIME ZONE[]"},
+	{"c_bytea_arr", "bytea[]", pgArray("encode(e, 'hex')"), "CAST(to_json(list_transform(%s, x -> lower(hex(x)))) AS VARCHAR)", "json", "BLOB[]"},
+	{"c_uuid_arr", "uuid[]", "array_to_json(%s)::text", "CAST(to_json(%s) AS VARCHAR)", "json", "UUID[]"},
+	{"c_bool_arr", "boolean[]", "array_to_json(%s)::text", "CAST(to_json(%s) AS VARCHAR)", "json", "BOOLEAN[]"},
+	{"c_date_arr", "date[]", "array_to_json(%s)::text", "CAST(to_json(%s) AS VARCHAR)", "json", "DATE[]"},
+	{"c_enum_arr", "mood[]", "array_to_json(%s)::text", "CAST(to_json(%s) AS VARCHAR)", "json", "VARCHAR[]"},
 	// point has no mapping: it must arrive as the server's text form.
 	{"c_point", "point", "%s::text", "%s", "text", "VARCHAR"},
 }
@@ -75,29 +96,33 @@ var everyTypeRows = []string{
 	  'hello', 'varchar', 'ab', '\xdeadbeef', '2024-02-29', '12:34:56.789123', '12:34:56.5+05:30',
 	  '2024-02-29 12:34:56.123456', '2024-02-29 23:59:59.123456-05:00', '1 year 2 mons 3 days 04:05:06.789',
 	  'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2.50, "x"], "b": {"c": null}}', '{"k": "v", "n": 12345678901234567890}',
-	  'happy', '{1,2,3}', '{a,b,c}', '192.168.1.5', '10.0.0.0/8', '1010', '101', '(1.5,-2)')`,
+	  'happy', '{1,2,3}', '{a,b,c}', '192.168.1.5', '10.0.0.0/8', '1010', '101', 'infinity', '{1.50,NULL,-99999999.99}', '{"2024-01-01 00:00:00+00",NULL,"1969-12-31 23:59:59.999999+00"}',
+	  '{"\\x00ff",NULL,"\\x"}', '{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,NULL}', '{t,f,NULL}', '{2024-02-29,NULL,1970-01-01}',
+	  '{sad,"very happy",NULL}', '(1.5,-2)')`,
 	// Minimums, negative infinities, the awkward strings.
 	`(2, -32768, -2147483648, -9223372036854775808, -99999999.99,
 	  12345678901234567890123456789012345678901234567890.123456789, 'NaN', 'Infinity', false,
 	  E'quote '' dq " bs \\ nl \n tab \t é ✓ 𝄞', '', 'a', '\x00ff5c0a22', '0001-01-01', '00:00:00', '00:00:00-12',
 	  '-infinity', 'infinity', '-1 years -2 mons +3 days -04:05:06.789',
 	  '00000000-0000-0000-0000-000000000000', ' [ 1 , "two" , {"three": 3.0} ] ', '[]',
-	  'very happy', '{}', '{"",NULL,"NULL","a\"b","c,d","{e}"," sp ","back\\slash"}', '::1', '2001:db8::/32', '0000', '', '(0,0)')`,
+	  'very happy', '{}', '{"",NULL,"NULL","a\"b","c,d","{e}"," sp ","back\\slash"}', '::1', '2001:db8::/32', '0000', '', '4713-01-01 BC', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '(0,0)')`,
 	// Maximums, the other infinities.
 	`(3, 32767, 2147483647, 9223372036854775807, 99999999.99, 'NaN', '-Infinity', 'NaN', true,
 	  repeat('x', 5000), repeat('y', 20), 'abcde', '\x', '9999-12-31', '24:00:00', '23:59:59.999999+14',
 	  '9999-12-31 23:59:59.999999', '-infinity', 'P1Y2M3DT4H5M6.000001S',
 	  'ffffffff-ffff-ffff-ffff-ffffffffffff', 'null', '{"nested": {"deep": [[], {}, [null]]}}',
-	  'sad', '{-2147483648,NULL,2147483647}', '{NULL}', '255.255.255.255/32', '0.0.0.0/0', '1111', '1010101010101', '(-1.5e10,2.25e-5)')`,
+	  'sad', '{-2147483648,NULL,2147483647}', '{NULL}', '255.255.255.255/32', '0.0.0.0/0', '1111', '1010101010101', '2000-01-01', '{0.01}', '{infinity,-infinity}', '{"\\x"}', '{NULL}', '{NULL}', '{9999-12-31}', '{ok}',
+	  '(-1.5e10,2.25e-5)')`,
 	// Everything NULL but the key.
 	`(4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-	  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+	  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
 	// Values around 1970 and near the limits of float precision.
 	`(5, 0, -1, 0, 0.01, -0.000000000000000000000000000000000000000001, 3.4028235e38, 2.2250738585072014e-308, false,
 	  ' padded ', 'trailing  ', ' ', '\x0102', '1969-12-31', '00:00:00.000001', '00:00:00+00',
 	  '1969-12-31 23:59:59.999999', '1970-01-01 00:00:00+00', '0',
 	  '123e4567-e89b-12d3-a456-426614174000', '"just a string"', '3.14159265358979323846264338327950288',
-	  'ok', '{0}', '{"with space","with,comma"}', '10.1.2.3/16', '192.168.0.0/16', '0101', '0', '(3,4)')`,
+	  'ok', '{0}', '{"with space","with,comma"}', '10.1.2.3/16', '192.168.0.0/16', '0101', '0', '1970-01-01', '{NULL}', '{"2024-02-29 23:59:59.123456-05:00"}', '{"\\x5c22"}',
+	  '{00000000-0000-0000-0000-000000000000,ffffffff-ffff-ffff-ffff-ffffffffffff}', '{f}', '{0001-01-01}', '{happy,happy}', '(3,4)')`,
 }
 
 // TestEveryTypeSurvivesTheTrip writes a table with every type of issue 2 through the
@@ -303,4 +328,46 @@ func normaliseNumbers(v any) any {
 		}
 	}
 	return v
+}
+
+// TestDateInfinitySurvivesTheTrip: date 'infinity' and '-infinity', alone and in
+// arrays, read back from the lake as DuckDB's infinities (SPEC 3: special values keep
+// their meaning), through the snapshot and through streaming.
+func TestDateInfinitySurvivesTheTrip(t *testing.T) {
+	blocked(t, "destinations/parquet/rows.go:287 (case record.KindDate) writes date '-infinity' (math.MinInt32 days "+
+		"from pgvalue) as is; DuckDB's -infinity date is -(2^31-1), so readers see the finite date -5877641-06-23 "+
+		"(timestamps get the same fix-up as duckNegInfinity, dates do not)")
+	dsn, conn := newDatabase(t, "e2e_dateinf")
+	mustExec(t, conn, `CREATE TABLE public.days (id int PRIMARY KEY, d date, da date[]);
+INSERT INTO public.days VALUES (1, 'infinity', '{infinity,-infinity,NULL}'), (2, '-infinity', NULL), (3, '2024-01-01', '{}')`)
+	p := newPipe(t, "date_infinity", dsn, false, "public.days")
+	p.writeConfig(t)
+	p.sync(t)
+	mustExec(t, conn, "INSERT INTO public.days SELECT id + 10, d, da FROM public.days")
+	p.sync(t)
+
+	db := lakedb.DuckDB(t)
+	rows := readTable(t, db, lakeTable(p.lakeDir, "public", "days"), "CAST(id AS VARCHAR) AS id",
+		fmt.Sprintf(duckDateDays, "d")+" AS d",
+		"CAST(to_json(list_transform(da, x -> "+fmt.Sprintf(duckDateDays, "x")+")) AS VARCHAR) AS da")
+	checkPositions(t, rows)
+	lake := rebuild(rows, "id")
+	source := pgRows(t, conn, "SELECT id::text AS id, "+fmt.Sprintf(pgDateDays, "d")+" AS d, "+
+		strings.ReplaceAll(pgArray(fmt.Sprintf(pgDateDays, "e")), "%[1]s", "da")+" AS da FROM public.days")
+	if len(source) != 6 {
+		t.Fatalf("source has %d rows, want 6", len(source))
+	}
+	for _, want := range source {
+		got, ok := lake[want.val("id")]
+		if !ok {
+			t.Errorf("id %s: not in the lake", want.val("id"))
+			continue
+		}
+		if err := sameValue("text", got["d"], want["d"]); err != nil {
+			t.Errorf("id %s (%s row) column d: %v", want.val("id"), got.val("_op"), err)
+		}
+		if err := sameValue("json", got["da"], want["da"]); err != nil {
+			t.Errorf("id %s (%s row) column da: %v", want.val("id"), got.val("_op"), err)
+		}
+	}
 }
