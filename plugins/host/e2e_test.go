@@ -259,4 +259,3 @@ func TestKilledPluginsRestartWithNothingLostOrDoubled(t *testing.T) {
 		t.Fatalf("temporary files left: %v", tmp)
 	}
 }
-

@@ -179,7 +179,8 @@ func (s *sourceServer[C]) Read(req *pb.ReadRequest, stream pb.Source_ReadServer)
 				}
 				break
 			}
-			if err := s.send(stream, enc, pending); err != nil {
+			sent, err := s.send(stream, enc, pending)
+			if err != nil {
 				return err
 			}
 			if errors.Is(r.err, io.EOF) {
@@ -188,7 +189,9 @@ func (s *sourceServer[C]) Read(req *pb.ReadRequest, stream pb.Source_ReadServer)
 			if r.err != nil {
 				return toStatus("read", r.err)
 			}
-			heartbeat.Reset(hb)
+			if sent {
+				heartbeat.Reset(hb)
+			}
 		case <-heartbeat.C:
 			if err := stream.Send(&pb.Batch{}); err != nil {
 				return err
@@ -203,7 +206,7 @@ func (s *sourceServer[C]) Read(req *pb.ReadRequest, stream pb.Source_ReadServer)
 // send drops records at or before the committed position (a source may simply
 // restart at the beginning of its unit of work), checks the order of the rest, and
 // sends them in messages of at most maxBatchRecords.
-func (s *sourceServer[C]) send(stream pb.Source_ReadServer, enc *wire.Encoder, recs []record.Record) error {
+func (s *sourceServer[C]) send(stream pb.Source_ReadServer, enc *wire.Encoder, recs []record.Record) (sent bool, err error) {
 	s.mu.Lock()
 	start, last := s.start, s.sent
 	s.mu.Unlock()
@@ -211,13 +214,13 @@ func (s *sourceServer[C]) send(stream pb.Source_ReadServer, enc *wire.Encoder, r
 	for i := range recs {
 		p := recs[i].Pos
 		if len(p) == 0 {
-			return status.Errorf(codes.Internal, "read: record of %s without a position", tableOf(&recs[i]))
+			return false, status.Errorf(codes.Internal, "read: record of %s without a position", tableOf(&recs[i]))
 		}
 		if start != nil && p.Compare(start) <= 0 {
 			continue
 		}
 		if last != nil && p.Compare(last) <= 0 {
-			return status.Errorf(codes.Internal, "read: position %s after %s: positions must strictly increase", p, last)
+			return false, status.Errorf(codes.Internal, "read: position %s after %s: positions must strictly increase", p, last)
 		}
 		last = p
 		keep = append(keep, recs[i])
@@ -226,17 +229,18 @@ func (s *sourceServer[C]) send(stream pb.Source_ReadServer, enc *wire.Encoder, r
 		n := min(len(keep), maxBatchRecords)
 		b, _, err := enc.Encode(keep[:n])
 		if err != nil {
-			return status.Errorf(codes.Internal, "read: invalid record: %v", err)
+			return sent, status.Errorf(codes.Internal, "read: invalid record: %v", err)
 		}
 		if err := stream.Send(b); err != nil {
-			return err
+			return sent, err
 		}
+		sent = true
 		s.mu.Lock()
 		s.sent = keep[n-1].Pos
 		s.mu.Unlock()
 		keep = keep[n:]
 	}
-	return nil
+	return sent, nil
 }
 
 func tableOf(r *record.Record) string {

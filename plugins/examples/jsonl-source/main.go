@@ -177,11 +177,13 @@ func parseType(s string) (record.Type, error) {
 func (s *source) Read(ctx context.Context) ([]record.Record, error) {
 	deadline := time.Now().Add(time.Second)
 	for {
-		recs, err := s.readLines()
+		recs, atEnd, err := s.readLines()
 		if err != nil || len(recs) > 0 {
 			return recs, err
 		}
-		if s.env.Sync && s.offset >= s.endAtOpen {
+		// In sync mode, caught up means every complete line that existed at Open
+		// (a partial last line waits for the next run).
+		if s.env.Sync && (atEnd || s.offset >= s.endAtOpen) {
 			return nil, io.EOF
 		}
 		if time.Now().After(deadline) {
@@ -195,8 +197,9 @@ func (s *source) Read(ctx context.Context) ([]record.Record, error) {
 	}
 }
 
-func (s *source) readLines() ([]record.Record, error) {
-	var recs []record.Record
+// readLines reads up to maxLinesPerRead complete lines; atEnd says it reached the
+// end of what is in the file now.
+func (s *source) readLines() (recs []record.Record, atEnd bool, err error) {
 	for len(recs) < maxLinesPerRead {
 		if s.env.Sync && s.offset >= s.endAtOpen {
 			break
@@ -207,14 +210,15 @@ func (s *source) readLines() ([]record.Record, error) {
 			// it is complete.
 			if len(line) > 0 {
 				if _, err := s.f.Seek(s.offset, io.SeekStart); err != nil {
-					return nil, err
+					return nil, false, err
 				}
 				s.r.Reset(s.f)
 			}
+			atEnd = true
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read %s at offset %d: %w", s.cfg.Path, s.offset, err)
+			return nil, false, fmt.Errorf("read %s at offset %d: %w", s.cfg.Path, s.offset, err)
 		}
 		start := s.offset
 		s.offset += int64(len(line))
@@ -229,14 +233,14 @@ func (s *source) readLines() ([]record.Record, error) {
 				s.env.Logger.Warn("skipping invalid line", "err", err)
 				continue
 			}
-			return nil, sdk.Permanent(err)
+			return nil, false, sdk.Permanent(err)
 		}
 		var pos [8]byte
 		binary.BigEndian.PutUint64(pos[:], uint64(s.offset))
 		rec.Pos = pos[:]
 		recs = append(recs, rec)
 	}
-	return recs, nil
+	return recs, atEnd, nil
 }
 
 func (s *source) parse(line []byte) (record.Record, error) {
