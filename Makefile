@@ -34,3 +34,16 @@ demo: deps
 
 bench:
 	./bench/run.sh
+
+# proto regenerates the plugin protocol's Go code (committed) from
+# plugins/proto/connectd/v1/connectd.proto. Needs protoc (Debian: protobuf-compiler).
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
+.PHONY: proto
+proto:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc -I plugins/proto \
+		--go_out=. --go_opt=module=github.com/connectd/connectd \
+		--go-grpc_out=. --go-grpc_opt=module=github.com/connectd/connectd \
+		plugins/proto/connectd/v1/connectd.proto

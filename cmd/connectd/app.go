@@ -12,6 +12,7 @@ import (
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/destinations/parquet"
 	"github.com/connectd/connectd/offsets"
+	"github.com/connectd/connectd/plugins/host"
 	"github.com/connectd/connectd/sources/mysql"
 	"github.com/connectd/connectd/sources/postgres"
 )
@@ -48,6 +49,7 @@ func (g *globalFlags) load(withStore bool) (*app, error) {
 		return nil, usageErr(err)
 	}
 	a := &app{cfg: cfg, log: log, reg: builtins()}
+	addPlugins(a.reg, cfg)
 	if withStore {
 		a.store, err = offsets.Open(cfg.Offsets)
 		if err != nil {
@@ -134,4 +136,11 @@ func (a *app) openPair(ctx context.Context, name string, mode connector.Mode, st
 		return nil, nil, fmt.Errorf("open source: %w", err)
 	}
 	return src, dst, nil
+}
+
+// addPlugins registers `type: plugin` for sources and destinations: executables
+// found by name in plugins.dir or by path, run by plugins/host.
+func addPlugins(r *connector.Registry, cfg *config.Config) {
+	r.AddSource(config.TypePlugin, host.SourceKind{Dir: cfg.Plugins.Dir})
+	r.AddDestination(config.TypePlugin, host.DestinationKind{Dir: cfg.Plugins.Dir})
 }
