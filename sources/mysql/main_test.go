@@ -18,21 +18,33 @@ import (
 	"github.com/connectd/connectd/record"
 )
 
-// maria is the server every test shares; each test uses its own database.
-var maria *testenv.MariaDB
+// maria is the server every test against a real server shares, started by the
+// first of them (so unit tests and fuzz workers run without one); each test uses its
+// own database.
+var (
+	maria     *testenv.MariaDB
+	mariaOnce sync.Once
+	mariaErr  error
+)
+
+func needServer(t *testing.T) {
+	t.Helper()
+	mariaOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		maria, mariaErr = testenv.StartMariaDB(ctx, testenv.MariaDBOptions{ExtraConf: map[string]string{"binlog_row_metadata": "FULL"}})
+	})
+	if mariaErr != nil {
+		t.Fatalf("start mariadb: %v", mariaErr)
+	}
+}
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	var err error
-	maria, err = testenv.StartMariaDB(ctx, testenv.MariaDBOptions{ExtraConf: map[string]string{"binlog_row_metadata": "FULL"}})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start mariadb:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	if err := maria.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	if maria != nil {
+		if err := maria.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
 	}
 	os.Exit(code)
 }
@@ -45,6 +57,7 @@ func testCtx(t *testing.T) context.Context {
 
 func exec(t *testing.T, sql string) {
 	t.Helper()
+	needServer(t)
 	if err := maria.Exec(testCtx(t), sql); err != nil {
 		t.Fatal(err)
 	}

@@ -166,7 +166,7 @@ func TestSnapshotOfTableBeingWrittenLosesAndDoublesNothing(t *testing.T) {
 	}()
 	h := newHarness(t, "busy", "busydb.t")
 	h.slow = 100 * time.Millisecond // keep the snapshot open while the writer runs
-	first := h.sync() // snapshot plus the stream up to where the binlog ended when Read began
+	first := h.sync()               // snapshot plus the stream up to where the binlog ended when Read began
 	cancel()
 	last := <-writerDone
 	t.Logf("writer inserted rows 3001..%d", last)
