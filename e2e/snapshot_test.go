@@ -65,3 +65,65 @@ INSERT INTO public.big SELECT g, repeat(md5(g::text), 2) FROM generate_series(1,
 	}
 	compareTable(t, rebuild(rows, "id"), pgRows(t, conn, "SELECT id::text AS id, pad FROM public.big"), "id", "pad")
 }
+
+// TestKillInsideLargeTransactionLosesNothing kills `connectd run` while it delivers a
+// transaction larger than a flush (the S3 server frozen so that part of the
+// transaction is committed and part is not), and checks that after a restart every
+// row of the transaction is in the lake exactly once.
+func TestKillInsideLargeTransactionLosesNothing(t *testing.T) {
+	dsn, conn := newDatabase(t, "e2e_bigtx")
+	mustExec(t, conn, `CREATE TABLE public.lines (id int PRIMARY KEY, qty int NOT NULL, note text);
+INSERT INTO public.lines VALUES (0, 0, 'before')`)
+	p := newPipe(t, "big_transaction", dsn, true, "public.lines")
+	p.flush = "{rows: 500, bytes: 16MiB, interval: 1s}"
+	p.writeConfig(t)
+	p.sync(t) // a one-row snapshot: what follows is all streaming
+	db := lakedb.DuckDB(t)
+
+	const total = 20000
+	mustExec(t, conn, fmt.Sprintf(`BEGIN;
+INSERT INTO public.lines SELECT g, g %% 7, 'line ' || g FROM generate_series(1, %[1]d) g;
+UPDATE public.lines SET qty = qty + 100 WHERE id %% 10 = 0 AND id > 0;
+DELETE FROM public.lines WHERE id %% 100 = 1;
+COMMIT`, total))
+	const updates, deletes = total / 10, total / 100
+	d := startRun(t, p.config)
+	waitFor(t, 60*time.Second, d, "the first part of the transaction in the lake", func() (bool, string) {
+		n := lakeCount(t, db, p.tableDir(t, "public", "lines"))
+		return n > 1, fmt.Sprintf("%d rows in the lake", n)
+	})
+	if err := s3Server.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	r := d.stop(t, syscall.SIGKILL)
+	if err := s3Server.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if r.code != -1 {
+		t.Fatalf("SIGKILL should have killed connectd run, got %s", r)
+	}
+	atKill := lakeCount(t, db, p.tableDir(t, "public", "lines"))
+	if atKill >= 1+total+updates+deletes {
+		t.Fatalf("the whole transaction (%d records) was in the lake before the kill; the test proves nothing", atKill)
+	}
+	t.Logf("killed with %d of %d records of the transaction in the lake", atKill, total+updates+deletes)
+
+	p.sync(t)
+	rows := readTable(t, db, p.tableDir(t, "public", "lines"), "CAST(id AS VARCHAR) AS id", "CAST(qty AS VARCHAR) AS qty", "note")
+	checkPositions(t, rows)
+	ops := map[string]int{}
+	txids := map[string]bool{}
+	for _, r := range rows {
+		ops[r.val("_op")]++
+		if r.val("_op") != "r" {
+			txids[r.val("_txid")] = true
+		}
+	}
+	if ops["r"] != 1 || ops["c"] != total || ops["u"] != updates || ops["d"] != deletes || len(rows) != 1+total+updates+deletes {
+		t.Errorf("lake has %v (%d records), want r:1 c:%d u:%d d:%d", ops, len(rows), total, updates, deletes)
+	}
+	if len(txids) != 1 {
+		t.Errorf("the records of one transaction carry %d different _txid values", len(txids))
+	}
+	compareTable(t, rebuild(rows, "id"), pgRows(t, conn, "SELECT id::text AS id, qty::text AS qty, note FROM public.lines"), "id", "qty", "note")
+}
