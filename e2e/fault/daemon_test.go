@@ -1,0 +1,281 @@
+package fault
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// daemon runs `connectd run` for one test, again and again: every start appends the
+// process's output to one log file, so a failure can show what the runs said.
+type daemon struct {
+	config  string
+	listen  string
+	logPath string
+	runs    int
+	killed  bool // the last run ended by kill or stop, not on its own
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+func newDaemon(t *testing.T, config, listen, logPath string) *daemon {
+	d := &daemon{config: config, listen: listen, logPath: logPath}
+	t.Cleanup(func() {
+		if d.running() {
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+	})
+	return d
+}
+
+// start starts a new `connectd run`.
+func (d *daemon) start(t *testing.T) {
+	t.Helper()
+	if d.running() {
+		t.Fatal("daemon: start while running")
+	}
+	d.runs++
+	d.killed = false
+	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(logf, "===== run %d, %s\n", d.runs, time.Now().UTC().Format(time.RFC3339Nano))
+	d.cmd = exec.Command(connectdBin, "run", "-c", d.config, "--log-format", "json")
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if err := d.cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start connectd run: %v", err)
+	}
+	logf.Close()
+	d.done = make(chan struct{})
+	cmd, done := d.cmd, d.done
+	go func() {
+		d.err = cmd.Wait()
+		close(done)
+	}()
+}
+
+func (d *daemon) running() bool {
+	if d.done == nil {
+		return false
+	}
+	select {
+	case <-d.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (d *daemon) pid() int { return d.cmd.Process.Pid }
+
+// kill SIGKILLs the daemon and waits until it is gone. It fails the test if the daemon
+// had already exited on its own: `run` must not give up on transient faults.
+func (d *daemon) kill(t *testing.T) {
+	t.Helper()
+	if !d.running() {
+		t.Fatalf("connectd run exited on its own before the kill (%v); log tail:\n%s", d.err, d.logTail(80))
+	}
+	d.killed = true
+	_ = d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+}
+
+// stop sends SIGTERM and waits; a clean stop exits 0.
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	if !d.running() {
+		t.Fatalf("connectd run exited on its own (%v); log tail:\n%s", d.err, d.logTail(80))
+	}
+	d.killed = true
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(3 * time.Minute):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		t.Fatalf("connectd run did not exit within 3m of SIGTERM; log tail:\n%s", d.logTail(80))
+	}
+	if d.err != nil {
+		t.Errorf("connectd run after SIGTERM: %v, want exit 0; log tail:\n%s", d.err, d.logTail(80))
+	}
+}
+
+// logTail is the last n lines of the log file.
+func (d *daemon) logTail(n int) string {
+	return fileTail(d.logPath, n)
+}
+
+func fileTail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// connectorView is the part of a /v1/connectors entry the suite reads.
+type connectorView struct {
+	Name              string `json:"name"`
+	State             string `json:"state"`
+	Phase             string `json:"phase"`
+	CommittedPosition string `json:"committed_position"`
+	LastError         string `json:"last_error"`
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// connectors reads GET /v1/connectors; an error while the daemon starts up.
+func (d *daemon) connectors() ([]connectorView, error) {
+	resp, err := httpClient.Get("http://" + d.listen + "/v1/connectors")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("GET /v1/connectors: %d %s", resp.StatusCode, body)
+	}
+	var all []connectorView
+	if err := json.Unmarshal(body, &all); err != nil {
+		return nil, fmt.Errorf("GET /v1/connectors: %v: %s", err, body)
+	}
+	return all, nil
+}
+
+// metric reads one sample of /metrics: name{connector="conn"}.
+func (d *daemon) metric(name, conn string) (float64, error) {
+	resp, err := httpClient.Get("http://" + d.listen + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	want := fmt.Sprintf(`connector="%s"`, conn)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") || !strings.Contains(line, want) {
+			continue
+		}
+		f := strings.Fields(line)
+		return strconv.ParseFloat(f[len(f)-1], 64)
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("metric %s{%s} not found", name, want)
+}
+
+// rss is the daemon's resident set size in bytes (VmRSS).
+func (d *daemon) rss() (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.pid()))
+	if err != nil {
+		return 0, err
+	}
+	m := regexp.MustCompile(`(?m)^VmRSS:\s+(\d+) kB`).FindSubmatch(data)
+	if m == nil {
+		return 0, errors.New("no VmRSS in /proc status")
+	}
+	kb, err := strconv.ParseInt(string(m[1]), 10, 64)
+	return kb * 1024, err
+}
+
+// freeAddr returns a loopback address nobody listens on (for a moment).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// committed reads the connector's committed position (hex) from the file offset
+// store; "" when it has none.
+func committed(t *testing.T, offsetsDir, conn string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(offsetsDir, conn+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Position string `json:"position"`
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		// A torn offset file would be a bug of its own (commits are atomic).
+		t.Fatalf("offset file of %s: %v: %q", conn, err, data)
+	}
+	return c.Position
+}
+
+// snapshotDone reports whether a committed position (hex, see sources/postgres)
+// lies past the end of the initial snapshot: a stream position (0x02...), or the
+// snapshot's last record (0x01 ... 0xff).
+func snapshotDone(pos string) bool {
+	pos = strings.ToLower(pos)
+	return strings.HasPrefix(pos, "02") || (strings.HasPrefix(pos, "01") && strings.HasSuffix(pos, "ff"))
+}
+
+// runCmd runs a connectd command to completion with a generous timeout.
+func runCmd(t *testing.T, timeout time.Duration, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(connectdBin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -2
+		}
+		return code, out.String()
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("connectd %s did not exit within %s\n%s", strings.Join(args, " "), timeout, tailString(out.String(), 80))
+		return 0, ""
+	}
+}
+
+func tailString(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,453 @@
+package fault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+var serial atomic.Int64
+
+// env is one test's world: its database, two connectors (one to S3, one to a file://
+// lake on a small disk of its own), the daemon and the fault injector.
+type env struct {
+	t       *testing.T
+	rng     *rand.Rand
+	dsn     string
+	conn    *pgx.Conn // the injector's own connection (faults, final comparison)
+	m       *model
+	w       *workload // nil until the workload starts
+	s3Conn  string
+	fileCon string
+	bucket  string
+	disk    string // the file:// lake's file system: a tmpfs when mounting works
+	diskOK  bool   // disk is a tmpfs of its own, which the disk-full fault may fill
+	lakeDir string
+	offsets string
+	config  string
+	d       *daemon
+	faults  int
+	byKind  map[string]int
+}
+
+// newEnv creates a database with the workload's tables (preload fills them before
+// connectd starts) and writes the config of both connectors.
+func newEnv(t *testing.T, name string, rng *rand.Rand, diskSize string, preload func(*env)) *env {
+	t.Helper()
+	ctx := context.Background()
+	n := serial.Add(1)
+	e := &env{t: t, rng: rng, m: newModel(), byKind: map[string]int{}}
+	dbName := fmt.Sprintf("%s_%d", name, n)
+	if err := pgServer.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(pgServer.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + dbName
+	e.dsn = u.String()
+	e.reconnect()
+	t.Cleanup(func() { e.conn.Close(context.Background()) })
+	if _, err := e.conn.Exec(ctx, schemaDDL); err != nil {
+		t.Fatal(err)
+	}
+	preload(e)
+
+	dir := t.TempDir()
+	e.s3Conn = fmt.Sprintf("%s_s3_%d", name, n)
+	e.fileCon = fmt.Sprintf("%s_file_%d", name, n)
+	e.bucket = strings.ReplaceAll(e.s3Conn, "_", "-")
+	if err := s3Server.CreateBucket(ctx, e.bucket); err != nil {
+		t.Fatal(err)
+	}
+	e.disk = filepath.Join(dir, "disk")
+	if err := os.Mkdir(e.disk, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+diskSize, "tmpfs", e.disk).CombinedOutput(); err != nil {
+		t.Logf("disk-full fault disabled: cannot mount a tmpfs for the file:// lake (%v: %s); the lake lives in %s", err, strings.TrimSpace(string(out)), e.disk)
+	} else {
+		e.diskOK = true
+		t.Cleanup(func() {
+			if out, err := exec.Command("umount", e.disk).CombinedOutput(); err != nil {
+				t.Errorf("umount %s: %v: %s", e.disk, err, out)
+			}
+		})
+	}
+	e.lakeDir = filepath.Join(e.disk, "lake")
+	e.offsets = filepath.Join(dir, "offsets")
+	e.config = filepath.Join(dir, "connectd.yaml")
+	listen := freeAddr(t)
+	src := fmt.Sprintf("    source:\n      type: postgres\n      dsn: %q\n      tables: [\"fault.*\"]\n", e.dsn)
+	flush := "      flush: {rows: 500, bytes: 16MiB, interval: 1s}\n"
+	cfg := fmt.Sprintf("offsets: file://%s\nserver:\n  listen: %s\nconnectors:\n", e.offsets, listen)
+	cfg += fmt.Sprintf("  %s:\n%s    destination:\n      type: parquet\n      url: s3://%s/lake\n", e.s3Conn, src, e.bucket)
+	cfg += fmt.Sprintf("      s3: {endpoint: %q, region: %s, path_style: true, access_key_id: %s, secret_access_key: %s}\n",
+		s3Server.Endpoint, s3Server.Region, s3Server.AccessKey, s3Server.SecretKey)
+	cfg += flush
+	cfg += fmt.Sprintf("  %s:\n%s    destination:\n      type: parquet\n      url: file://%s\n", e.fileCon, src, e.lakeDir)
+	cfg += flush
+	if err := os.WriteFile(e.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(os.TempDir(), fmt.Sprintf("connectd-fault-%s-%d.log", name, os.Getpid()))
+	_ = os.Remove(logPath)
+	e.d = newDaemon(t, e.config, listen, logPath)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			os.Remove(logPath)
+		} else {
+			t.Logf("connectd's log (every run): %s", logPath)
+		}
+	})
+	return e
+}
+
+func (e *env) reconnect() {
+	e.t.Helper()
+	if e.conn != nil {
+		e.conn.Close(context.Background())
+	}
+	var err error
+	for i := 0; i < 100; i++ {
+		if e.conn, err = pgx.Connect(context.Background(), e.dsn); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.t.Fatalf("connect %s: %v", e.dsn, err)
+}
+
+func (e *env) count(kind string) {
+	e.faults++
+	e.byKind[kind]++
+}
+
+// sleep waits a random time in [min, max).
+func (e *env) sleep(min, max time.Duration) {
+	time.Sleep(min + time.Duration(e.rng.Int63n(int64(max-min))))
+}
+
+// ensureRunning starts the daemon when a fault left it stopped, and fails the test
+// when it stopped on its own.
+func (e *env) ensureRunning() {
+	e.t.Helper()
+	if e.d.done != nil && !e.d.running() && !e.d.killed {
+		e.t.Fatalf("connectd run exited on its own: %v; log tail:\n%s", e.d.err, e.d.logTail(80))
+	}
+	if !e.d.running() {
+		e.d.start(e.t)
+	}
+}
+
+// snapshotCommitted reports whether both connectors have committed the end of the
+// initial snapshot.
+func (e *env) snapshotCommitted() bool {
+	return snapshotDone(committed(e.t, e.offsets, e.s3Conn)) && snapshotDone(committed(e.t, e.offsets, e.fileCon))
+}
+
+// waitSnapshot waits, with the daemon running, until both connectors have committed
+// the end of the snapshot.
+func (e *env) waitSnapshot(timeout time.Duration) {
+	e.t.Helper()
+	e.ensureRunning()
+	deadline := time.Now().Add(timeout)
+	for !e.snapshotCommitted() {
+		if !e.d.running() {
+			e.t.Fatalf("connectd run exited during the snapshot: %v; log tail:\n%s", e.d.err, e.d.logTail(80))
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the snapshot was not committed within %s (committed: %s=%q %s=%q); log tail:\n%s", timeout,
+				e.s3Conn, committed(e.t, e.offsets, e.s3Conn), e.fileCon, committed(e.t, e.offsets, e.fileCon), e.d.logTail(60))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// --- faults ---
+
+// killAfter SIGKILLs connectd after a random delay (any phase: reading, writing,
+// flushing, uploading, committing).
+func (e *env) killAfter(max time.Duration) {
+	e.t.Helper()
+	e.ensureRunning()
+	e.sleep(0, max)
+	e.d.kill(e.t)
+	e.count("kill at a random moment")
+}
+
+// killAfterFlush SIGKILLs connectd as soon as the S3 connector's flush counter moves:
+// the data is durable and the offset commit is in flight or just done.
+func (e *env) killAfterFlush() {
+	e.t.Helper()
+	e.ensureRunning()
+	var base float64 = -1
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && e.d.running() {
+		v, err := e.d.metric("connectd_flushes_total", e.s3Conn)
+		if err == nil {
+			if base < 0 {
+				base = v
+			} else if v > base {
+				break
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.d.kill(e.t)
+	e.count("kill right after a flush")
+}
+
+// killDuringUpload freezes S3, so that an upload hangs, and SIGKILLs connectd then.
+func (e *env) killDuringUpload() {
+	e.t.Helper()
+	e.ensureRunning()
+	e.sleep(0, time.Second)
+	if err := s3Server.Pause(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.sleep(200*time.Millisecond, 2*time.Second)
+	e.d.kill(e.t)
+	if err := s3Server.Resume(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.count("kill during an upload (S3 frozen)")
+}
+
+// terminateWalsender ends the replication connections from the server side.
+func (e *env) terminateWalsender() {
+	e.t.Helper()
+	e.ensureRunning()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var n int
+		err := e.conn.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots
+WHERE slot_name = ANY($1) AND active_pid IS NOT NULL`, []string{"connectd_" + e.s3Conn, "connectd_" + e.fileCon}).Scan(&n)
+		if err != nil {
+			e.t.Fatalf("terminate walsender: %v", err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no walsender of connectd to terminate within 60s; log tail:\n%s", e.d.logTail(40))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.count("pg_terminate_backend of the walsender")
+}
+
+// restartPostgres restarts the server between two workload transactions: cleanly,
+// or after a SIGKILL of every server process (crash recovery).
+func (e *env) restartPostgres(crash bool) {
+	e.t.Helper()
+	e.ensureRunning()
+	e.w.mu.Lock()
+	defer e.w.mu.Unlock()
+	if crash {
+		pgServer.Kill()
+	}
+	e.sleep(0, 2*time.Second)
+	if err := pgServer.Restart(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.w.reconnect(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.reconnect()
+	if crash {
+		e.count("PostgreSQL crash (SIGKILL) and restart")
+	} else {
+		e.count("PostgreSQL restart")
+	}
+}
+
+// pauseS3 freezes the S3 server for d. With check, it also proves backpressure: the
+// workload commits a burst bigger than connectd's buffers, connectd's RSS stays within
+// 2x + 64 MiB of its size before the pause, and it stops reading the source.
+func (e *env) pauseS3(d time.Duration, check bool, burst int64) {
+	e.t.Helper()
+	e.ensureRunning()
+	e.sleep(0, time.Second)
+	var rss0 int64
+	var read0 float64
+	var committed0 int64
+	if check {
+		var err error
+		if rss0, err = e.d.rss(); err != nil {
+			e.t.Fatal(err)
+		}
+		read0 = e.mustMetric("connectd_records_read_total", e.s3Conn)
+	}
+	if err := s3Server.Pause(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.count("S3 frozen")
+	start := time.Now()
+	if check {
+		committed0 = e.w.committed.Load()
+		e.w.bigReq <- burst
+	}
+	var rssMax int64
+	var samples []float64
+	for time.Since(start) < d {
+		time.Sleep(250 * time.Millisecond)
+		if !check {
+			continue
+		}
+		if !e.d.running() {
+			break
+		}
+		if r, err := e.d.rss(); err == nil && r > rssMax {
+			rssMax = r
+		}
+		if v, err := e.d.metric("connectd_records_read_total", e.s3Conn); err == nil {
+			samples = append(samples, v)
+		}
+	}
+	var read1 float64
+	var committed1 int64
+	if check && len(samples) > 0 {
+		read1 = samples[len(samples)-1]
+		committed1 = e.w.committed.Load()
+	}
+	if err := s3Server.Resume(); err != nil {
+		e.t.Fatal(err)
+	}
+	if !check {
+		return
+	}
+	<-e.w.bigDone
+	if !e.d.running() {
+		e.t.Fatalf("connectd run exited while S3 was frozen: %v; log tail:\n%s", e.d.err, e.d.logTail(80))
+	}
+	read := int64(read1 - read0)
+	wrote := committed1 - committed0
+	e.t.Logf("backpressure: S3 frozen %s: RSS %d MiB before, at most %d MiB during; %s read %d records while the workload committed %d",
+		d, rss0>>20, rssMax>>20, e.s3Conn, read, wrote)
+	if bound := 2*rss0 + 64<<20; rssMax > bound {
+		e.t.Errorf("backpressure: connectd's RSS grew to %d MiB while S3 was frozen, over the bound 2x%d MiB + 64 MiB", rssMax>>20, rss0>>20)
+	}
+	if wrote < burst {
+		e.t.Errorf("backpressure: the burst of %d rows was not committed while S3 was frozen (%d records); the check proves nothing", burst, wrote)
+	}
+	if read >= wrote {
+		e.t.Errorf("backpressure: %s read %d records while S3 was frozen, all %d the source committed: reading did not stop", e.s3Conn, read, wrote)
+	}
+}
+
+func (e *env) mustMetric(name, conn string) float64 {
+	e.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		v, err := e.d.metric(name, conn)
+		if err == nil {
+			return v
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("read metric %s: %v", name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// fillDisk fills the file:// lake's file system for a while, then frees it; connectd
+// must keep running and, once there is room again, deliver.
+func (e *env) fillDisk(hold time.Duration) {
+	e.t.Helper()
+	if !e.diskOK {
+		return
+	}
+	e.ensureRunning()
+	filler := filepath.Join(e.disk, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				e.t.Fatalf("fill %s: %v", e.disk, err)
+			}
+			break
+		}
+	}
+	f.Close()
+	e.count("file:// lake's disk full")
+	before := committed(e.t, e.offsets, e.fileCon)
+	time.Sleep(hold)
+	if err := os.Remove(filler); err != nil {
+		e.t.Fatal(err)
+	}
+	if !e.d.running() {
+		e.t.Fatalf("connectd run exited when the disk was full: %v; log tail:\n%s", e.d.err, e.d.logTail(80))
+	}
+	// Liveness: once there is room, the file connector commits again (its backoff is
+	// at most a minute; the workload keeps writing).
+	deadline := time.Now().Add(4 * time.Minute)
+	for committed(e.t, e.offsets, e.fileCon) == before {
+		if time.Now().After(deadline) {
+			e.t.Errorf("the file:// connector did not commit anything within 4m of the disk being freed; log tail:\n%s", e.d.logTail(40))
+			return
+		}
+		if !e.d.running() {
+			e.t.Fatalf("connectd run exited after the disk was full: %v; log tail:\n%s", e.d.err, e.d.logTail(80))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// finish stops connectd, catches up with `connectd sync`, and reconciles both lakes
+// with the workload's log and the source tables.
+func (e *env) finish() {
+	e.t.Helper()
+	e.ensureRunning()
+	e.d.stop(e.t)
+	code, out := runCmd(e.t, 30*time.Minute, "sync", "-c", e.config, "--log-format", "json")
+	if code != 0 {
+		e.t.Fatalf("connectd sync: exit %d\n%s", code, tailString(out, 80))
+	}
+	dl := filepath.Join(e.t.TempDir(), "s3lake")
+	if err := s3Server.Download(context.Background(), e.bucket, "lake/", dl); err != nil {
+		e.t.Fatal(err)
+	}
+	var all counts
+	for _, lake := range []struct{ label, root string }{
+		{"s3://" + e.bucket + "/lake", filepath.Join(dl, "lake")},
+		{"file://" + e.lakeDir, e.lakeDir},
+	} {
+		c := reconcile(e.t, lake.root, e.m, e.conn, lake.label)
+		e.t.Logf("%s: %s", lake.label, c)
+		all.checked += c.checked
+		all.missing += c.missing
+		all.duplicates += max(c.duplicates, c.dupPos) // a record twice at the same _pos counts in both
+		if !c.clean() {
+			e.t.Errorf("%s differs from the source: %s", lake.label, c)
+		}
+	}
+	kinds := make([]string, 0, len(e.byKind))
+	for k, n := range e.byKind {
+		kinds = append(kinds, fmt.Sprintf("%s: %d", k, n))
+	}
+	e.t.Logf("faults: %s", strings.Join(kinds, "; "))
+	totals.ran.Store(true)
+	totals.faults.Add(int64(e.faults))
+	totals.checked.Add(int64(all.checked))
+	totals.missing.Add(int64(all.missing))
+	totals.duplicates.Add(int64(all.duplicates))
+	e.t.Logf("faults injected: %d, changes checked: %d, missing: %d, duplicates: %d", e.faults, all.checked, all.missing, all.duplicates)
+}
