@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"context"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/connectd/connectd/e2e/testenv/lakedb"
 )
@@ -24,7 +27,14 @@ INSERT INTO public.items SELECT g, 'item ' || g, g * 10 FROM generate_series(1, 
 		return pgRows(t, conn, "SELECT id::text AS id, name, qty::text AS qty FROM public.items")
 	}
 
+	var before, after time.Time
+	if err := conn.QueryRow(context.Background(), "SELECT clock_timestamp()").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
 	p.sync(t)
+	if err := conn.QueryRow(context.Background(), "SELECT clock_timestamp()").Scan(&after); err != nil {
+		t.Fatal(err)
+	}
 	rows := read()
 	if len(rows) != 50 {
 		t.Fatalf("after the first sync the lake has %d rows, want the 50 of the snapshot", len(rows))
@@ -33,6 +43,16 @@ INSERT INTO public.items SELECT g, 'item ' || g, g * 10 FROM generate_series(1, 
 		if r.val("_op") != "r" {
 			t.Errorf("snapshot row %s: _op %s, want r", r.val("id"), r.str("_op"))
 		}
+		// One consistent point, taken while the sync ran (server clock).
+		if r.val("_commit_us") != rows[0].val("_commit_us") {
+			t.Errorf("snapshot rows carry different _commit_ts: %s and %s", r.val("_commit_us"), rows[0].val("_commit_us"))
+		}
+	}
+	if us, err := strconv.ParseInt(rows[0].val("_commit_us"), 10, 64); err != nil {
+		t.Errorf("_commit_ts %s: %v", rows[0].str("_commit_us"), err)
+	} else if ct := time.UnixMicro(us); ct.Before(before.Truncate(time.Microsecond)) || ct.After(after) {
+		t.Errorf("snapshot _commit_ts %s is not between the start (%s) and the end (%s) of the sync that took it",
+			ct.UTC().Format(time.RFC3339Nano), before.UTC().Format(time.RFC3339Nano), after.UTC().Format(time.RFC3339Nano))
 	}
 	checkPositions(t, rows)
 	compareTable(t, rebuild(rows, "id"), source(), "id", "name", "qty")
@@ -56,10 +76,10 @@ INSERT INTO public.items SELECT g, 'item ' || g, g * 10 FROM generate_series(1, 
 	compareTable(t, rebuild(rows, "id"), source(), "id", "name", "qty")
 
 	// Nothing happened since: sync must still see it is caught up and leave the lake as is.
-	before := len(rows)
+	had := len(rows)
 	p.sync(t)
-	if n := lakeCount(t, db, dir); n != before {
-		t.Errorf("a sync on an idle database changed the lake from %d to %d rows", before, n)
+	if n := lakeCount(t, db, dir); n != had {
+		t.Errorf("a sync on an idle database changed the lake from %d to %d rows", had, n)
 	}
 }
 
