@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,7 +38,10 @@ INSERT INTO public.orders VALUES (1, 10.00), (2, 20.50), (3, 30.99)`)
 	mustExec(t, conn, "INSERT INTO public.orders VALUES (6, 60.00, 'new')")
 	mustExec(t, conn, "UPDATE public.orders SET note = 'updated', amount = 11.11 WHERE id = 1")
 	waitFor(t, 60*time.Second, d, "7 rows in the lake", count(7))
-	d.stopClean(t)
+	// SIGINT (Ctrl-C) is a clean stop just like SIGTERM.
+	if r := d.stop(t, syscall.SIGINT); r.code != 0 {
+		t.Fatalf("connectd run after SIGINT: want exit 0, got %s", r)
+	}
 
 	// Every file has one schema: with note or without.
 	hasNote := map[string]bool{}
