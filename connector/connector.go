@@ -73,6 +73,10 @@ type Status interface {
 	SourceLag(bytes int64, seconds float64)
 	// SourcePosition reports the position of the last record read (readable form).
 	SourcePosition(pos string)
+	// SourceRetained reports what the source makes its server keep: retained is the
+	// WAL held for the replication slot (from its restart_lsn), unconfirmed the part
+	// of it past what the slot has confirmed (confirmed_flush_lsn), both in bytes.
+	SourceRetained(retained, unconfirmed int64)
 }
 
 // NopStatus discards progress.
@@ -82,6 +86,7 @@ func (NopStatus) SetPhase(string)                       {}
 func (NopStatus) SnapshotProgress(string, int64, int64) {}
 func (NopStatus) SourceLag(int64, float64)              {}
 func (NopStatus) SourcePosition(string)                 {}
+func (NopStatus) SourceRetained(int64, int64)           {}
 
 // SourceParams is what a source is opened with.
 type SourceParams struct {

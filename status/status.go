@@ -124,6 +124,9 @@ type Connector struct {
 	commitTS       time.Time
 	lagBytes       int64
 	hasLag         bool
+	retained       int64 // WAL the server keeps for the source (replication slot)
+	unconfirmed    int64 // the part of it past what the source confirmed
+	hasRetained    bool
 	read           int64 // records received from the source
 	written        int64
 	flushedRows    int64
@@ -175,6 +178,15 @@ func (c *Connector) SourceLag(bytes int64, _ float64) {
 	// The source's own estimate in seconds is not used: lag_seconds is measured from
 	// what was committed, which is what a reader of the lake sees.
 	c.lagBytes, c.hasLag = bytes, true
+	c.touch()
+}
+
+// SourceRetained records the WAL the server keeps for the source: all of it, and
+// the part past what the source has confirmed.
+func (c *Connector) SourceRetained(retained, unconfirmed int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.retained, c.unconfirmed, c.hasRetained = retained, unconfirmed, true
 	c.touch()
 }
 
@@ -256,18 +268,23 @@ func (c *Connector) lagSeconds(now time.Time) (float64, bool) {
 
 // View is one connector in the /v1/connectors JSON.
 type View struct {
-	Name              string          `json:"name"`
-	State             string          `json:"state"`
-	Phase             string          `json:"phase"` // snapshot, streaming, or "" before the source says
-	SourcePosition    string          `json:"source_position"`
-	CommittedPosition string          `json:"committed_position"` // hex of the opaque position
-	LagBytes          *int64          `json:"lag_bytes"`          // null until the source reports it
-	LagSeconds        *float64        `json:"lag_seconds"`        // null unless streaming
-	Snapshot          []TableProgress `json:"snapshot"`
-	LastError         string          `json:"last_error"`
-	RecordsTotal      int64           `json:"records_total"` // records handed to the destination
-	FlushesTotal      int64           `json:"flushes_total"`
-	UpdatedAt         time.Time       `json:"updated_at"`
+	Name              string   `json:"name"`
+	State             string   `json:"state"`
+	Phase             string   `json:"phase"` // snapshot, streaming, or "" before the source says
+	SourcePosition    string   `json:"source_position"`
+	CommittedPosition string   `json:"committed_position"` // hex of the opaque position
+	LagBytes          *int64   `json:"lag_bytes"`          // null until the source reports it
+	LagSeconds        *float64 `json:"lag_seconds"`        // null unless streaming
+	// RetainedWALBytes is the WAL the server keeps for the source's replication slot,
+	// and UnconfirmedWALBytes the part of it past the slot's confirmed_flush_lsn;
+	// null for sources without one, or until first measured.
+	RetainedWALBytes    *int64          `json:"retained_wal_bytes"`
+	UnconfirmedWALBytes *int64          `json:"unconfirmed_wal_bytes"`
+	Snapshot            []TableProgress `json:"snapshot"`
+	LastError           string          `json:"last_error"`
+	RecordsTotal        int64           `json:"records_total"` // records handed to the destination
+	FlushesTotal        int64           `json:"flushes_total"`
+	UpdatedAt           time.Time       `json:"updated_at"`
 }
 
 // TableProgress is one table's snapshot progress in View.
@@ -302,6 +319,10 @@ func (c *Connector) view(now time.Time) View {
 	}
 	if s, ok := c.lagSeconds(now); ok {
 		v.LagSeconds = &s
+	}
+	if c.hasRetained {
+		r, u := c.retained, c.unconfirmed
+		v.RetainedWALBytes, v.UnconfirmedWALBytes = &r, &u
 	}
 	for _, name := range c.tableOrder {
 		t := c.tables[name]
@@ -392,6 +413,10 @@ var (
 		"Age of the source commit time of the last committed record, while streaming.", []string{"connector"}, nil)
 	descSourceLag = prometheus.NewDesc("connectd_source_lag_bytes",
 		"How far the source is behind its server, in bytes.", []string{"connector"}, nil)
+	descRetained = prometheus.NewDesc("connectd_source_retained_bytes",
+		"WAL the source server keeps for the connector's replication slot (from its restart_lsn), in bytes.", []string{"connector"}, nil)
+	descUnconfirmed = prometheus.NewDesc("connectd_source_unconfirmed_bytes",
+		"WAL past the replication slot's confirmed_flush_lsn, in bytes.", []string{"connector"}, nil)
 	descUp = prometheus.NewDesc("connectd_connector_up",
 		"1 while the connector is running, else 0.", []string{"connector"}, nil)
 	descSnapRows = prometheus.NewDesc("connectd_snapshot_rows",
@@ -401,7 +426,7 @@ var (
 )
 
 func (g gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCommitLag, descSourceLag, descUp, descSnapRows, descSnapTotal} {
+	for _, d := range []*prometheus.Desc{descCommitLag, descSourceLag, descRetained, descUnconfirmed, descUp, descSnapRows, descSnapTotal} {
 		ch <- d
 	}
 }
@@ -426,6 +451,10 @@ func (c *Connector) collect(now time.Time, ch chan<- prometheus.Metric) {
 	}
 	if c.hasLag {
 		ch <- prometheus.MustNewConstMetric(descSourceLag, prometheus.GaugeValue, float64(c.lagBytes), c.name)
+	}
+	if c.hasRetained {
+		ch <- prometheus.MustNewConstMetric(descRetained, prometheus.GaugeValue, float64(c.retained), c.name)
+		ch <- prometheus.MustNewConstMetric(descUnconfirmed, prometheus.GaugeValue, float64(c.unconfirmed), c.name)
 	}
 	tables := append([]string(nil), c.tableOrder...)
 	sort.Strings(tables)

@@ -111,7 +111,7 @@ func TestConnectorsJSON(t *testing.T) {
 	}
 	v := views[0]
 	for _, k := range []string{"name", "state", "phase", "source_position", "committed_position", "lag_bytes",
-		"lag_seconds", "snapshot", "last_error", "records_total", "flushes_total", "updated_at"} {
+		"lag_seconds", "retained_wal_bytes", "unconfirmed_wal_bytes", "snapshot", "last_error", "records_total", "flushes_total", "updated_at"} {
 		if _, ok := v[k]; !ok {
 			t.Errorf("key %q missing from %s", k, body)
 		}
@@ -123,6 +123,9 @@ func TestConnectorsJSON(t *testing.T) {
 	if v["lag_seconds"] != nil {
 		t.Errorf("lag_seconds = %v during a snapshot, want null", v["lag_seconds"])
 	}
+	if v["retained_wal_bytes"] != nil {
+		t.Errorf("retained_wal_bytes = %v before the source measured it, want null", v["retained_wal_bytes"])
+	}
 	snap := v["snapshot"].([]any)
 	first := snap[0].(map[string]any)
 	if len(snap) != 2 || first["table"] != "public.orders" || first["rows"] != 1200.0 || first["total"] != 5000.0 || first["percent"] != 24.0 {
@@ -132,6 +135,7 @@ func TestConnectorsJSON(t *testing.T) {
 	c.SetPhase(PhaseStreaming)
 	c.SourceLag(4096, 2)
 	c.SourcePosition("0/16B3748")
+	c.SourceRetained(1<<20, 512)
 	c.Read(5)
 	views = nil
 	_, body = get(t, h, "/v1/connectors")
@@ -141,6 +145,9 @@ func TestConnectorsJSON(t *testing.T) {
 	v = views[0]
 	if v["lag_seconds"] != 60.0 || v["lag_bytes"] != 4096.0 || v["source_position"] != "0/16B3748" {
 		t.Errorf("streaming: lag_seconds=%v lag_bytes=%v source_position=%v", v["lag_seconds"], v["lag_bytes"], v["source_position"])
+	}
+	if v["retained_wal_bytes"] != float64(1<<20) || v["unconfirmed_wal_bytes"] != 512.0 {
+		t.Errorf("streaming: retained_wal_bytes=%v unconfirmed_wal_bytes=%v", v["retained_wal_bytes"], v["unconfirmed_wal_bytes"])
 	}
 	if p := v["snapshot"].([]any)[0].(map[string]any)["percent"]; p != 100.0 {
 		t.Errorf("snapshot percent once streaming = %v, want 100", p)
@@ -178,6 +185,7 @@ func TestMetricsExposeSeries(t *testing.T) {
 	c.Written(7, 700)
 	c.Flushed(7, 700, 250*time.Millisecond)
 	c.SourceLag(123, 1)
+	c.SourceRetained(65536, 4096)
 	c.Committed(record.Position{1}, clk.now().Add(-10*time.Second))
 	c.SetPhase(PhaseStreaming)
 	r.Observer("shop").SetState(pipeline.StateRetrying, errors.New("connection refused"))
@@ -194,6 +202,8 @@ func TestMetricsExposeSeries(t *testing.T) {
 		`connectd_flush_duration_seconds_count{connector="orders"} 1`,
 		`connectd_commit_lag_seconds{connector="orders"} 10`,
 		`connectd_source_lag_bytes{connector="orders"} 123`,
+		`connectd_source_retained_bytes{connector="orders"} 65536`,
+		`connectd_source_unconfirmed_bytes{connector="orders"} 4096`,
 		`connectd_errors_total{connector="shop"} 1`,
 		`connectd_snapshot_rows{connector="orders",table="public.orders"} 1200`,
 		`connectd_snapshot_rows_total_estimate{connector="orders",table="public.orders"} 5000`,

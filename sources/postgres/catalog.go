@@ -241,6 +241,65 @@ func keyColumns(t table, cols []column) ([]bool, error) {
 	return key, nil
 }
 
+// keyOrder returns the schema indexes of sh's key columns in the order of the index
+// behind the key (the primary key, or the replica identity index), so that a
+// snapshot's ORDER BY walks that index. It returns nil when no index backs the key:
+// REPLICA IDENTITY FULL without a primary key, where the whole row is the key.
+func (c *catalog) keyOrder(ctx context.Context, t table, sh *tableShape) ([]int, error) {
+	cond := "i.indisprimary"
+	if t.identity == 'i' {
+		cond = "i.indisreplident"
+	}
+	keyAtts := ""
+	if c.version >= 110000 {
+		keyAtts = "AND u.o <= i.indnkeyatts" // leave out INCLUDE columns
+	}
+	rows, err := c.conn.Query(ctx, `
+SELECT a.attname
+FROM pg_catalog.pg_index i
+CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS u(attnum, o)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.attnum
+WHERE i.indrelid = $1 AND `+cond+` `+keyAtts+`
+ORDER BY u.o`, int64(t.oid))
+	if err != nil {
+		return nil, classify("read the key index of "+t.qualified(), err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return nil, classify("read the key index of "+t.qualified(), err)
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, classify("read the key index of "+t.qualified(), err)
+	}
+	want := sh.schema.KeyIndexes()
+	if len(names) == 0 {
+		if len(want) == len(sh.schema.Columns) {
+			return nil, nil
+		}
+		return want, nil
+	}
+	idx := make([]int, 0, len(names))
+	for _, n := range names {
+		i := sh.schema.Index(n)
+		if i < 0 || !sh.schema.Columns[i].Key {
+			// The index and the key disagree (changed in between): any fixed order
+			// of the key columns is correct, only slower.
+			return want, nil
+		}
+		idx = append(idx, i)
+	}
+	if len(idx) != len(want) {
+		return want, nil
+	}
+	return idx, nil
+}
+
 func noIdentityError(t table) error {
 	return permanentf("table %s has no primary key and no usable replica identity, so its updates and deletes cannot be streamed; fix: add a primary key, or run `ALTER TABLE %s REPLICA IDENTITY FULL;`", t.qualified(), t.ident())
 }

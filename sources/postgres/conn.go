@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"regexp"
 	"strings"
@@ -37,6 +38,7 @@ type settings struct {
 	publication string
 	snapshot    string
 	heartbeat   time.Duration
+	chunk       uint32 // rows per snapshot query
 }
 
 func settingsFrom(p connector.SourceParams) (settings, error) {
@@ -59,6 +61,14 @@ func settingsFrom(p connector.SourceParams) (settings, error) {
 		s.snapshot = config.SnapshotInitial
 	}
 	var errs []string
+	switch n := c.SnapshotChunk; {
+	case n == 0:
+		s.chunk = defaultSnapshotChunk
+	case n < 0 || int64(n) >= math.MaxUint32:
+		errs = append(errs, fmt.Sprintf("snapshot_chunk %d must be between 1 and %d rows", n, uint32(math.MaxUint32-1)))
+	default:
+		s.chunk = uint32(n)
+	}
 	if s.dsn == "" {
 		errs = append(errs, "dsn is empty")
 	}

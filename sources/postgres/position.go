@@ -10,27 +10,52 @@ import (
 
 // Position layouts (SPEC section 3: byte order is source order, replays repeat them).
 //
-//	snapshot: 0x01 | epoch uint32 | table ordinal uint32 | row uint64          (17 bytes)
-//	          the last record of a completed snapshot has one more byte, 0xff  (18 bytes)
-//	stream:   0x02 | commit LSN uint64 | sequence in transaction uint32        (13 bytes)
+//	snapshot: 0x01 | epoch uint32 | table ordinal uint32 | chunk uint32 | row in chunk uint32  (17 bytes)
+//	          + 0xff on the last record of a completed snapshot                            (18 bytes)
+//	          + 0x01 | key columns uint16 | per column: length uint32, text  on the last
+//	            record of every emitted batch of a keyed table (the resume key)
+//	stream:   0x02 | commit LSN uint64 | sequence in transaction uint32                    (13 bytes)
 //
 // Every snapshot position sorts before every stream position, and the completion
 // marker sorts after the record it extends but before anything in the stream. The
 // marker is what lets a restart tell "the snapshot finished" from "it was cut short".
+// The first 17 bytes of a snapshot position are unique, so a suffix never changes how
+// two positions compare; the resume key rides on batch ends because the runtime
+// commits whole batches, and a committed snapshot position then says exactly which
+// row the snapshot continues after (README: "Resuming an interrupted snapshot").
 const (
 	posSnapshot      = 0x01
 	posStream        = 0x02
 	snapshotPosLen   = 17
 	snapshotDoneLen  = 18
 	snapshotDoneByte = 0xff
+	snapshotKeyByte  = 0x01
 	streamPosLen     = 13
 )
 
-func putSnapshotPos(b []byte, epoch, table uint32, row uint64) {
+func putSnapshotPos(b []byte, epoch, table, chunk, row uint32) {
 	b[0] = posSnapshot
 	binary.BigEndian.PutUint32(b[1:5], epoch)
 	binary.BigEndian.PutUint32(b[5:9], table)
-	binary.BigEndian.PutUint64(b[9:17], row)
+	binary.BigEndian.PutUint32(b[9:13], chunk)
+	binary.BigEndian.PutUint32(b[13:17], row)
+}
+
+// withKey returns a copy of the 17-byte position base extended by the resume key.
+func withKey(base []byte, key [][]byte) record.Position {
+	n := snapshotPosLen + 3
+	for _, k := range key {
+		n += 4 + len(k)
+	}
+	p := make(record.Position, snapshotPosLen, n)
+	copy(p, base[:snapshotPosLen])
+	p = append(p, snapshotKeyByte)
+	p = binary.BigEndian.AppendUint16(p, uint16(len(key)))
+	for _, k := range key {
+		p = binary.BigEndian.AppendUint32(p, uint32(len(k)))
+		p = append(p, k...)
+	}
+	return p
 }
 
 func putStreamPos(b []byte, lsn pglogrepl.LSN, seq uint32) {
@@ -42,20 +67,49 @@ func putStreamPos(b []byte, lsn pglogrepl.LSN, seq uint32) {
 // snapshotPos is a decoded snapshot position.
 type snapshotPos struct {
 	epoch, table uint32
-	row          uint64
-	done         bool // the last record of a completed snapshot
+	chunk, row   uint32   // row counts from 1 inside the chunk
+	done         bool     // the last record of a completed snapshot
+	key          []string // the record's key as text, when the position carries it
 }
 
 func parseSnapshotPos(p record.Position) (snapshotPos, bool) {
-	if len(p) != snapshotPosLen && !(len(p) == snapshotDoneLen && p[17] == snapshotDoneByte) || p[0] != posSnapshot {
+	if len(p) < snapshotPosLen || p[0] != posSnapshot {
 		return snapshotPos{}, false
 	}
-	return snapshotPos{
+	sp := snapshotPos{
 		epoch: binary.BigEndian.Uint32(p[1:5]),
 		table: binary.BigEndian.Uint32(p[5:9]),
-		row:   binary.BigEndian.Uint64(p[9:17]),
-		done:  len(p) == snapshotDoneLen,
-	}, true
+		chunk: binary.BigEndian.Uint32(p[9:13]),
+		row:   binary.BigEndian.Uint32(p[13:17]),
+	}
+	rest := p[snapshotPosLen:]
+	switch {
+	case len(rest) == 0:
+	case len(rest) == 1 && rest[0] == snapshotDoneByte:
+		sp.done = true
+	case rest[0] == snapshotKeyByte && len(rest) >= 3:
+		n := int(binary.BigEndian.Uint16(rest[1:3]))
+		rest = rest[3:]
+		sp.key = make([]string, 0, n)
+		for i := 0; i < n; i++ {
+			if len(rest) < 4 {
+				return snapshotPos{}, false
+			}
+			l := binary.BigEndian.Uint32(rest)
+			rest = rest[4:]
+			if uint64(l) > uint64(len(rest)) {
+				return snapshotPos{}, false
+			}
+			sp.key = append(sp.key, string(rest[:l]))
+			rest = rest[l:]
+		}
+		if len(rest) != 0 || n == 0 {
+			return snapshotPos{}, false
+		}
+	default:
+		return snapshotPos{}, false
+	}
+	return sp, true
 }
 
 func parseStreamPos(p record.Position) (lsn pglogrepl.LSN, seq uint32, ok bool) {
@@ -76,7 +130,10 @@ func describePosition(p record.Position, tableName func(uint32) string) string {
 		if name == "" {
 			name = fmt.Sprintf("#%d", sp.table)
 		}
-		s := fmt.Sprintf("snapshot epoch %d table %s row %d", sp.epoch, name, sp.row)
+		s := fmt.Sprintf("snapshot epoch %d table %s chunk %d row %d", sp.epoch, name, sp.chunk, sp.row)
+		if sp.key != nil {
+			s += fmt.Sprintf(" key %q", sp.key)
+		}
 		if sp.done {
 			s += " (snapshot complete)"
 		}

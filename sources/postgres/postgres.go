@@ -42,7 +42,10 @@ func (Kind) Open(_ context.Context, p connector.SourceParams) (connector.Source,
 		mode:   p.Mode,
 		log:    log.With("source", "postgres", "slot", st.slot),
 		status: status,
+		state:  p.State,
 		stop:   make(chan struct{}),
+
+		retainedEvery: retainedInterval,
 	}, nil
 }
 
@@ -53,6 +56,7 @@ type Source struct {
 	mode   connector.Mode
 	log    *slog.Logger
 	status connector.Status
+	state  connector.StateStore // nil: an interrupted snapshot cannot be resumed
 
 	// Owned by the Read goroutine.
 	conn     *pgx.Conn
@@ -60,6 +64,9 @@ type Source struct {
 	shapes   map[string]*tableShape // latest shape per qualified table name
 	selected map[string]bool        // qualified names of the selected tables
 	warned   map[string]bool        // columns already warned about (unknown type)
+
+	retainedEvery time.Duration // how often the slot's retained WAL is measured
+	retainedAt    time.Time     // when it last was
 
 	mu         sync.Mutex // guards tableNames
 	tableNames []string   // snapshot table ordinals -> names, for DescribePosition
@@ -130,6 +137,8 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 	}
 
 	snapshot, epoch := false, uint32(1)
+	var resume *snapshotPos
+	var resumeState *snapState
 	switch sp, isSnap := parseSnapshotPos(start); {
 	case start == nil:
 		snapshot = s.st.wantsSnapshot()
@@ -145,8 +154,16 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 			return s.slotGone(start)
 		}
 	case isSnap:
+		st, why, err := s.resumable(ctx, sp, slot)
+		if err != nil {
+			return err
+		}
+		if st != nil {
+			resume, resumeState = &sp, st
+			break
+		}
 		snapshot, epoch = true, sp.epoch+1
-		s.log.Warn("the previous snapshot was interrupted; taking it again from the start, so rows it already delivered may appear twice (with new positions)",
+		s.log.Warn("the previous snapshot was interrupted and cannot be resumed ("+why+"); taking it again from the start, so rows it already delivered appear again (with new positions)",
 			"interrupted_at", s.DescribePosition(start), "epoch", epoch)
 	default:
 		if _, _, ok := parseStreamPos(start); !ok {
@@ -157,18 +174,37 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 		}
 	}
 
-	if snapshot {
+	switch {
+	case resume != nil:
+		s.mu.Lock()
+		s.tableNames = resumeState.Tables
+		s.mu.Unlock()
+		s.log.Info("resuming the interrupted snapshot", "after", s.DescribePosition(start))
+		plan := snapPlan{state: *resumeState, resume: resume}
+		if plan.tables, err = s.snapTables(ctx, resumeState.Tables, tables); err != nil {
+			return err
+		}
+		if err := s.snapshot(ctx, plan, emit); err != nil {
+			return err
+		}
+		if s.st.snapshot == config.SnapshotInitialOnly {
+			return nil
+		}
+		// The slot is still at the snapshot's consistent point (resumable checked).
+		start = nil
+	case snapshot:
 		if slot.exists {
 			if err := pglogrepl.DropReplicationSlot(ctx, s.repl, s.st.slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
 				return classify("drop replication slot "+s.st.slot, err)
 			}
 		}
+		temporary := s.st.snapshot == config.SnapshotInitialOnly
 		res, err := pglogrepl.CreateReplicationSlot(ctx, s.repl, s.st.slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
 			Mode:           pglogrepl.LogicalReplication,
 			SnapshotAction: "EXPORT_SNAPSHOT",
 			// initial_only never streams, so its slot must not outlive the snapshot
 			// and hold WAL back.
-			Temporary: s.st.snapshot == config.SnapshotInitialOnly,
+			Temporary: temporary,
 		})
 		if err != nil {
 			return classify("create replication slot "+s.st.slot, err)
@@ -178,15 +214,32 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 			return fmt.Errorf("postgres: slot %s consistent point %q: %w", s.st.slot, res.ConsistentPoint, err)
 		}
 		s.log.Info("replication slot created", "consistent_point", cp.String(), "snapshot", res.SnapshotName)
+		if s.state == nil {
+			s.log.Warn("the offset store keeps no source state: if this snapshot is interrupted it is taken again from the start")
+		}
 		slot = slotInfo{exists: true, confirmed: cp}
-		if err := s.snapshot(ctx, res.SnapshotName, epoch, tables, emit); err != nil {
+		names := make([]string, len(tables))
+		for i, t := range tables {
+			names[i] = t.qualified()
+		}
+		plan := snapPlan{snapName: res.SnapshotName, state: snapState{
+			Version: 1, Slot: s.st.slot, Epoch: epoch, Chunk: s.st.chunk, Tables: names,
+		}}
+		if !temporary {
+			plan.state.ConsistentPoint = cp.String()
+		}
+		// Catalog queries on the normal connection leave the exported snapshot alone.
+		if plan.tables, err = s.snapTables(ctx, names, tables); err != nil {
 			return err
 		}
-		if s.st.snapshot == config.SnapshotInitialOnly {
+		if err := s.snapshot(ctx, plan, emit); err != nil {
+			return err
+		}
+		if temporary {
 			return nil
 		}
 		start = nil
-	} else if !slot.exists {
+	case !slot.exists:
 		res, err := pglogrepl.CreateReplicationSlot(ctx, s.repl, s.st.slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
 			Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT",
 		})
@@ -234,6 +287,37 @@ func (s *Source) syncTarget(ctx context.Context) (pglogrepl.LSN, error) {
 		}
 	}
 	return target, nil
+}
+
+// resumable returns the saved state of the interrupted snapshot that committed
+// position sp is inside, when the snapshot can continue after it; otherwise nil and
+// why not. Streaming after a resumed snapshot needs the slot it was taken with,
+// still at its consistent point, so that every change since then is delivered.
+func (s *Source) resumable(ctx context.Context, sp snapshotPos, slot slotInfo) (*snapState, string, error) {
+	if s.state == nil {
+		return nil, "the offset store keeps no source state", nil
+	}
+	st, err := s.loadSnapState(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	switch {
+	case st == nil:
+		return nil, "no saved snapshot state", nil
+	case st.Epoch != sp.epoch || st.Slot != s.st.slot || st.Chunk == 0 || int(sp.table) >= len(st.Tables):
+		return nil, "the saved snapshot state belongs to another snapshot", nil
+	case s.st.snapshot == config.SnapshotInitialOnly:
+		return st, "", nil // nothing streams after it: no slot needed
+	case st.ConsistentPoint == "":
+		return nil, "it was taken for initial_only, without a lasting slot", nil
+	case !slot.exists:
+		return nil, "its replication slot is gone", nil
+	}
+	cp, err := pglogrepl.ParseLSN(st.ConsistentPoint)
+	if err != nil || slot.confirmed != cp {
+		return nil, fmt.Sprintf("the slot is at %s, not at the snapshot's consistent point %s", slot.confirmed, st.ConsistentPoint), nil
+	}
+	return st, "", nil
 }
 
 func (s *Source) slotGone(start record.Position) error {

@@ -304,13 +304,14 @@ func TestRestartFromAckedPositionSkipsDeliveredLosesNothing(t *testing.T) {
 	}
 }
 
-func TestInterruptedSnapshotIsTakenAgainWithNextEpoch(t *testing.T) {
+// Without a state store the snapshot cannot be resumed: it is taken again.
+func TestInterruptedSnapshotWithoutStateIsTakenAgainWithNextEpoch(t *testing.T) {
 	conn := dbConn(t, pg.DSN)
 	exec(t, conn, `CREATE TABLE snap_a (id int PRIMARY KEY)`, `CREATE TABLE snap_b (id int PRIMARY KEY, t text)`,
 		`INSERT INTO snap_a SELECT generate_series(1, 5000)`, `INSERT INTO snap_b SELECT i, 'row ' || i FROM generate_series(1, 3000) i`)
 	p := params(t, "resnap", pg.DSN, []string{"public.snap_*"}, config.SnapshotInitial, connector.ModeStream)
 	interrupted := make(record.Position, snapshotPosLen)
-	putSnapshotPos(interrupted, 1, 0, 2048)
+	putSnapshotPos(interrupted, 1, 0, 0, 2048)
 	src := openSource(t, p)
 	r := startRead(t, src, interrupted)
 	recs := r.wait(t, 8000)
@@ -326,7 +327,7 @@ func TestInterruptedSnapshotIsTakenAgainWithNextEpoch(t *testing.T) {
 	if sp, _ := parseSnapshotPos(recs[4999].Pos); sp.table != 0 || sp.row != 5000 {
 		t.Errorf("record 4999 at %s", src.DescribePosition(recs[4999].Pos))
 	}
-	if got := src.DescribePosition(recs[7999].Pos); got != "snapshot epoch 2 table public.snap_b row 3000 (snapshot complete)" {
+	if got := src.DescribePosition(recs[7999].Pos); got != "snapshot epoch 2 table public.snap_b chunk 0 row 3000 (snapshot complete)" {
 		t.Errorf("last position %q", got)
 	}
 	if v := values(recs[7999]); v["t"] != "row 3000" {

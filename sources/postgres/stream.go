@@ -125,6 +125,7 @@ func (st *streamer) run(ctx context.Context) error {
 	var deadline time.Time
 	nextWake := time.Now().Add(st.idleWait())
 	for {
+		s.reportRetained(ctx)
 		if len(st.pending) > 0 && time.Until(nextWake) > flushDelay {
 			nextWake = time.Now().Add(flushDelay)
 		}

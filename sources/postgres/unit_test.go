@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 
 	"github.com/connectd/connectd/record"
@@ -46,11 +47,17 @@ func TestMatchTablesNamesEmptyPattern(t *testing.T) {
 }
 
 func TestPositionsOrderAndDescribe(t *testing.T) {
-	snap := func(e, tb uint32, row uint64) record.Position {
+	snap := func(e, tb, row uint32) record.Position {
 		p := make(record.Position, snapshotPosLen)
-		putSnapshotPos(p, e, tb, row)
+		putSnapshotPos(p, e, tb, 0, row)
 		return p
 	}
+	chunk := func(c, row uint32) record.Position {
+		p := make(record.Position, snapshotPosLen)
+		putSnapshotPos(p, 1, 2, c, row)
+		return p
+	}
+	keyed := withKey(chunk(0, 2048), [][]byte{[]byte("it's"), []byte(`a\b`)})
 	strm := func(lsn pglogrepl.LSN, seq uint32) record.Position {
 		p := make(record.Position, streamPosLen)
 		putStreamPos(p, lsn, seq)
@@ -59,6 +66,7 @@ func TestPositionsOrderAndDescribe(t *testing.T) {
 	done := append(snap(1, 2, 300), snapshotDoneByte)
 	ordered := []record.Position{
 		snap(1, 0, 1), snap(1, 0, 2), snap(1, 0, 256), snap(1, 1, 1), snap(1, 2, 300), done,
+		chunk(0, 2047), keyed, chunk(0, 2049), chunk(1, 1), chunk(1, 70000), chunk(2, 1),
 		snap(2, 0, 1), strm(0x16B3748, 0), strm(0x16B3748, 1), strm(0x16B3749, 0), strm(1<<40, 0),
 	}
 	for i := 1; i < len(ordered); i++ {
@@ -76,9 +84,11 @@ func TestPositionsOrderAndDescribe(t *testing.T) {
 		pos  record.Position
 		want string
 	}{
-		{snap(1, 2, 1234), "snapshot epoch 1 table public.orders row 1234"},
-		{snap(3, 7, 1), "snapshot epoch 3 table #7 row 1"},
-		{done, "snapshot epoch 1 table public.orders row 300 (snapshot complete)"},
+		{snap(1, 2, 1234), "snapshot epoch 1 table public.orders chunk 0 row 1234"},
+		{snap(3, 7, 1), "snapshot epoch 3 table #7 chunk 0 row 1"},
+		{chunk(5, 9), "snapshot epoch 1 table public.orders chunk 5 row 9"},
+		{keyed, `snapshot epoch 1 table public.orders chunk 0 row 2048 key ["it's" "a\\b"]`},
+		{done, "snapshot epoch 1 table public.orders chunk 0 row 300 (snapshot complete)"},
 		{strm(0x16B3748, 3), "lsn 0/16B3748 #3"},
 	} {
 		if got := describePosition(c.pos, names); got != c.want {
@@ -90,6 +100,14 @@ func TestPositionsOrderAndDescribe(t *testing.T) {
 	}
 	if _, ok := parseSnapshotPos(append(snap(1, 2, 3), 0x00)); ok {
 		t.Error("an 18-byte snapshot position without the marker byte parsed")
+	}
+	if sp, ok := parseSnapshotPos(keyed); !ok || sp.done || sp.chunk != 0 || sp.row != 2048 || !reflect.DeepEqual(sp.key, []string{"it's", `a\b`}) {
+		t.Errorf("parseSnapshotPos(keyed) = %+v, %v", sp, ok)
+	}
+	for n := snapshotPosLen + 1; n < len(keyed); n++ {
+		if _, ok := parseSnapshotPos(keyed[:n]); ok {
+			t.Errorf("a keyed position cut to %d bytes parsed", n)
+		}
 	}
 	if lsn, seq, ok := parseStreamPos(strm(42, 7)); !ok || lsn != 42 || seq != 7 {
 		t.Errorf("parseStreamPos = %v %v %v", lsn, seq, ok)
