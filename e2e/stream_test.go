@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -175,4 +176,55 @@ func describeRows(rows []row) string {
 		b.WriteString("  " + r.describe() + "\n")
 	}
 	return b.String()
+}
+
+// TestIdleSlotDoesNotHoldBackWAL: while its tables are idle and other databases write,
+// a running connector with heartbeats keeps confirming its slot, so PostgreSQL can
+// recycle the WAL (SPEC 5).
+func TestIdleSlotDoesNotHoldBackWAL(t *testing.T) {
+	dsn, conn := newDatabase(t, "e2e_idle")
+	mustExec(t, conn, "CREATE TABLE public.quiet (id int PRIMARY KEY); INSERT INTO public.quiet VALUES (1)")
+	p := newPipe(t, "idle_slot", dsn, false, "public.quiet")
+	p.extra = "      heartbeat: 1s\n"
+	p.writeConfig(t)
+	db := lakedb.DuckDB(t)
+	d := startRun(t, p.config)
+	waitFor(t, 60*time.Second, d, "the snapshot in the lake", func() (bool, string) {
+		n := lakeCount(t, db, lakeTable(p.lakeDir, "public", "quiet"))
+		return n == 1, fmt.Sprintf("%d rows in the lake", n)
+	})
+
+	// WAL from another database, none of it for this connector.
+	_, busy := newDatabase(t, "e2e_idle_busy")
+	mustExec(t, busy, "CREATE TABLE noise (id int, pad text); INSERT INTO noise SELECT g, repeat('n', 100) FROM generate_series(1, 20000) g")
+	var target string
+	if err := busy.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&target); err != nil {
+		t.Fatal(err)
+	}
+	slot := "connectd_" + p.name
+	waitFor(t, 60*time.Second, d, "the idle slot to confirm the WAL written elsewhere ("+target+")", func() (bool, string) {
+		var confirmed string
+		var past bool
+		err := conn.QueryRow(context.Background(),
+			"SELECT confirmed_flush_lsn::text, confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1",
+			slot, target).Scan(&confirmed, &past)
+		if err != nil {
+			return false, err.Error()
+		}
+		return past, "slot " + slot + " confirmed_flush_lsn " + confirmed
+	})
+	d.stopClean(t)
+	if n := lakeCount(t, db, lakeTable(p.lakeDir, "public", "quiet")); n != 1 {
+		t.Errorf("the idle table has %d rows in the lake, want 1 (heartbeats are not data)", n)
+	}
+	var files []string
+	for _, f := range parquetFiles(t, p.lakeDir) {
+		rel, _ := filepath.Rel(p.lakeDir, f)
+		if !strings.HasPrefix(filepath.ToSlash(rel), "public/quiet/") {
+			files = append(files, rel)
+		}
+	}
+	if len(files) > 0 {
+		t.Errorf("the lake holds files of no captured table (heartbeats are not data): %v", files)
+	}
 }
