@@ -235,12 +235,13 @@ func committed(t *testing.T, offsetsDir, conn string) string {
 	return c.Position
 }
 
-// snapshotDone reports whether a committed position (hex, see sources/postgres)
-// lies past the end of the initial snapshot: a stream position (0x02...), or the
-// snapshot's last record (0x01 ... 0xff).
+// snapshotDone reports whether a committed position (hex) lies past the end of the
+// initial snapshot. Both sources (see sources/postgres and sources/mysql position.go)
+// start snapshot positions with 0x01 and stream positions with 0x02, and mark the
+// snapshot's last record with 0xff as its 18th byte.
 func snapshotDone(pos string) bool {
 	pos = strings.ToLower(pos)
-	return strings.HasPrefix(pos, "02") || (strings.HasPrefix(pos, "01") && strings.HasSuffix(pos, "ff"))
+	return strings.HasPrefix(pos, "02") || (strings.HasPrefix(pos, "01") && len(pos) >= 36 && pos[34:36] == "ff")
 }
 
 // runCmd runs a connectd command to completion with a generous timeout.

@@ -40,6 +40,7 @@ type env struct {
 	d       *daemon
 	faults  int
 	byKind  map[string]int
+	last    string // kind of the last fault
 }
 
 // newEnv creates a database with the workload's tables (preload fills them before
@@ -107,7 +108,7 @@ func newEnv(t *testing.T, name string, rng *rand.Rand, diskSize string, preload 
 	_ = os.Remove(logPath)
 	e.d = newDaemon(t, e.config, listen, logPath)
 	t.Cleanup(func() {
-		if !t.Failed() {
+		if !t.Failed() && os.Getenv("FAULT_KEEP_LOG") == "" {
 			os.Remove(logPath)
 		} else {
 			t.Logf("connectd's log (every run): %s", logPath)
@@ -134,6 +135,7 @@ func (e *env) reconnect() {
 func (e *env) count(kind string) {
 	e.faults++
 	e.byKind[kind]++
+	e.last = kind
 }
 
 // sleep waits a random time in [min, max).

@@ -20,18 +20,24 @@ type plan struct {
 	s3Pause                                         time.Duration
 	diskHold                                        time.Duration
 	bigTxn, burst                                   int64
+	killMax, gapMax                                 time.Duration // random kill delay, pause between faults
+	pace                                            time.Duration // workload: most sleep between transactions
 }
 
 func shortPlan() plan {
 	return plan{killsRandom: 10, killsAfterFlush: 6, killsDuringUpload: 4,
 		walsender: 3, pgRestarts: 2, s3Pauses: 2, diskFulls: 2,
-		s3Pause: 12 * time.Second, diskHold: 5 * time.Second, bigTxn: 50_000, burst: 40_000}
+		s3Pause: 12 * time.Second, diskHold: 5 * time.Second, bigTxn: 50_000, burst: 40_000,
+		killMax: 3 * time.Second, gapMax: 1500 * time.Millisecond, pace: 2 * time.Millisecond}
 }
 
 func longPlan(kills int) plan {
 	return plan{killsRandom: kills / 2, killsAfterFlush: kills / 4, killsDuringUpload: kills - kills/2 - kills/4,
 		walsender: 60, pgRestarts: 20, s3Pauses: 4, diskFulls: 10,
-		s3Pause: time.Minute, diskHold: 20 * time.Second, bigTxn: 1_000_000, burst: 100_000}
+		s3Pause: time.Minute, diskHold: 20 * time.Second, bigTxn: 1_000_000, burst: 100_000,
+		// Short gaps and a slower workload keep an hour of faults, and the lake it
+		// leaves, within what one machine reconciles in minutes.
+		killMax: 1500 * time.Millisecond, gapMax: 600 * time.Millisecond, pace: 60 * time.Millisecond}
 }
 
 // TestStreamingFaults runs the random workload while connectd streams it to S3 and to
@@ -65,6 +71,7 @@ func TestStreamingFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.w = w
+	w.pace = p.pace
 	w.start()
 	stopped := false
 	defer func() {
@@ -79,7 +86,7 @@ func TestStreamingFaults(t *testing.T) {
 			faults = append(faults, f)
 		}
 	}
-	add(p.killsRandom, func() { e.killAfter(3 * time.Second) })
+	add(p.killsRandom, func() { e.killAfter(p.killMax) })
 	add(p.killsAfterFlush, e.killAfterFlush)
 	add(p.killsDuringUpload, e.killDuringUpload)
 	add(p.walsender, e.terminateWalsender)
@@ -106,10 +113,10 @@ func TestStreamingFaults(t *testing.T) {
 		}
 		f()
 		if !long() || i%50 == 0 {
-			t.Logf("fault %d/%d done (%d injected), workload %d transactions, %d records", i+1, len(faults), e.faults, w.txns.Load(), w.committed.Load())
+			t.Logf("step %d/%d: %s (%d faults), workload %d transactions, %d records", i+1, len(faults), e.last, e.faults, w.txns.Load(), w.committed.Load())
 		}
 		e.ensureRunning()
-		e.sleep(100*time.Millisecond, 1500*time.Millisecond)
+		e.sleep(100*time.Millisecond, p.gapMax)
 	}
 	stopped = true
 	if err := w.stop(); err != nil {

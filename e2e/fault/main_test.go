@@ -103,6 +103,9 @@ func runMain(m *testing.M) int {
 		// Faults leave slots behind briefly; room for every test's connectors.
 		"max_replication_slots": "30",
 		"max_wal_senders":       "30",
+		// The crash fault SIGKILLs the server: a commit the workload saw must survive
+		// it (the OS does not crash, so fsync can stay off).
+		"synchronous_commit": "on",
 	}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fault: start postgres:", err)
