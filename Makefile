@@ -7,7 +7,7 @@ RACE_PKGS := ./record/... ./config/... ./offsets/... ./pipeline/... ./connector/
 OTHER_PKGS = $(shell $(GO) list ./... | grep -vE '/(record|config|offsets|pipeline|connector|status)(/|$$)')
 TEST_TIMEOUT := 20m
 
-.PHONY: build test test-short fuzz demo bench deps
+.PHONY: build test test-long test-short fuzz demo bench deps
 
 build:
 	$(GO) build -o bin/connectd ./cmd/connectd
@@ -21,6 +21,12 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 	$(GO) test -timeout $(TEST_TIMEOUT) $(OTHER_PKGS)
+
+# test-long runs the fault-injection suite's long form: thousands of faults
+# (docs/reliability.md). FAULT_KILLS=N changes the number of kills, FAULT_SEED=S
+# replays a run.
+test-long: deps
+	FAULT_LONG=1 $(GO) test -v -count=1 -timeout 10h ./e2e/fault/
 
 test-short:
 	$(GO) test -short -timeout $(TEST_TIMEOUT) ./...
