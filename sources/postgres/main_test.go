@@ -81,8 +81,21 @@ func (w *tlogWriter) Write(p []byte) (int, error) {
 // testStatus records phases so a test knows when the slot exists.
 type testStatus struct {
 	connector.NopStatus
-	mu     sync.Mutex
-	phases []string
+	mu       sync.Mutex
+	phases   []string
+	retained []int64 // every SourceRetained figure, in order
+}
+
+func (s *testStatus) SourceRetained(retained, _ int64) {
+	s.mu.Lock()
+	s.retained = append(s.retained, retained)
+	s.mu.Unlock()
+}
+
+func (s *testStatus) retainedFigures() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int64(nil), s.retained...)
 }
 
 func (s *testStatus) SetPhase(p string) {
