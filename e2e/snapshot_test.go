@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/connectd/connectd/e2e/testenv/lakedb"
 )
@@ -14,22 +18,18 @@ import (
 // it and checks SPEC 5: the snapshot resumes where it stopped, so every row is in the
 // lake exactly once and no _pos appears twice.
 func TestSnapshotKilledMidwayResumes(t *testing.T) {
-	blocked(t, "sources/postgres/postgres.go:147 (case isSnap) restarts an interrupted snapshot from the start "+
-		"with epoch+1 instead of resuming it, so every row delivered before the kill is in the lake twice (SPEC 5)")
 	dsn, conn := newDatabase(t, "e2e_snapkill")
-	const total = 20000
+	const total = 50000
 	mustExec(t, conn, fmt.Sprintf(`CREATE TABLE public.big (id int PRIMARY KEY, pad text NOT NULL);
 INSERT INTO public.big SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, %d) g`, total))
 	p := newPipe(t, "snapshot_killed", dsn, true, "public.big")
+	p.extra = "      snapshot_chunk: 1000\n"
 	p.flush = "{rows: 500, bytes: 16MiB, interval: 1s}"
 	p.writeConfig(t)
 	db := lakedb.DuckDB(t)
 
 	d := startRun(t, p.config)
-	waitFor(t, 60*time.Second, d, "the first snapshot file in the lake", func() (bool, string) {
-		n := lakeCount(t, db, p.tableDir(t, "public", "big"))
-		return n > 0, fmt.Sprintf("%d rows in the lake", n)
-	})
+	waitForObjects(t, d, p.bucket, 1)
 	if err := s3Server.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestKillInsideLargeTransactionLosesNothing(t *testing.T) {
 	mustExec(t, conn, `CREATE TABLE public.lines (id int PRIMARY KEY, qty int NOT NULL, note text);
 INSERT INTO public.lines VALUES (0, 0, 'before')`)
 	p := newPipe(t, "big_transaction", dsn, true, "public.lines")
-	p.flush = "{rows: 500, bytes: 16MiB, interval: 1s}"
+	p.flush = "{rows: 200, bytes: 16MiB, interval: 1s}"
 	p.writeConfig(t)
 	p.sync(t) // a one-row snapshot: what follows is all streaming
 	db := lakedb.DuckDB(t)
@@ -87,11 +87,9 @@ UPDATE public.lines SET qty = qty + 100 WHERE id %% 10 = 0 AND id > 0;
 DELETE FROM public.lines WHERE id %% 100 = 1;
 COMMIT`, total))
 	const updates, deletes = total / 10, total / 100
+	had := len(listObjects(t, p.bucket))
 	d := startRun(t, p.config)
-	waitFor(t, 60*time.Second, d, "the first part of the transaction in the lake", func() (bool, string) {
-		n := lakeCount(t, db, p.tableDir(t, "public", "lines"))
-		return n > 1, fmt.Sprintf("%d rows in the lake", n)
-	})
+	waitForObjects(t, d, p.bucket, had+1)
 	if err := s3Server.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +102,7 @@ COMMIT`, total))
 	}
 	atKill := lakeCount(t, db, p.tableDir(t, "public", "lines"))
 	if atKill >= 1+total+updates+deletes {
-		t.Fatalf("the whole transaction (%d records) was in the lake before the kill; the test proves nothing", atKill)
+		t.Fatalf("the whole transaction (%d records) was in the lake before the kill; the test proves nothing; objects: %v", atKill, listObjects(t, p.bucket))
 	}
 	t.Logf("killed with %d of %d records of the transaction in the lake", atKill, total+updates+deletes)
 
@@ -126,4 +124,32 @@ COMMIT`, total))
 		t.Errorf("the records of one transaction carry %d different _txid values", len(txids))
 	}
 	compareTable(t, rebuild(rows, "id"), pgRows(t, conn, "SELECT id::text AS id, qty::text AS qty, note FROM public.lines"), "id", "qty", "note")
+}
+
+// listObjects lists the keys of a bucket.
+func listObjects(t *testing.T, bucket string) []string {
+	t.Helper()
+	out, err := s3Server.Client().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Fatalf("list s3://%s: %v", bucket, err)
+	}
+	var keys []string
+	for _, o := range out.Contents {
+		keys = append(keys, aws.ToString(o.Key))
+	}
+	return keys
+}
+
+// waitForObjects polls the bucket closely until it holds n objects, so that what
+// follows (freezing the server) lands early in the run.
+func waitForObjects(t *testing.T, d *daemon, bucket string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for len(listObjects(t, bucket)) < n {
+		if !d.running() || time.Now().After(deadline) {
+			r := d.stop(t, syscall.SIGKILL)
+			t.Fatalf("want %d objects in s3://%s, have %v: %s", n, bucket, listObjects(t, bucket), r)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
