@@ -18,9 +18,17 @@ import (
 type idleResult struct {
 	window     time.Duration
 	heartbeat  string
+	started    time.Time
 	walWritten int64 // WAL the other database wrote during the window
 	with       idleSlot
 	without    idleSlot
+	// series holds the retained WAL of each slot at every sample, in MiB.
+	series []idleSample
+}
+
+type idleSample struct {
+	at        time.Duration
+	with, out float64
 }
 
 type idleSlot struct {
@@ -92,6 +100,7 @@ func (b *bench) idlePhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.started = time.Now()
 	deadline := time.Now().Add(r.window)
 	nextSample := time.Now()
 	for time.Now().Before(deadline) {
@@ -158,6 +167,8 @@ func (b *bench) sampleIdle(ctx context.Context, r *idleResult, final bool) error
 		return fmt.Errorf("sample pg_replication_slots: %w", err)
 	}
 	defer rows.Close()
+	smp := idleSample{at: time.Since(r.started).Round(time.Second)}
+	defer func() { r.series = append(r.series, smp) }()
 	for rows.Next() {
 		var name string
 		var retained, lag int64
@@ -167,6 +178,9 @@ func (b *bench) sampleIdle(ctx context.Context, r *idleResult, final bool) error
 		s := &r.without
 		if name == "connectd_idle_hb" {
 			s = &r.with
+			smp.with = mib(retained)
+		} else {
+			smp.out = mib(retained)
 		}
 		s.maxRetained = max(s.maxRetained, retained)
 		if final {

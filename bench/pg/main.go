@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,15 +31,15 @@ import (
 )
 
 type options struct {
-	rows     int64  // snapshot table size
-	changes  int64  // streaming workload size (row changes)
-	bigtx    int64  // rows in the one huge transaction
-	preload  int64  // rows in the streaming table before the slots exist
-	keep     bool   // keep the temp dir (lakes, logs) for inspection
-	wrap     string // command prefix for each connectd sync, {dir} is the connector's directory
-	idle     time.Duration
-	skip     map[string]bool
-	repoRoot string
+	rows    int64  // snapshot table size
+	changes int64  // streaming workload size (row changes)
+	bigtx   int64  // rows in the one huge transaction
+	preload int64  // rows in the streaming table before the slots exist
+	keep    bool   // keep the temp dir (lakes, logs) for inspection
+	wrap    string // command prefix for each connectd sync, {dir} is the connector's directory
+	idle    time.Duration
+	skip    map[string]bool
+	bin     string // a prebuilt connectd; empty: go build ./cmd/connectd
 }
 
 func main() {
@@ -50,6 +51,7 @@ func main() {
 	flag.Int64Var(&o.preload, "preload", 0, "rows in the streaming table before the workload (default changes/4)")
 	flag.DurationVar(&o.idle, "idle", 3*time.Minute, "how long the idle-source heartbeat phase writes to another database")
 	flag.StringVar(&skip, "skip", "", "comma-separated phases to skip: snapshot,stream,bigtx,idle")
+	flag.StringVar(&o.bin, "bin", "", "use this connectd binary instead of building ./cmd/connectd from the working tree")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (lakes, connectd logs) and print its path")
 	flag.StringVar(&o.wrap, "wrap", "", "run each connectd sync under this command, {dir} being the connector's directory, e.g. \"perf record -g -o {dir}/perf.data --\" (implies -keep; RSS figures are then the wrapper's)")
 	flag.Parse()
@@ -83,12 +85,21 @@ func run(ctx context.Context, o options) error {
 		defer os.RemoveAll(tmp)
 	}
 
-	logf("building connectd")
-	bin := filepath.Join(tmp, "connectd")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/connectd")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build ./cmd/connectd (run the benchmark from the repository root): %w", err)
+	bin := o.bin
+	if bin == "" {
+		logf("building connectd")
+		bin = filepath.Join(tmp, "connectd")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/connectd")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("go build ./cmd/connectd (run the benchmark from the repository root): %w", err)
+		}
+		facts.commit = workingTreeCommit()
+	} else {
+		facts.commit = "prebuilt " + bin
+		if out, err := exec.CommandContext(ctx, bin, "version").Output(); err == nil {
+			facts.commit += " (" + strings.TrimSpace(string(out)) + ")"
+		}
 	}
 
 	logf("starting PostgreSQL")

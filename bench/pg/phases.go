@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,6 +41,8 @@ type snapResult struct {
 	copyBest  time.Duration
 	copyRuns  []time.Duration
 	connectd  procResult
+	// CPU time of the best COPY run: the server backend's and this client's.
+	copyServerCPU, copyClientCPU time.Duration
 }
 
 type streamResult struct {
@@ -48,6 +53,8 @@ type streamResult struct {
 	workload          time.Duration
 	recvlogical       time.Duration
 	connectd          procResult
+	// CPU time of the walsender serving each consumer.
+	recvSenderCPU, connectdSenderCPU time.Duration
 }
 
 // The benchmark table: a realistic mix of types. Text is 20-39 characters.
@@ -148,13 +155,21 @@ func (b *bench) snapshotPhase(ctx context.Context) error {
 
 	// The limit: the server producing the same rows in COPY text format, and a client
 	// reading them. Run twice; the first also warms the cache.
+	backend, err := b.queryInt(ctx, "SELECT pg_backend_pid()")
+	if err != nil {
+		return err
+	}
 	for i := 0; i < 2; i++ {
+		srv0, _ := procCPU(int(backend))
+		cli0 := selfCPU()
 		t := time.Now()
 		tag, err := b.conn.PgConn().CopyTo(ctx, io.Discard, "COPY (SELECT * FROM bench.snap) TO STDOUT")
 		if err != nil {
 			return fmt.Errorf("COPY bench.snap TO STDOUT: %w", err)
 		}
 		d := time.Since(t)
+		srv1, _ := procCPU(int(backend))
+		cli1 := selfCPU()
 		if tag.RowsAffected() != r.rows {
 			return fmt.Errorf("COPY returned %d rows, want %d", tag.RowsAffected(), r.rows)
 		}
@@ -162,6 +177,7 @@ func (b *bench) snapshotPhase(ctx context.Context) error {
 		logf("  COPY TO STDOUT run %d: %s (%.0f rows/s)", i+1, d.Round(time.Millisecond), perSec(r.rows, d))
 		if r.copyBest == 0 || d < r.copyBest {
 			r.copyBest = d
+			r.copyServerCPU, r.copyClientCPU = srv1-srv0, cli1-cli0
 		}
 	}
 
@@ -303,7 +319,10 @@ func (b *bench) streamPhase(ctx context.Context) error {
 		r.changes, r.inserts, r.upd, r.del, r.txns, r.workload.Round(time.Millisecond), float64(r.walBytes)/(1<<20), endLSN)
 
 	logf("stream: pg_recvlogical")
-	if r.recvlogical, err = b.recvlogical(ctx, "bench_recvlogical", "connectd_stream", endLSN); err != nil {
+	stopCPU := b.watchSlotCPU(ctx, "bench_recvlogical")
+	r.recvlogical, err = b.recvlogical(ctx, "bench_recvlogical", "connectd_stream", endLSN)
+	r.recvSenderCPU = stopCPU()
+	if err != nil {
 		return err
 	}
 	logf("  pg_recvlogical: %s (%.0f changes/s)", r.recvlogical.Round(time.Millisecond), perSec(r.changes, r.recvlogical))
@@ -312,7 +331,10 @@ func (b *bench) streamPhase(ctx context.Context) error {
 	if err := b.fence(ctx); err != nil {
 		return err
 	}
-	if r.connectd, err = b.syncConnectd(ctx, connectorConfig{name: "stream", table: "bench.stream", snapshot: "never"}); err != nil {
+	stopCPU = b.watchSlotCPU(ctx, "connectd_stream")
+	r.connectd, err = b.syncConnectd(ctx, connectorConfig{name: "stream", table: "bench.stream", snapshot: "never"})
+	r.connectdSenderCPU = stopCPU()
+	if err != nil {
 		return err
 	}
 	c := r.connectd
@@ -420,7 +442,10 @@ func (b *bench) bigTxPhase(ctx context.Context) error {
 	logf("  %s, %.0f MiB of WAL", r.workload.Round(time.Millisecond), float64(r.walBytes)/(1<<20))
 
 	logf("bigtx: pg_recvlogical")
-	if r.recvlogical, err = b.recvlogical(ctx, "bench_recvlogical_bigtx", "connectd_bigtx", endLSN); err != nil {
+	stopCPU := b.watchSlotCPU(ctx, "bench_recvlogical_bigtx")
+	r.recvlogical, err = b.recvlogical(ctx, "bench_recvlogical_bigtx", "connectd_bigtx", endLSN)
+	r.recvSenderCPU = stopCPU()
+	if err != nil {
 		return err
 	}
 	logf("  pg_recvlogical: %s (%.0f changes/s)", r.recvlogical.Round(time.Millisecond), perSec(r.changes, r.recvlogical))
@@ -429,7 +454,10 @@ func (b *bench) bigTxPhase(ctx context.Context) error {
 	if err := b.fence(ctx); err != nil {
 		return err
 	}
-	if r.connectd, err = b.syncConnectd(ctx, connectorConfig{name: "bigtx", table: "bench.bigtx", snapshot: "never"}); err != nil {
+	stopCPU = b.watchSlotCPU(ctx, "connectd_bigtx")
+	r.connectd, err = b.syncConnectd(ctx, connectorConfig{name: "bigtx", table: "bench.bigtx", snapshot: "never"})
+	r.connectdSenderCPU = stopCPU()
+	if err != nil {
 		return err
 	}
 	c := r.connectd
@@ -450,4 +478,80 @@ func perSec(n int64, d time.Duration) float64 {
 		return 0
 	}
 	return float64(n) / d.Seconds()
+}
+
+// procCPU is the user+system CPU time of a process on this machine, from
+// /proc/<pid>/stat (fields 14 and 15, in USER_HZ ticks, 100 per second on Linux).
+func procCPU(pid int) (time.Duration, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) may hold spaces; the fields after it are plain.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true
+}
+
+// watchSlotCPU follows the CPU time of the walsender serving slot (its active_pid)
+// until stop is called, which returns the last value seen: the server's cost of
+// decoding for that consumer.
+func (b *bench) watchSlotCPU(ctx context.Context, slot string) (stop func() time.Duration) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan time.Duration, 1)
+	go func() {
+		var last time.Duration
+		defer func() { done <- last }()
+		conn, err := pgx.Connect(ctx, b.pg.DSN)
+		if err != nil {
+			return
+		}
+		defer conn.Close(context.Background())
+		pid := 0
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if pid == 0 {
+				var p *int32
+				if err := conn.QueryRow(ctx, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&p); err == nil && p != nil {
+					pid = int(*p)
+				}
+			}
+			if pid != 0 {
+				if c, ok := procCPU(pid); ok {
+					last = c
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() time.Duration {
+		cancel()
+		return <-done
+	}
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -29,14 +29,20 @@ func machineFacts() facts {
 	f := facts{date: time.Now().UTC(), cpus: runtime.NumCPU(), goVersion: runtime.Version(), loadStart: loadAvg()}
 	f.cpuModel = procField("/proc/cpuinfo", "model name")
 	f.memTotal = procField("/proc/meminfo", "MemTotal")
-	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
-		f.commit = strings.TrimSpace(string(out))
-		// The binary is built from the working tree; say so when it differs from HEAD.
-		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", "cmd", "sources", "destinations", "pipeline", "record", "config", "connector", "offsets", "status").Output(); err == nil && len(st) > 0 {
-			f.commit += " + uncommitted changes"
-		}
-	}
 	return f
+}
+
+// workingTreeCommit names what a binary built from the working tree holds.
+func workingTreeCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown commit"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", "cmd", "sources", "destinations", "pipeline", "record", "config", "connector", "offsets", "status", "plugins").Output(); err == nil && len(st) > 0 {
+		c += " + uncommitted changes"
+	}
+	return c
 }
 
 func procField(path, key string) string {
@@ -99,11 +105,14 @@ func (b *bench) report(w io.Writer, total time.Duration) {
 	if s := b.snap; s != nil {
 		c := s.connectd
 		fmt.Fprintf(w, "  snapshot:  table %s (%.0f MiB on disk, loaded and vacuumed in %s)\n", num(s.rows), mib(s.tableSize), s.loadTime.Round(time.Second))
-		fmt.Fprintf(w, "             COPY TO STDOUT into io.Discard: %s (best of %s)\n", s.copyBest.Round(time.Millisecond), durations(s.copyRuns))
+		fmt.Fprintf(w, "             COPY TO STDOUT into io.Discard: %s (best of %s); CPU of that run: server backend %s, client (pgx) %s\n",
+			s.copyBest.Round(time.Millisecond), durations(s.copyRuns), s.copyServerCPU.Round(time.Millisecond), s.copyClientCPU.Round(time.Millisecond))
 		fmt.Fprintf(w, "             connectd sync: %s wall, of which the source's snapshot (log \"snapshot complete\") %s; CPU user %s sys %s\n",
 			c.wall.Round(time.Millisecond), c.snapshotElapsed.Round(time.Millisecond), c.cpuUser.Round(time.Millisecond), c.cpuSys.Round(time.Millisecond))
 		fmt.Fprintf(w, "             lake: %s rows in %d files, %.0f MiB; rows/s over the snapshot part only: %s\n",
 			num(c.lakeRows), c.files, mib(c.lakeSize), num(int64(perSec(s.rows, c.snapshotElapsed))))
+		fmt.Fprintf(w, "             CPU per million rows: connectd %.2f s, COPY server backend %.2f s, COPY client %.2f s\n",
+			perMillion(c.cpuUser+c.cpuSys, s.rows), perMillion(s.copyServerCPU, s.rows), perMillion(s.copyClientCPU, s.rows))
 	}
 	for _, x := range []struct {
 		name string
@@ -120,6 +129,8 @@ func (b *bench) report(w io.Writer, total time.Duration) {
 			s.recvlogical.Round(time.Millisecond), c.wall.Round(time.Millisecond), c.streamElapsed.Round(time.Millisecond),
 			c.cpuUser.Round(time.Millisecond), c.cpuSys.Round(time.Millisecond))
 		fmt.Fprintf(w, "             lake: %s records in %d files, %.0f MiB\n", num(c.lakeRows), c.files, mib(c.lakeSize))
+		fmt.Fprintf(w, "             CPU per million changes: connectd %.2f s; walsender serving connectd %.2f s, serving pg_recvlogical %.2f s\n",
+			perMillion(c.cpuUser+c.cpuSys, s.changes), perMillion(s.connectdSenderCPU, s.changes), perMillion(s.recvSenderCPU, s.changes))
 	}
 	if r := b.idle; r != nil {
 		fmt.Fprintf(w, "  idle:      %s of writes to another database (%.0f MiB of WAL) while two `connectd run` watched idle tables\n", r.window, mib(r.walWritten))
@@ -127,6 +138,13 @@ func (b *bench) report(w io.Writer, total time.Duration) {
 			r.heartbeat, mib(r.with.maxRetained), mib(r.with.finalRetained), mib(r.with.finalLag), r.with.rss)
 		fmt.Fprintf(w, "             no heartbeat:  slot retained WAL max %.1f MiB, at the end %.1f MiB (confirmed lag %.1f MiB); peak RSS %.0f MiB\n",
 			mib(r.without.maxRetained), mib(r.without.finalRetained), mib(r.without.finalLag), r.without.rss)
+	}
+	if r := b.idle; r != nil && len(r.series) > 0 {
+		var sb strings.Builder
+		for _, p := range r.series {
+			fmt.Fprintf(&sb, " %s:%.0f/%.0f", p.at, p.with, p.out)
+		}
+		fmt.Fprintf(w, "             retained MiB over time (heartbeat/none):%s\n", sb.String())
 	}
 	for _, n := range b.notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
@@ -159,4 +177,11 @@ func num(n int64) string {
 		return "-" + string(out)
 	}
 	return string(out)
+}
+
+func perMillion(d time.Duration, n int64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return d.Seconds() * 1e6 / float64(n)
 }
