@@ -26,7 +26,8 @@ type env struct {
 	t       *testing.T
 	rng     *rand.Rand
 	dsn     string
-	conn    *pgx.Conn // the injector's own connection (faults, final comparison)
+	conn    *pgx.Conn // PostgreSQL: the injector's own connection (faults, final comparison)
+	src     sourceRows
 	m       *model
 	w       *workload // nil until the workload starts
 	s3Conn  string
@@ -43,13 +44,12 @@ type env struct {
 	last    string // kind of the last fault
 }
 
-// newEnv creates a database with the workload's tables (preload fills them before
-// connectd starts) and writes the config of both connectors.
-func newEnv(t *testing.T, name string, rng *rand.Rand, diskSize string, preload func(*env)) *env {
+// newPGEnv creates a PostgreSQL database with the workload's tables (preload fills
+// them before connectd starts) and the env of its two connectors.
+func newPGEnv(t *testing.T, name string, rng *rand.Rand, diskSize string, preload func(*env)) *env {
 	t.Helper()
 	ctx := context.Background()
 	n := serial.Add(1)
-	e := &env{t: t, rng: rng, m: newModel(), byKind: map[string]int{}}
 	dbName := fmt.Sprintf("%s_%d", name, n)
 	if err := pgServer.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
 		t.Fatal(err)
@@ -59,14 +59,27 @@ func newEnv(t *testing.T, name string, rng *rand.Rand, diskSize string, preload 
 		t.Fatal(err)
 	}
 	u.Path = "/" + dbName
-	e.dsn = u.String()
+	dsn := u.String()
+	e := newEnv(t, name, n, rng, diskSize, newModel(pgSpecs), func(string) string {
+		return fmt.Sprintf("    source:\n      type: postgres\n      dsn: %q\n      tables: [\"fault.*\"]\n", dsn)
+	})
+	e.dsn = dsn
 	e.reconnect()
 	t.Cleanup(func() { e.conn.Close(context.Background()) })
+	e.src = func(q string) (map[int64][]string, error) { return pgRows(e.conn)(q) }
 	if _, err := e.conn.Exec(ctx, schemaDDL); err != nil {
 		t.Fatal(err)
 	}
 	preload(e)
+	return e
+}
 
+// newEnv prepares the two connectors of a test (source is the YAML source block of
+// a connector) and the daemon; the caller sets up the source database and e.src.
+func newEnv(t *testing.T, name string, n int64, rng *rand.Rand, diskSize string, m *model, source func(conn string) string) *env {
+	t.Helper()
+	ctx := context.Background()
+	e := &env{t: t, rng: rng, m: m, byKind: map[string]int{}}
 	dir := t.TempDir()
 	e.s3Conn = fmt.Sprintf("%s_s3_%d", name, n)
 	e.fileCon = fmt.Sprintf("%s_file_%d", name, n)
@@ -92,14 +105,13 @@ func newEnv(t *testing.T, name string, rng *rand.Rand, diskSize string, preload 
 	e.offsets = filepath.Join(dir, "offsets")
 	e.config = filepath.Join(dir, "connectd.yaml")
 	listen := freeAddr(t)
-	src := fmt.Sprintf("    source:\n      type: postgres\n      dsn: %q\n      tables: [\"fault.*\"]\n", e.dsn)
 	flush := "      flush: {rows: 500, bytes: 16MiB, interval: 1s}\n"
 	cfg := fmt.Sprintf("offsets: file://%s\nserver:\n  listen: %s\nconnectors:\n", e.offsets, listen)
-	cfg += fmt.Sprintf("  %s:\n%s    destination:\n      type: parquet\n      url: s3://%s/lake\n", e.s3Conn, src, e.bucket)
+	cfg += fmt.Sprintf("  %s:\n%s    destination:\n      type: parquet\n      url: s3://%s/lake\n", e.s3Conn, source(e.s3Conn), e.bucket)
 	cfg += fmt.Sprintf("      s3: {endpoint: %q, region: %s, path_style: true, access_key_id: %s, secret_access_key: %s}\n",
 		s3Server.Endpoint, s3Server.Region, s3Server.AccessKey, s3Server.SecretKey)
 	cfg += flush
-	cfg += fmt.Sprintf("  %s:\n%s    destination:\n      type: parquet\n      url: file://%s\n", e.fileCon, src, e.lakeDir)
+	cfg += fmt.Sprintf("  %s:\n%s    destination:\n      type: parquet\n      url: file://%s\n", e.fileCon, source(e.fileCon), e.lakeDir)
 	cfg += flush
 	if err := os.WriteFile(e.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -432,7 +444,7 @@ func (e *env) finish() {
 		{"s3://" + e.bucket + "/lake", filepath.Join(dl, "lake")},
 		{"file://" + e.lakeDir, e.lakeDir},
 	} {
-		c := reconcile(e.t, lake.root, e.m, e.conn, lake.label)
+		c := reconcile(e.t, lake.root, e.m, e.src, lake.label)
 		e.t.Logf("%s: %s", lake.label, c)
 		all.checked += c.checked
 		all.missing += c.missing

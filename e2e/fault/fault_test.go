@@ -55,7 +55,7 @@ func TestStreamingFaults(t *testing.T) {
 	} else if k := killCount(0); k > 0 {
 		p.killsRandom, p.killsAfterFlush, p.killsDuringUpload = k/2, k/4, k-k/2-k/4
 	}
-	e := newEnv(t, "stream", rng, diskSize, func(e *env) {
+	e := newPGEnv(t, "stream", rng, diskSize, func(e *env) {
 		ctx := context.Background()
 		for _, l := range []load{{"fault.accounts", 2000}, {"fault.events", 2000}, {"fault.scratch", 50}} {
 			if err := e.m.preload(ctx, e.conn, l.table, l.rows); err != nil {
@@ -136,7 +136,7 @@ func TestSnapshotFaults(t *testing.T) {
 	if long() {
 		rows, kills = 1_000_000, 100
 	}
-	e := newEnv(t, "snap", rng, "1g", func(e *env) {
+	e := newPGEnv(t, "snap", rng, "1g", func(e *env) {
 		ctx := context.Background()
 		for _, l := range []load{{"fault.accounts", rows}, {"fault.events", 5000}, {"fault.scratch", 100}} {
 			if err := e.m.preload(ctx, e.conn, l.table, l.rows); err != nil {

@@ -16,6 +16,48 @@ import (
 	"github.com/connectd/connectd/e2e/testenv/lakedb"
 )
 
+// sourceRows runs a query on the source database whose first column is the key and
+// the others text, and returns the rows by key, NULL rendered as "NULL".
+type sourceRows func(q string) (map[int64][]string, error)
+
+// pgRows is sourceRows on a PostgreSQL connection.
+func pgRows(conn *pgx.Conn) sourceRows {
+	return func(q string) (map[int64][]string, error) {
+		rows, err := conn.Query(context.Background(), q)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		out := map[int64][]string{}
+		for rows.Next() {
+			n := len(rows.FieldDescriptions()) - 1
+			vals := make([]*string, n)
+			var id int64
+			dest := []any{&id}
+			for i := range vals {
+				dest = append(dest, &vals[i])
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return nil, err
+			}
+			out[id] = nullText(vals)
+		}
+		return out, rows.Err()
+	}
+}
+
+func nullText(vals []*string) []string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		if v == nil {
+			out[i] = "NULL"
+		} else {
+			out[i] = *v
+		}
+	}
+	return out
+}
+
 // counts is the outcome of reconciling one lake with the workload's log.
 type counts struct {
 	checked, missing, duplicates, unexpected, misordered, dupPos, stateDiffs int
@@ -56,7 +98,7 @@ func (p *problems) add(kind, format string, args ...any) {
 // reconcile reads every table of the lake under root and checks it against the model
 // (each committed change exactly once, per key in commit order) and against the
 // source tables (the lake rebuilt equals the source, column by column).
-func reconcile(t *testing.T, root string, m *model, conn *pgx.Conn, label string) counts {
+func reconcile(t *testing.T, root string, m *model, src sourceRows, label string) counts {
 	t.Helper()
 	db := lakedb.DuckDB(t)
 	p := &problems{t: t, label: label, shown: map[string]int{}}
@@ -73,7 +115,7 @@ func reconcile(t *testing.T, root string, m *model, conn *pgx.Conn, label string
 			posSeen[r.pos] = tm.spec.name
 		}
 		checkChanges(p, tm, recs, &c)
-		checkState(t, p, tm, recs, conn, &c)
+		checkState(t, p, tm, recs, src, &c)
 	}
 	return c
 }
@@ -227,7 +269,7 @@ func checkChanges(p *problems, tm *tableModel, recs []lakeRecord, c *counts) {
 
 // checkState rebuilds the table from the lake (latest _pos per key, deletes applied,
 // truncates honoured) and compares it with the source table, column by column.
-func checkState(t *testing.T, p *problems, tm *tableModel, recs []lakeRecord, conn *pgx.Conn, c *counts) {
+func checkState(t *testing.T, p *problems, tm *tableModel, recs []lakeRecord, srcRows sourceRows, c *counts) {
 	t.Helper()
 	state := map[int64][]string{}
 	render := func(r lakeRecord) []string {
@@ -251,36 +293,10 @@ func checkState(t *testing.T, p *problems, tm *tableModel, recs []lakeRecord, co
 			clear(state)
 		}
 	}
-	q := "SELECT id, ver::text, " + strings.Join(tm.spec.pgCols, ", ") + " FROM " + tm.spec.name
-	rows, err := conn.Query(context.Background(), q)
+	q := "SELECT id, " + tm.spec.srcVer + ", " + strings.Join(tm.spec.srcCols, ", ") + " FROM " + tm.spec.name
+	src, err := srcRows(q)
 	if err != nil {
-		t.Fatalf("postgres: %s: %v", q, err)
-	}
-	src := map[int64][]string{}
-	for rows.Next() {
-		vals := make([]*string, len(tm.spec.pgCols)+1)
-		var id int64
-		dest := []any{&id}
-		for i := range vals {
-			dest = append(dest, &vals[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
-			rows.Close()
-			t.Fatalf("postgres: %s: %v", q, err)
-		}
-		out := make([]string, len(vals))
-		for i, v := range vals {
-			if v == nil {
-				out[i] = "NULL"
-			} else {
-				out[i] = *v
-			}
-		}
-		src[id] = out
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		t.Fatalf("postgres: %s: %v", q, err)
+		t.Fatalf("source: %s: %v", q, err)
 	}
 	names := append([]string{"ver"}, tm.spec.cols...)
 	for id, want := range src {

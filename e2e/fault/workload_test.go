@@ -31,14 +31,16 @@ type tableSpec struct {
 	full bool   // REPLICA IDENTITY FULL: deletes carry the whole old row
 	cols []string
 	expr []string // SQL per column, with V standing for the version expression
-	// lakeCols and pgCols render the value columns as comparable text in DuckDB and
-	// PostgreSQL (same order and names).
-	lakeCols, pgCols []string
+	// lakeCols and srcCols render the value columns as comparable text in DuckDB and
+	// in the source database (same order); srcVer renders ver there.
+	lakeCols, srcCols []string
+	srcVer            string
 }
 
-var specs = []*tableSpec{
+// pgSpecs are the PostgreSQL workload's tables.
+var pgSpecs = []*tableSpec{
 	{
-		name: "fault.accounts", full: true,
+		name: "fault.accounts", full: true, srcVer: "ver::text",
 		cols: []string{"name", "amount", "flag", "ts", "doc", "raw"},
 		expr: []string{
 			`'acct ' || V || ' ü''"'`,
@@ -49,10 +51,10 @@ var specs = []*tableSpec{
 			`decode(md5(V::text), 'hex')`,
 		},
 		lakeCols: []string{"name", "CAST(amount AS VARCHAR)", "CAST(flag AS VARCHAR)", "CAST(epoch_us(ts) AS VARCHAR)", "CAST(doc AS VARCHAR)", "lower(hex(raw))"},
-		pgCols:   []string{"name", "amount::text", "flag::text", "(extract(epoch FROM ts) * 1000000)::bigint::text", "doc::text", "encode(raw, 'hex')"},
+		srcCols:  []string{"name", "amount::text", "flag::text", "(extract(epoch FROM ts) * 1000000)::bigint::text", "doc::text", "encode(raw, 'hex')"},
 	},
 	{
-		name: "fault.events",
+		name: "fault.events", srcVer: "ver::text",
 		cols: []string{"note", "qty", "day", "f8"},
 		expr: []string{
 			`CASE WHEN V % 7 = 0 THEN NULL ELSE 'note ' || V END`,
@@ -61,14 +63,14 @@ var specs = []*tableSpec{
 			`V / 4.0`,
 		},
 		lakeCols: []string{"note", "CAST(qty AS VARCHAR)", "CAST(day AS VARCHAR)", "CAST(CAST(f8 AS DECIMAL(20, 2)) AS VARCHAR)"},
-		pgCols:   []string{"note", "qty::text", "day::text", "f8::numeric(20, 2)::text"},
+		srcCols:  []string{"note", "qty::text", "day::text", "f8::numeric(20, 2)::text"},
 	},
 	{
 		name:     "fault.scratch",
 		cols:     []string{"note"},
 		expr:     []string{`'s' || V`},
 		lakeCols: []string{"note"},
-		pgCols:   []string{"note"},
+		srcCols:  []string{"note"},
 	},
 }
 
@@ -141,7 +143,7 @@ type model struct {
 	changes int64 // records the lake must hold (snapshot rows included)
 }
 
-func newModel() *model {
+func newModel(specs []*tableSpec) *model {
 	m := &model{byName: map[string]*tableModel{}, nextVer: 1}
 	for _, s := range specs {
 		tm := &tableModel{spec: s, live: keySet{idx: map[int64]int{}}, ver: map[int64]int64{}, hist: map[int64][]change{}, nextID: 1}
