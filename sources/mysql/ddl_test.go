@@ -164,10 +164,12 @@ func TestTimeAndDateText(t *testing.T) {
 func TestPositionsSortAndRoundTrip(t *testing.T) {
 	txn := coords{file: "binlog.000002", offset: 100, gtid: "0-1-5"}
 	ps := [][]byte{
-		snapshotPos(1, 0, 1),
-		snapshotPos(1, 0, 2),
-		markSnapshotDone(snapshotPos(1, 1, 1), coords{file: "binlog.000001", offset: 400, gtid: "0-1-3"}),
-		snapshotPos(2, 0, 1),
+		snapshotPos(1, 0, 0, 1),
+		withKey(snapshotPos(1, 0, 0, 2), [][]byte{[]byte("z"), {}}),
+		snapshotPos(1, 0, 0, 3),
+		snapshotPos(1, 0, 1, 1),
+		markSnapshotDone(snapshotPos(1, 1, 0, 1), coords{file: "binlog.000001", offset: 400, gtid: "0-1-3"}),
+		snapshotPos(2, 0, 0, 1),
 		streamPos(1, 500, 0, coords{file: "binlog.000001", offset: 450, gtid: "0-1-4"}),
 		streamPos(1, 500, 1, coords{file: "binlog.000001", offset: 450, gtid: "0-1-4"}),
 		streamPos(2, 4, 0, txn),
@@ -179,11 +181,15 @@ func TestPositionsSortAndRoundTrip(t *testing.T) {
 			t.Errorf("position %d does not sort after %d", i, i-1)
 		}
 	}
-	d, err := parsePos(ps[2])
+	d, err := parsePos(ps[1])
+	if err != nil || d.row != 2 || len(d.key) != 2 || string(d.key[0]) != "z" || len(d.key[1]) != 0 || d.done {
+		t.Errorf("keyed: %+v %v", d, err)
+	}
+	d, err = parsePos(ps[4])
 	if err != nil || !d.done || d.resume.file != "binlog.000001" || d.resume.offset != 400 || d.resume.gtid != "0-1-3" {
 		t.Errorf("done marker: %+v %v", d, err)
 	}
-	d, err = parsePos(ps[7])
+	d, err = parsePos(ps[9])
 	if err != nil || d.file != 2 || d.offset != 120 || d.resume != txn {
 		t.Errorf("stream: %+v %v", d, err)
 	}

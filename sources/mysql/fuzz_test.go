@@ -39,7 +39,8 @@ func FuzzParseDDL(f *testing.F) {
 // FuzzPosition: parsing arbitrary bytes never panics, and what parses describes.
 func FuzzPosition(f *testing.F) {
 	f.Add([]byte(streamPos(3, 99, 1, coords{file: "binlog.000003", offset: 50, gtid: "0-1-9"})))
-	f.Add([]byte(markSnapshotDone(snapshotPos(1, 2, 3), coords{file: "b.000001", offset: 4})))
+	f.Add([]byte(markSnapshotDone(snapshotPos(1, 2, 3, 4), coords{file: "b.000001", offset: 4})))
+	f.Add([]byte(withKey(snapshotPos(1, 2, 3, 4), [][]byte{[]byte("k1"), []byte("2")})))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if _, err := parsePos(b); err == nil {
 			_ = describePos(record.Position(b))

@@ -89,6 +89,7 @@ type harness struct {
 	committed record.Position
 	got       []record.Record
 	slow      time.Duration // pause per emitted batch, as a slow destination would
+	chunk     uint32        // rows per snapshot query; 0: the default
 }
 
 func newHarness(t *testing.T, name string, tables ...string) *harness {
@@ -133,6 +134,9 @@ func (h *harness) run(mode connector.Mode, limit int) ([]record.Record, error) {
 	src, err := Kind{}.Open(ctx, h.params(mode))
 	if err != nil {
 		return nil, err
+	}
+	if h.chunk > 0 {
+		src.(*Source).chunk = h.chunk
 	}
 	defer src.Close(ctx)
 	var got []record.Record

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -179,6 +180,9 @@ func (s settings) open(ctx context.Context) (*sql.DB, error) {
 	c.Collation = "utf8mb4_general_ci"
 	c.Timeout = 10 * time.Second
 	c.AllowNativePasswords = true
+	// Queries with arguments stay on the text protocol, so every snapshot chunk's
+	// values arrive in the one form fromText decodes.
+	c.InterpolateParams = true
 	conn, err := gomysql.NewConnector(c)
 	if err != nil {
 		return nil, connector.Permanent(fmt.Errorf("mysql: dsn: %w", err))
@@ -221,8 +225,8 @@ func (Kind) Open(_ context.Context, p connector.SourceParams) (connector.Source,
 	if status == nil {
 		status = connector.NopStatus{}
 	}
-	return &Source{st: st, mode: p.Mode, log: log, status: status, hist: &history{store: p.State},
-		warned: map[string]bool{}}, nil
+	return &Source{st: st, mode: p.Mode, log: log, status: status, state: p.State, hist: &history{store: p.State},
+		chunk: defaultSnapshotChunk, warned: map[string]bool{}}, nil
 }
 
 // Source reads one connector's tables. Read runs on one goroutine; Ack, Close and
@@ -232,6 +236,8 @@ type Source struct {
 	mode   connector.Mode
 	log    *slog.Logger
 	status connector.Status
+	state  connector.StateStore // nil: an interrupted snapshot cannot be resumed
+	chunk  uint32               // rows per snapshot query
 
 	// Owned by the Read goroutine.
 	db      *sql.DB
@@ -245,6 +251,9 @@ type Source struct {
 	mu    sync.Mutex
 	acked record.Position
 	close []func()
+	// completeInState: the saved snapshot state says "complete" and must be cleared
+	// once a stream position is committed (it then no longer stands in for one).
+	completeInState bool
 }
 
 // DescribePosition renders pos for `connectd offsets show`.
@@ -253,11 +262,18 @@ func (s *Source) DescribePosition(pos record.Position) string { return describeP
 // Ack records what the pipeline committed. MySQL has nothing to confirm (a replica
 // holds no server-side state), so this only tracks it; binlog retention is the
 // server's binlog_expire_logs_seconds / expire_logs_days.
-func (s *Source) Ack(_ context.Context, pos record.Position) error {
+func (s *Source) Ack(ctx context.Context, pos record.Position) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if pos.Compare(s.acked) > 0 {
 		s.acked = append(record.Position(nil), pos...)
+	}
+	clear := s.completeInState && len(pos) > 0 && pos[0] == posStream
+	if clear {
+		s.completeInState = false
+	}
+	s.mu.Unlock()
+	if clear {
+		return s.saveSnapState(ctx, nil)
 	}
 	return nil
 }
@@ -327,7 +343,28 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 	switch {
 	case start == nil:
 		if s.st.wantsSnapshot() {
-			return s.snapshotThenStream(ctx, 1, target, emit)
+			st, err := s.completedEmpty(ctx)
+			if err != nil {
+				return err
+			}
+			if st == nil {
+				return s.snapshotThenStream(ctx, 1, target, emit)
+			}
+			s.log.Info("the snapshot completed without rows; streaming from its point", "from", st.start().String())
+			if found, err := s.hist.load(ctx, nil); err != nil {
+				return err
+			} else if !found {
+				return s.snapshotThenStream(ctx, 1, target, emit)
+			}
+			s.mu.Lock()
+			s.completeInState = true
+			s.mu.Unlock()
+			if s.st.snapshot == config.SnapshotInitialOnly {
+				s.log.Info("snapshot already complete; snapshot: initial_only streams nothing")
+				return nil
+			}
+			from = st.start()
+			break
 		}
 		if from, err = masterStatus(ctx, db); err != nil {
 			return err
@@ -349,9 +386,7 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 			return connector.Permanent(fmt.Errorf("mysql: %w", err))
 		}
 		if d.snapshot && !d.done {
-			s.log.Warn("the previous snapshot was interrupted; taking it again from the start, so rows it already delivered may appear twice (with new positions)",
-				"interrupted_at", describePos(start), "epoch", d.epoch+1)
-			return s.snapshotThenStream(ctx, d.epoch+1, target, emit)
+			return s.continueSnapshot(ctx, d, target, emit)
 		}
 		if d.snapshot && s.st.snapshot == config.SnapshotInitialOnly {
 			s.log.Info("snapshot already complete; snapshot: initial_only streams nothing")
@@ -378,6 +413,83 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 		return err
 	}
 	return s.stream(ctx, from, skip, target, emit)
+}
+
+// continueSnapshot carries on after committed position d inside a snapshot: it
+// resumes the snapshot where its saved state allows, streams when the state says the
+// snapshot completed after d, and otherwise takes the snapshot again.
+func (s *Source) continueSnapshot(ctx context.Context, d decodedPos, target *coords, emit connector.EmitFunc) error {
+	st, err := s.loadSnapState(ctx)
+	if err != nil {
+		return err
+	}
+	why := ""
+	switch {
+	case s.state == nil:
+		why = "the offset store keeps no source state"
+	case st == nil:
+		why = "no saved snapshot state"
+	case st.Epoch != d.epoch || st.Chunk == 0 || d.table >= uint32(len(st.Tables)):
+		why = "the saved snapshot state belongs to another snapshot"
+	case st.Complete:
+		if s.st.snapshot == config.SnapshotInitialOnly {
+			return nil
+		}
+		found, err := s.hist.load(ctx, d.prefix)
+		if err != nil {
+			return err
+		}
+		if !found {
+			why = "no schema history stored"
+			break
+		}
+		if s.cat, err = s.hist.replay(s.st.tracked); err != nil {
+			return err
+		}
+		s.schemas = map[tableName]*tableSchema{}
+		s.mu.Lock()
+		s.completeInState = true
+		s.mu.Unlock()
+		return s.afterSnapshot(ctx, st, target, emit)
+	default:
+		restart, err := s.resumeSnapshot(ctx, st, d, target, emit)
+		if !restart {
+			return err
+		}
+		why = "see the warning above"
+	}
+	s.log.Warn("the previous snapshot was interrupted and cannot be resumed ("+why+"); taking it again from the start, so rows it already delivered appear again (with new positions)",
+		"interrupted_at", describePos(d.prefix), "epoch", d.epoch+1)
+	return s.snapshotThenStream(ctx, d.epoch+1, target, emit)
+}
+
+// completedEmpty returns the saved state of a snapshot that completed without a row
+// (so nothing was committed), when streaming from its point still describes the
+// selected tables: the same tables are selected and the binlog is still there.
+func (s *Source) completedEmpty(ctx context.Context) (*snapState, error) {
+	st, err := s.loadSnapState(ctx)
+	if err != nil || st == nil || !st.Complete {
+		return nil, err
+	}
+	tables, err := listTables(ctx, s.db, s.st.tracked)
+	if err != nil {
+		return nil, err
+	}
+	var now [][2]string
+	for _, t := range tables {
+		if s.st.selected(t) {
+			now = append(now, [2]string{t.db, t.name})
+		}
+	}
+	if !slices.Equal(now, st.Tables) {
+		s.log.Info("the selected tables changed since the last (empty) snapshot; taking a new one")
+		return nil, nil
+	}
+	if err := s.checkBinlogExists(ctx, st.File); err != nil {
+		s.log.Info("the binlog of the last (empty) snapshot is gone; taking a new one", "err", err)
+		return nil, nil
+	}
+	return st, nil
 }
 
 // baseDefinitions reads SHOW CREATE TABLE of every table of the tracked databases.

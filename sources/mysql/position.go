@@ -12,9 +12,12 @@ import (
 
 // Position layouts (SPEC section 3: byte order is source order, replays repeat them).
 //
-//	snapshot: 0x01 | epoch u32 | table ordinal u32 | row u64 | 0x00                  (18 bytes)
+//	snapshot: 0x01 | epoch u32 | table ordinal u32 | chunk u32 | row in chunk u32 | 0x00  (18 bytes)
 //	          the last record of a completed snapshot ends 0xff instead, followed by
-//	          the binlog coordinates the stream starts at (a resume point, below)
+//	          the binlog coordinates the stream starts at (a resume point, below);
+//	          the last record of every emitted batch of a table read in key order ends
+//	          0x01 instead, followed by its primary key: count u16, then per column
+//	          length u32 and the value as the server prints it (the resume key)
 //	stream:   0x02 | binlog file number u32 | event offset u64 | record in event u32 (17 bytes)
 //	          followed by the resume point of the record's transaction
 //	resume point: transaction start offset u64 | file name length u8 | file name |
@@ -25,13 +28,16 @@ import (
 // server restart), and "record in event" counts the records one event produced (an
 // UPDATE that changes the key gives two). So the bytes after the prefix never decide
 // an order; they say where to resume: at the start of the record's transaction, from
-// which a restart skips the records up to the committed one.
+// which a restart skips the records up to the committed one. The resume key rides on
+// batch ends because the runtime commits whole batches: a committed snapshot position
+// then names the row after which an interrupted snapshot continues.
 const (
 	posSnapshot     = 0x01
 	posStream       = 0x02
 	snapshotPrefix  = 18
 	streamPrefix    = 17
 	snapshotDoneTag = 0xff
+	snapshotKeyTag  = 0x01
 )
 
 // coords is a place in the binlog where a transaction starts, with the GTID set
@@ -88,13 +94,56 @@ func parseCoords(b []byte) (coords, bool) {
 	return c, true
 }
 
-func snapshotPos(epoch, table uint32, row uint64) record.Position {
+func snapshotPos(epoch, table, chunk, row uint32) record.Position {
 	b := make([]byte, snapshotPrefix)
 	b[0] = posSnapshot
 	binary.BigEndian.PutUint32(b[1:5], epoch)
 	binary.BigEndian.PutUint32(b[5:9], table)
-	binary.BigEndian.PutUint64(b[9:17], row)
+	binary.BigEndian.PutUint32(b[9:13], chunk)
+	binary.BigEndian.PutUint32(b[13:17], row)
 	return b
+}
+
+// withKey returns a copy of the snapshot position p carrying the resume key.
+func withKey(p record.Position, key [][]byte) record.Position {
+	n := snapshotPrefix + 2
+	for _, k := range key {
+		n += 4 + len(k)
+	}
+	b := make(record.Position, snapshotPrefix, n)
+	copy(b, p[:snapshotPrefix])
+	b[snapshotPrefix-1] = snapshotKeyTag
+	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
+	for _, k := range key {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(k)))
+		b = append(b, k...)
+	}
+	return b
+}
+
+func parseKey(b []byte) ([][]byte, bool) {
+	if len(b) < 2 {
+		return nil, false
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	if n == 0 {
+		return nil, false
+	}
+	key := make([][]byte, 0, n)
+	for i := 0; i < n; i++ {
+		if len(b) < 4 {
+			return nil, false
+		}
+		l := binary.BigEndian.Uint32(b)
+		b = b[4:]
+		if uint64(l) > uint64(len(b)) {
+			return nil, false
+		}
+		key = append(key, b[:l:l])
+		b = b[l:]
+	}
+	return key, len(b) == 0
 }
 
 // markSnapshotDone turns the last snapshot record's position into the completion
@@ -118,23 +167,30 @@ func streamPos(file uint32, offset uint64, seq uint32, txn coords) record.Positi
 type decodedPos struct {
 	snapshot     bool
 	epoch, table uint32
-	row          uint64
-	done         bool   // snapshot completion marker
-	resume       coords // done snapshots and stream positions
-	file         uint32 // stream
-	offset       uint64 // stream: the event
-	seq          uint32 // stream
-	prefix       []byte // the ordering prefix
+	chunk, row   uint32   // snapshot: row counts from 1 inside the chunk
+	key          [][]byte // snapshot: the resume key, on batch ends
+	done         bool     // snapshot completion marker
+	resume       coords   // done snapshots and stream positions
+	file         uint32   // stream
+	offset       uint64   // stream: the event
+	seq          uint32   // stream
+	prefix       []byte   // the ordering prefix
 }
 
 func parsePos(p record.Position) (decodedPos, error) {
 	switch {
 	case len(p) >= snapshotPrefix && p[0] == posSnapshot:
 		d := decodedPos{snapshot: true, prefix: p[:snapshotPrefix],
-			epoch: binary.BigEndian.Uint32(p[1:5]), table: binary.BigEndian.Uint32(p[5:9]), row: binary.BigEndian.Uint64(p[9:17])}
+			epoch: binary.BigEndian.Uint32(p[1:5]), table: binary.BigEndian.Uint32(p[5:9]),
+			chunk: binary.BigEndian.Uint32(p[9:13]), row: binary.BigEndian.Uint32(p[13:17])}
 		switch p[17] {
 		case 0:
 			if len(p) == snapshotPrefix {
+				return d, nil
+			}
+		case snapshotKeyTag:
+			if k, ok := parseKey(p[snapshotPrefix:]); ok {
+				d.key = k
 				return d, nil
 			}
 		case snapshotDoneTag:
@@ -167,7 +223,14 @@ func describePos(p record.Position) string {
 		return "unknown position " + p.String()
 	}
 	if d.snapshot {
-		s := fmt.Sprintf("snapshot epoch %d table #%d row %d", d.epoch, d.table, d.row)
+		s := fmt.Sprintf("snapshot epoch %d table #%d chunk %d row %d", d.epoch, d.table, d.chunk, d.row)
+		if d.key != nil {
+			ks := make([]string, len(d.key))
+			for i, k := range d.key {
+				ks[i] = strconv.Quote(string(k))
+			}
+			s += " key (" + strings.Join(ks, ", ") + ")"
+		}
 		if d.done {
 			s += " (snapshot complete; stream from " + d.resume.String() + ")"
 		}
