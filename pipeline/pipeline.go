@@ -273,16 +273,19 @@ func (r *runner) write(ctx context.Context, b []record.Record) error {
 		}
 		prev = b[i].Pos
 	}
+	data := withoutCheckpoints(b)
 	_, before := r.o.Destination.Buffered()
-	if err := r.o.Destination.Write(ctx, b); err != nil {
-		return fmt.Errorf("write: %w", err)
+	if len(data) > 0 {
+		if err := r.o.Destination.Write(ctx, data); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
 	}
 	rows, bytes := r.o.Destination.Buffered()
 	written := bytes - before
 	if written < 0 {
 		written = bytes
 	}
-	r.obs.Written(len(b), written)
+	r.obs.Written(len(data), written)
 	r.last = prev
 	r.pendingTS = b[len(b)-1].CommitTS
 	if !r.pending {
@@ -293,6 +296,27 @@ func (r *runner) write(ctx context.Context, b []record.Record) error {
 		return r.commit(ctx)
 	}
 	return nil
+}
+
+// withoutCheckpoints returns b without its OpCheckpoint records, reusing b's array
+// only when there is something to drop (the common batch has none and is not copied).
+func withoutCheckpoints(b []record.Record) []record.Record {
+	n := 0
+	for i := range b {
+		if b[i].Op == record.OpCheckpoint {
+			n++
+		}
+	}
+	if n == 0 {
+		return b
+	}
+	out := make([]record.Record, 0, len(b)-n)
+	for i := range b {
+		if b[i].Op != record.OpCheckpoint {
+			out = append(out, b[i])
+		}
+	}
+	return out
 }
 
 // commit makes everything written durable, then records the offset, then tells the

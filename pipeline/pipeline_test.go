@@ -352,3 +352,39 @@ func TestSourceIgnoringCancelDoesNotHangStop(t *testing.T) {
 		t.Errorf("closed source %d, destination %d times; want once each", h.src.closed, h.dst.closed)
 	}
 }
+
+func TestCheckpointRecordsAreCommittedButNeverWritten(t *testing.T) {
+	h := newHarness(6, 3)
+	// Records 3 and 6 carry only a position (6: a source with nothing left to send).
+	for i := range h.src.recs {
+		if p := posInt(h.src.recs[i].Pos); p == 3 || p == 6 {
+			h.src.recs[i] = record.Record{Op: record.OpCheckpoint, Pos: pos(p)}
+		}
+	}
+	if err := Run(context.Background(), h.options(config.Flush{Rows: 100, Interval: time.Hour})); err != nil {
+		t.Fatal(err)
+	}
+	if log := strings.Join(h.ev.all(), "; "); !strings.Contains(log, "flush; commit") {
+		t.Errorf("want a flush before the commit, got %s", log)
+	}
+	if got := h.dst.durablePositions(); !slices.Equal(got, []int{1, 2, 4, 5}) {
+		t.Errorf("durable positions = %v, want the data records 1 2 4 5 only", got)
+	}
+	if got := h.st.committed("orders"); got != 6 {
+		t.Errorf("committed %d, want 6 (the checkpoint's position)", got)
+	}
+}
+
+func TestCheckpointAloneIsCommitted(t *testing.T) {
+	h := newHarness(1, 1)
+	h.src.recs[0] = record.Record{Op: record.OpCheckpoint, Pos: pos(1)}
+	if err := Run(context.Background(), h.options(config.Flush{Rows: 100, Interval: time.Hour})); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.dst.durablePositions(); len(got) != 0 {
+		t.Errorf("durable positions = %v, want none", got)
+	}
+	if got := h.st.committed("orders"); got != 1 {
+		t.Errorf("committed %d, want 1", got)
+	}
+}

@@ -18,6 +18,10 @@ const (
 	OpUpdate   Op = 'u' // update
 	OpDelete   Op = 'd' // delete
 	OpTruncate Op = 't' // truncate of the whole table
+	// OpCheckpoint carries only a position: the source asks the runtime to commit it
+	// although no data goes with it (an empty snapshot that is complete, say). The
+	// runtime commits it like any record and never hands it to a destination.
+	OpCheckpoint Op = '#'
 )
 
 // String returns the one-letter form used in the lake's _op column.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
@@ -288,6 +289,9 @@ func (b *rowBatch) scalar(c *colInfo, t *record.Type, v record.Value) (pv parque
 	case record.KindDate:
 		if x, ok := v.(record.Date); ok {
 			b.bytes += 4
+			if x == math.MinInt32 {
+				x = duckDateNegInfinity
+			}
 			return parquet.Int32Value(int32(x)), false, nil
 		}
 	case record.KindTime:
@@ -322,6 +326,10 @@ func (b *rowBatch) scalar(c *colInfo, t *record.Type, v record.Value) (pv parque
 	}
 	return parquet.Value{}, false, fmt.Errorf("%s value has Go type %T", t, v)
 }
+
+// duckDateNegInfinity is how a -infinity date (the int32 minimum) is written: DuckDB
+// reads -(2^31-1) days as -infinity and the minimum itself as a finite date.
+const duckDateNegInfinity = -math.MaxInt32
 
 // duckNegInfinity is how -infinity timestamps are written (see README).
 const duckNegInfinity = record.TimestampNegInfinity + 1

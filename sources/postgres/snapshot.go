@@ -476,7 +476,17 @@ func (w *copySink) endTable() int64 {
 // finish emits what is left, the last record extended by the completion marker.
 func (w *copySink) finish() error {
 	if len(w.recs) == 0 {
-		return nil
+		// Nothing was read (every table empty, or every row already committed): a
+		// checkpoint still records that the snapshot is complete, or the next run
+		// would find no position, take a new slot, and lose what changed meanwhile.
+		pos := make(record.Position, snapshotPosLen)
+		putSnapshotPos(pos, w.epoch, w.ordinal, w.chunk, w.row)
+		w.recs = append(w.recs, record.Record{
+			Op:       record.OpCheckpoint,
+			Pos:      pos,
+			CommitTS: w.commitTS,
+			TxID:     w.txid,
+		})
 	}
 	last := &w.recs[len(w.recs)-1]
 	done := make(record.Position, snapshotDoneLen)
