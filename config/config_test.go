@@ -712,3 +712,17 @@ func TestExampleConfigsLoad(t *testing.T) {
 		})
 	}
 }
+
+func TestTableNamesKeepSpacesAndRefuseQuotes(t *testing.T) {
+	if msg := checkTable("Sales.Line Items"); msg != "" {
+		t.Errorf("Sales.Line Items: %s, want accepted", msg)
+	}
+	for _, bad := range []string{`"Sales"."Line Items"`, "public. orders", "public.orders "} {
+		if msg := checkTable(bad); msg == "" {
+			t.Errorf("%q accepted, want an error", bad)
+		}
+	}
+	if msg := checkTable(`"Sales"."Line Items"`); !strings.Contains(msg, "without quotes") {
+		t.Errorf("quoted name: %q, want it to say quotes are not used", msg)
+	}
+}

@@ -58,9 +58,15 @@ func checkSnapshot(s string) string {
 }
 
 // checkTable accepts "schema.table" where either part may use the globs * and ?.
+// Names are written as the catalog spells them (case and spaces kept, no quoting), so
+// quote characters are refused: they would be taken literally, which is never meant.
 func checkTable(t string) string {
 	schema, table, ok := strings.Cut(t, ".")
-	if !ok || schema == "" || table == "" || strings.Contains(table, ".") || strings.ContainsAny(t, " \t\"'`") {
+	if strings.ContainsAny(t, "\"'`") {
+		return fmt.Sprintf("must be schema.table as the catalog spells it, without quotes (Sales.Line Items, not \"Sales\".\"Line Items\"), got %q", t)
+	}
+	if !ok || schema == "" || table == "" || strings.Contains(table, ".") || strings.ContainsAny(t, "\t\n") ||
+		strings.TrimSpace(schema) != schema || strings.TrimSpace(table) != table {
 		return fmt.Sprintf("must be schema.table (globs * and ? allowed), got %q", t)
 	}
 	return ""
