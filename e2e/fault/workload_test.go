@@ -67,6 +67,7 @@ var pgSpecs = []*tableSpec{
 	},
 	{
 		name:     "fault.scratch",
+		srcVer:   "ver::text",
 		cols:     []string{"note"},
 		expr:     []string{`'s' || V`},
 		lakeCols: []string{"note"},
