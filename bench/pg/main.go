@@ -40,6 +40,7 @@ type options struct {
 	idle    time.Duration
 	skip    map[string]bool
 	bin     string // a prebuilt connectd; empty: go build ./cmd/connectd
+	fence   bool   // flush the WAL with a synchronous commit before each consumer
 }
 
 func main() {
@@ -51,6 +52,7 @@ func main() {
 	flag.Int64Var(&o.preload, "preload", 0, "rows in the streaming table before the workload (default changes/4)")
 	flag.DurationVar(&o.idle, "idle", 3*time.Minute, "how long the idle-source heartbeat phase writes to another database")
 	flag.StringVar(&skip, "skip", "", "comma-separated phases to skip: snapshot,stream,bigtx,idle")
+	flag.BoolVar(&o.fence, "fence", true, "flush the WAL with a synchronous commit before each consumer (false shows the sync tail wait, see docs/benchmarks.md)")
 	flag.StringVar(&o.bin, "bin", "", "use this connectd binary instead of building ./cmd/connectd from the working tree")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (lakes, connectd logs) and print its path")
 	flag.StringVar(&o.wrap, "wrap", "", "run each connectd sync under this command, {dir} being the connector's directory, e.g. \"perf record -g -o {dir}/perf.data --\" (implies -keep; RSS figures are then the wrapper's)")

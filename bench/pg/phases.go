@@ -250,6 +250,9 @@ func (b *bench) recvlogical(ctx context.Context, slot, publication, endpos strin
 // something else flushes, up to ~15 s on an idle server. That wait is reported
 // separately (see docs/benchmarks.md); the figures measure the draining.
 func (b *bench) fence(ctx context.Context) error {
+	if !b.o.fence {
+		return nil
+	}
 	if _, err := b.exec(ctx, "CREATE TABLE IF NOT EXISTS bench_fence (at timestamptz)"); err != nil {
 		return err
 	}
