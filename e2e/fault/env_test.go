@@ -430,6 +430,9 @@ func (e *env) fillDisk(hold time.Duration) {
 func (e *env) finish() {
 	e.t.Helper()
 	e.ensureRunning()
+	// A SIGTERM that lands before connectd has set up its signal handling kills it
+	// like any process; wait until it serves its status API.
+	e.mustMetric("connectd_connector_up", e.s3Conn)
 	e.d.stop(e.t)
 	code, out := runCmd(e.t, 30*time.Minute, "sync", "-c", e.config, "--log-format", "json")
 	if code != 0 {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -258,11 +257,6 @@ func TestMariaDBFaults(t *testing.T) { mariaFaults(t, false) }
 // TestMariaDBSnapshotFaults kills connectd during the initial snapshot of a MariaDB
 // table; the snapshot must resume, so every row is in each lake once.
 func TestMariaDBSnapshotFaults(t *testing.T) {
-	if os.Getenv("CONNECTD_E2E_RUN_BLOCKED") == "" {
-		t.Skip("blocked by: sources/mysql restarts an interrupted snapshot from the start with epoch+1 " +
-			"(\"the previous snapshot was interrupted; taking it again from the start\"), so rows delivered " +
-			"before the kill are in the lake twice (SPEC 5); CONNECTD_E2E_RUN_BLOCKED=1 runs it")
-	}
 	mariaFaults(t, true)
 }
 
