@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/connectd/connectd/config"
@@ -81,6 +82,9 @@ type Source struct {
 	closed    bool
 	keeperOn  bool
 	stop      chan struct{}
+	// statusSent counts standby status updates sent, so tests can tell a quiet
+	// exchange from a keepalive ping-pong.
+	statusSent atomic.Int64
 }
 
 // statusInterval bounds the time between standby status updates. The keeper sends
@@ -266,12 +270,39 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 // syncTarget is where the server's WAL ends now: every transaction committed so far
 // has its commit record before it. The insert position is used, not the write
 // position, which lags behind asynchronous commits.
+//
+// The target must also be flushed, or the walsender (which reads only flushed WAL)
+// may never reach it on a quiet server: when the last record is not a commit (a
+// running-transactions record, a non-transactional logical message), nothing flushes
+// it until something else writes. So the position is read inside a transaction that
+// takes an xid (txid_current(), no privilege needed) and commits with
+// synchronous_commit on: its commit record comes after the target and is flushed,
+// which flushes all WAL before it. pg_current_wal_flush_lsn() alone would not help,
+// and a transaction without an xid writes no commit record. Where that transaction
+// fails (a read-only server), the target is taken as before and the sync waits for
+// the server's own flushes.
 func (s *Source) syncTarget(ctx context.Context) (pglogrepl.LSN, error) {
 	var lsn string
 	var block int64
-	err := s.conn.QueryRow(ctx, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, current_setting('wal_block_size')::int8").Scan(&lsn, &block)
+	const q = "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, current_setting('wal_block_size')::int8"
+	err := pgx.BeginTxFunc(ctx, s.conn, pgx.TxOptions{AccessMode: pgx.ReadWrite}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = on"); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, q).Scan(&lsn, &block); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "SELECT pg_catalog.txid_current()")
+		return err
+	})
 	if err != nil {
-		return 0, classify("read pg_current_wal_insert_lsn()", err)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		s.log.Debug("could not flush the WAL up to the sync target; taking it without", "err", err)
+		if err := s.conn.QueryRow(ctx, q).Scan(&lsn, &block); err != nil {
+			return 0, classify("read pg_current_wal_insert_lsn()", err)
+		}
 	}
 	target, err := pglogrepl.ParseLSN(lsn)
 	if err != nil {
@@ -445,6 +476,7 @@ func (s *Source) sendStatus(ctx context.Context, reply bool) error {
 	if err != nil {
 		return fmt.Errorf("postgres: send standby status update (confirm %s): %w", lsn, err)
 	}
+	s.statusSent.Add(1)
 	return nil
 }
 

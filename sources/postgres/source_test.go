@@ -715,3 +715,37 @@ func TestBackpressureLongerThanWalSenderTimeoutKeepsTheStream(t *testing.T) {
 	}
 	t.Fatal("second record never arrived")
 }
+
+// A sync on a quiet server whose last WAL record is not a commit (here a
+// non-transactional logical message, which nothing flushes) must still see the
+// server reach its target, and must not ping-pong keepalives while it waits.
+func TestSyncOnAQuietServerReturnsWithFewStatusUpdates(t *testing.T) {
+	conn := dbConn(t, pg.DSN)
+	exec(t, conn, `CREATE TABLE sq (id int PRIMARY KEY)`)
+	ps := params(t, "syncquiet", pg.DSN, []string{"public.sq"}, config.SnapshotNever, connector.ModeSync)
+	r := startRead(t, openSource(t, ps), nil) // creates the slot
+	if err := r.result(t); err != nil {
+		t.Fatal(err)
+	}
+	r.stop()
+	exec(t, conn, `INSERT INTO sq SELECT generate_series(1, 50)`)
+	for i := 0; i < 3; i++ {
+		// The WAL now ends in a record that is inserted but not flushed.
+		exec(t, conn, `SELECT pg_logical_emit_message(false, 'connectd_test', 'x')`)
+		src := openSource(t, ps)
+		r := startRead(t, src, nil)
+		if err := r.result(t); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(r.snapshot()); n != 50 {
+			t.Fatalf("sync %d emitted %d records, want the 50 inserts", i, n)
+		}
+		// A handful are expected (the first request, one per wake); a ping-pong
+		// sends thousands per second.
+		if n := src.statusSent.Load(); n >= 200 {
+			t.Fatalf("sync %d sent %d standby status updates", i, n)
+		}
+		t.Logf("sync %d: %d status updates", i, src.statusSent.Load())
+		r.stop()
+	}
+}

@@ -26,6 +26,11 @@ const (
 	flushDelay = 20 * time.Millisecond
 	// syncPing is how often ModeSync asks the server where its WAL ends.
 	syncPing = time.Second
+	// syncReplyGap is the least time between two unrequested answers to keepalives
+	// in ModeSync. A PostgreSQL 15 walsender waiting for WAL sends a new keepalive
+	// whenever a status update arrives while the client confirms less than it sent,
+	// so answering each one at once is a busy loop of round trips.
+	syncReplyGap = 100 * time.Millisecond
 )
 
 // errCaughtUp ends a ModeSync stream.
@@ -78,6 +83,8 @@ type streamer struct {
 	txLast   record.Position
 	serverAt pglogrepl.LSN // last ServerWALEnd seen
 	lastBeat time.Time     // last heartbeat message written
+	// lastReply is when ModeSync last answered a keepalive it was not asked to.
+	lastReply time.Time
 
 	oldCols, newCols []tupleCol
 }
@@ -234,9 +241,11 @@ func (st *streamer) keepalive(ctx context.Context, ka pglogrepl.PrimaryKeepalive
 		}
 		return errCaughtUp
 	}
-	if st.sync {
+	if st.sync && !reply && time.Since(st.lastReply) >= syncReplyGap {
 		// Answering lets the walsender send its next keepalive as soon as it has
-		// read further, which is how ModeSync learns it reached the target.
+		// read further, which is how ModeSync learns it reached the target; at a
+		// bounded rate (syncReplyGap), because the walsender answers each reply.
+		st.lastReply = time.Now()
 		reply = true
 	}
 	if reply {
