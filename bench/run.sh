@@ -5,6 +5,7 @@
 # Extra arguments go to the program (e.g. -skip idle, -keep); see `go run ./bench/pg -h`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ -n "${SKIP_MYSQL:-}" ] || go run ./bench/mysql -changes "${CHANGES:-1000000}" -rows "${MYSQL_ROWS:-200000}" # MySQL part (bench/mysql); SKIP_MYSQL=1 skips it
 exec go run ./bench/pg \
 	-rows "${ROWS:-5000000}" \
 	-changes "${CHANGES:-1000000}" \

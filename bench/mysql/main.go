@@ -36,6 +36,7 @@ func main() {
 	changes := flag.Int64("changes", envInt("CHANGES", 1000000), "row changes written to the binlog and measured (env CHANGES)")
 	stmt := flag.Int64("stmt", 1000, "rows changed per statement (one rows event group each)")
 	keep := flag.Bool("keep", false, "keep the temp directory (binlogs, lake, logs)")
+	flag.StringVar(&wrap, "wrap", "", `command prefix for the measured connectd sync, e.g. "perf record -g -o /tmp/connectd.perf --" (its figures then include the wrapper)`)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, *rows, *changes, *stmt, *keep)
@@ -45,6 +46,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// wrap prefixes the measured connectd command (-wrap).
+var wrap string
 
 func envInt(name string, def int64) int64 {
 	if v := os.Getenv(name); v != "" {
@@ -176,6 +180,10 @@ connectors:
 	}
 	decWall := time.Since(t0)
 	decRSS := maxRSS(dec)
+	var decCPU time.Duration
+	if ru, ok := dec.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		decCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
 	// Untimed: check that it printed every row it decoded (### INSERT/UPDATE/DELETE).
 	decoded, err := countDecoded(ctx, binlogTool, files)
 	if err != nil {
@@ -190,7 +198,7 @@ connectors:
 	if err != nil {
 		return err
 	}
-	sync, err := connectd(ctx, bin, cfg, filepath.Join(tmp, "stream.log"))
+	sync, err := connectd(ctx, bin, cfg, filepath.Join(tmp, "stream.log"), strings.Fields(wrap)...)
 	if err != nil {
 		return err
 	}
@@ -209,15 +217,15 @@ connectors:
 MySQL / MariaDB binlog decoding (%s, %d CPUs, %s, %s)
   snapshot (setup)       %9d rows    %8s   %10.0f rows/s   peak RSS %6.1f MiB
   changes in the binlog  %9d         %d files, %.1f MiB
-  %-22s %9d changes %8s   %10.0f changes/s  peak RSS %6.1f MiB
-  connectd sync          %9d changes %8s   %10.0f changes/s  peak RSS %6.1f MiB  (lake %.1f MiB)
-  ratio connectd / %s: %.2f
+  %-22s %9d changes %8s   %10.0f changes/s  peak RSS %6.1f MiB  CPU %s
+  connectd sync          %9d changes %8s   %10.0f changes/s  peak RSS %6.1f MiB  CPU %s (lake %.1f MiB)
+  ratio connectd / %s: %.2f by wall time, %.2f by CPU time (changes per CPU-second)
 `, version, runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, time.Now().UTC().Format("2006-01-02"),
 		rows, snap.wall.Round(time.Millisecond), float64(rows)/snap.wall.Seconds(), mib(snap.rss),
 		written, len(files), float64(binlogBytes)/(1<<20),
-		filepath.Base(binlogTool)+" -v", written, decWall.Round(time.Millisecond), decRate, mib(decRSS),
-		written, sync.wall.Round(time.Millisecond), conRate, mib(sync.rss), float64(lakeBytes)/(1<<20),
-		filepath.Base(binlogTool), conRate/decRate)
+		filepath.Base(binlogTool)+" -v", written, decWall.Round(time.Millisecond), decRate, mib(decRSS), decCPU.Round(time.Millisecond),
+		written, sync.wall.Round(time.Millisecond), conRate, mib(sync.rss), sync.cpu.Round(time.Millisecond), float64(lakeBytes)/(1<<20),
+		filepath.Base(binlogTool), conRate/decRate, decCPU.Seconds()/max(sync.cpu.Seconds(), 1e-9))
 	return nil
 }
 
@@ -327,22 +335,27 @@ func binlogsFrom(ctx context.Context, db *sql.DB, first, dataDir string) ([]stri
 
 // proc is what one connectd process cost.
 type proc struct {
-	wall time.Duration
-	rss  int64
+	wall, cpu time.Duration // cpu: user + system
+	rss       int64
 }
 
-// connectd runs `connectd sync` with JSON logs into logPath.
-func connectd(ctx context.Context, bin, cfg, logPath string) (proc, error) {
+// connectd runs `connectd sync` (after the wrapper command, if any) with JSON logs
+// into logPath.
+func connectd(ctx context.Context, bin, cfg, logPath string, wrapper ...string) (proc, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return proc{}, err
 	}
 	defer logf.Close()
-	cmd := exec.CommandContext(ctx, bin, "sync", "-c", cfg, "--log-format", "json")
+	args := append(append(wrapper[len(wrapper):], wrapper...), bin, "sync", "-c", cfg, "--log-format", "json")
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	t0 := time.Now()
 	err = cmd.Run()
 	p := proc{wall: time.Since(t0), rss: maxRSS(cmd)}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		p.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
 	if err != nil {
 		return p, fmt.Errorf("connectd sync: %w\n%s", err, tail(logPath, 20))
 	}
