@@ -81,8 +81,11 @@ func newEnv(t *testing.T, name string, n int64, rng *rand.Rand, diskSize string,
 	ctx := context.Background()
 	e := &env{t: t, rng: rng, m: m, byKind: map[string]int{}}
 	dir := t.TempDir()
-	e.s3Conn = fmt.Sprintf("%s_s3_%d", name, n)
-	e.fileCon = fmt.Sprintf("%s_file_%d", name, n)
+	// The pid keeps names apart across test processes running at once: connectd
+	// stages S3 uploads in $TMPDIR/connectd-staging/<connector> and wipes that folder
+	// when it starts.
+	e.s3Conn = fmt.Sprintf("%s_s3_%d_%d", name, os.Getpid(), n)
+	e.fileCon = fmt.Sprintf("%s_file_%d_%d", name, os.Getpid(), n)
 	e.bucket = strings.ReplaceAll(e.s3Conn, "_", "-")
 	if err := s3Server.CreateBucket(ctx, e.bucket); err != nil {
 		t.Fatal(err)
