@@ -308,8 +308,9 @@ type copySink struct {
 	vals   []record.Value // block the next After slices are cut from
 	poss   []byte         // block the next positions are cut from
 	fields [][]byte
-	carry  []byte // an incomplete line from the previous write
-	err    error  // why the sink stopped the COPY
+	alloc  pgvalue.Alloc // decoded values come from its blocks, not one allocation each
+	carry  []byte        // an incomplete line from the previous write
+	err    error         // why the sink stopped the COPY
 }
 
 func (w *copySink) startTable(tb snapTable, chunk, row uint32) {
@@ -375,7 +376,7 @@ func (w *copySink) line(line []byte) error {
 			if null {
 				continue
 			}
-			v, err := w.codecs[i].Decode(raw)
+			v, err := w.codecs[i].DecodeWith(&w.alloc, raw)
 			if err != nil {
 				w.err = connector.Permanent(fmt.Errorf("postgres: snapshot %s row %d column %s: %w", w.name, w.tableRows+1, w.schema.Columns[i].Name, err))
 				return w.err

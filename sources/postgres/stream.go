@@ -12,6 +12,7 @@ import (
 
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/record"
+	"github.com/connectd/connectd/sources/postgres/pgvalue"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -87,6 +88,7 @@ type streamer struct {
 	lastReply time.Time
 
 	oldCols, newCols []tupleCol
+	alloc            pgvalue.Alloc // decoded values come from its blocks
 }
 
 // stream starts replication from the slot's confirmed point and emits changes until
@@ -576,7 +578,7 @@ func (st *streamer) decode(rel *relation, cols []tupleCol, fill []tupleCol) ([]r
 		case 'u':
 			unchanged = append(unchanged, sch.Columns[i].Name)
 		case 't':
-			v, err := rel.shape.codecs[i].Decode(c.data)
+			v, err := rel.shape.codecs[i].DecodeWith(&st.alloc, c.data)
 			if err != nil {
 				return nil, nil, connector.Permanent(fmt.Errorf("postgres: %s column %s at lsn %s: %w", rel.name, sch.Columns[i].Name, st.txLSN, err))
 			}

@@ -222,7 +222,7 @@ func (p *arrayParser) unescape(raw []byte) []byte {
 }
 
 func (p *arrayParser) add(raw []byte) error {
-	v, err := p.elem.decode(raw)
+	v, err := p.elem.decode(nil, raw)
 	if err != nil {
 		return fmt.Errorf("array element %d: %w", len(p.out)+1, err)
 	}

@@ -232,7 +232,14 @@ func (c *Codec) Known() bool { return c.known }
 // Decode turns one non-NULL text value into the Go type of c.Type().Kind. It does not
 // retain text.
 func (c *Codec) Decode(text []byte) (record.Value, error) {
-	v, err := c.decode(text)
+	return c.DecodeWith(nil, text)
+}
+
+// DecodeWith is Decode with the value (and a copy of its text, for text kinds) taken
+// from a: the snapshot and stream decoders use it so that a row costs no heap
+// allocation per value. a may be nil (Decode).
+func (c *Codec) DecodeWith(a *Alloc, text []byte) (record.Value, error) {
+	v, err := c.decode(a, text)
 	if err != nil {
 		return nil, c.wrap(text, err)
 	}
@@ -258,44 +265,84 @@ var (
 	errByteaEsc = errors.New("invalid bytea escape")
 )
 
-func (c *Codec) decode(text []byte) (record.Value, error) {
+// decode returns (nil, err) on error; a is nil or the caller's block allocator.
+func (c *Codec) decode(a *Alloc, text []byte) (record.Value, error) {
 	switch c.op {
 	case opText:
-		return string(text), nil
+		return a.stringOf(text), nil
 	case opBool:
-		return parseBool(text)
+		b, err := parseBool(text)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
 	case opInt16:
 		n, err := parseInt(text, math.MinInt16, math.MaxInt16)
-		return int16(n), err
+		if err != nil {
+			return nil, err
+		}
+		return a.int16Of(int16(n)), nil
 	case opInt32:
 		n, err := parseInt(text, math.MinInt32, math.MaxInt32)
-		return int32(n), err
+		if err != nil {
+			return nil, err
+		}
+		return a.int32Of(int32(n)), nil
 	case opInt64:
-		return parseInt(text, math.MinInt64, math.MaxInt64)
+		n, err := parseInt(text, math.MinInt64, math.MaxInt64)
+		if err != nil {
+			return nil, err
+		}
+		return a.int64Of(n), nil
 	case opFloat32:
 		f, err := parseFloat(text, 32)
-		return float32(f), err
+		if err != nil {
+			return nil, err
+		}
+		return a.float32Of(float32(f)), nil
 	case opFloat64:
-		return parseFloat(text, 64)
+		f, err := parseFloat(text, 64)
+		if err != nil {
+			return nil, err
+		}
+		return a.float64Of(f), nil
 	case opDecimal:
 		if !validNumeric(text) {
 			return nil, errNumeric
 		}
-		return record.Decimal(text), nil
+		return a.decimalOf(text), nil
 	case opBytes:
-		return parseBytea(text)
+		b, err := parseBytea(text)
+		if err != nil {
+			return nil, err
+		}
+		return a.bytesOf(b), nil
 	case opDate:
-		return parseDate(text)
+		d, err := parseDate(text)
+		if err != nil {
+			return nil, err
+		}
+		return a.dateOf(d), nil
 	case opTime:
-		return parseTime(text)
-	case opTimestamp:
-		return parseTimestamp(text, false)
-	case opTimestampTZ:
-		return parseTimestamp(text, true)
+		t, err := parseTime(text)
+		if err != nil {
+			return nil, err
+		}
+		return a.timeOf(t), nil
+	case opTimestamp, opTimestampTZ:
+		ts, err := parseTimestamp(text, c.op == opTimestampTZ)
+		if err != nil {
+			return nil, err
+		}
+		return a.timestampOf(ts), nil
 	case opUUID:
-		return parseUUID(text)
+		u, err := parseUUID(text)
+		if err != nil {
+			return nil, err
+		}
+		return a.uuidOf(u), nil
 	case opJSON:
-		return record.JSON(append([]byte(nil), text...)), nil
+		return a.jsonOf(text), nil
 	case opArray:
 		return c.decodeArray(text)
 	}
@@ -402,25 +449,34 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
+// hexVal maps a byte to its hex digit value, or 0xff.
+var hexVal = func() (t [256]byte) {
+	for i := range t {
+		if v, ok := unhex(byte(i)); ok {
+			t[i] = v
+		} else {
+			t[i] = 0xff
+		}
+	}
+	return t
+}()
+
+// uuidDigits are the offsets of the 16 hex digit pairs in 8-4-4-4-12 form.
+var uuidDigits = [16]uint8{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+
 func parseUUID(b []byte) (record.UUID, error) {
 	var u record.UUID
 	if len(b) != 36 || b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
 		return u, errUUID
 	}
-	j := 0
-	for i := 0; i < 36; {
-		if b[i] == '-' {
-			i++
-			continue
-		}
-		hi, ok1 := unhex(b[i])
-		lo, ok2 := unhex(b[i+1])
-		if !ok1 || !ok2 {
-			return u, errUUID
-		}
-		u[j] = hi<<4 | lo
-		j++
-		i += 2
+	var bad byte
+	for j, i := range uuidDigits {
+		hi, lo := hexVal[b[i]], hexVal[b[i+1]]
+		bad |= hi | lo
+		u[j] = hi<<4 | lo&0x0f
+	}
+	if bad&0xf0 != 0 {
+		return record.UUID{}, errUUID
 	}
 	return u, nil
 }

@@ -3,6 +3,8 @@ package pgvalue
 import (
 	"math"
 	"reflect"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -177,9 +179,24 @@ func runDecodeCases(t *testing.T, cases []decodeCase) {
 			if !equalValue(got, tc.want) {
 				t.Fatalf("Decode(%q) result changed when the input was overwritten: %#v", tc.text, got)
 			}
+			// The block allocator gives the same value, with the same Go type.
+			in = []byte(tc.text)
+			got, err = c.DecodeWith(sharedAlloc, in)
+			if err != nil || !equalValue(got, tc.want) {
+				t.Fatalf("DecodeWith(%q) = %#v, %v; want %#v", tc.text, got, err, tc.want)
+			}
+			for i := range in {
+				in[i] = '#'
+			}
+			if !equalValue(got, tc.want) {
+				t.Fatalf("DecodeWith(%q) result changed when the input was overwritten: %#v", tc.text, got)
+			}
 		})
 	}
 }
+
+// sharedAlloc serves every decode case, so values of many types share its blocks.
+var sharedAlloc = &Alloc{}
 
 // equalValue is reflect.DeepEqual that also treats NaN as equal to NaN.
 func equalValue(a, b record.Value) bool {
@@ -474,5 +491,65 @@ func TestDecodeDoesNotAllocateForInt8AndTimestamp(t *testing.T) {
 	fields = SplitCopyLine(line, fields)
 	if n := testing.AllocsPerRun(100, func() { fields = SplitCopyLine(line, fields) }); n != 0 {
 		t.Errorf("SplitCopyLine: %v allocs, want 0", n)
+	}
+}
+
+func TestAllocValuesStayIntactAcrossBlocks(t *testing.T) {
+	type col struct {
+		ti   TypeInfo
+		text func(i int) string
+		want func(i int) record.Value
+	}
+	cols := []col{
+		{tiInt8, func(i int) string { return strconv.Itoa(i * 1000003) }, func(i int) record.Value { return int64(i * 1000003) }},
+		{tiInt4, func(i int) string { return strconv.Itoa(-i) }, func(i int) record.Value { return int32(-i) }},
+		{tiText, func(i int) string { return strings.Repeat("x", i%50) + strconv.Itoa(i) }, func(i int) record.Value { return strings.Repeat("x", i%50) + strconv.Itoa(i) }},
+		{numericOf(12, 2), func(i int) string { return strconv.Itoa(i) + ".25" }, func(i int) record.Value { return record.Decimal(strconv.Itoa(i) + ".25") }},
+		{tiJSONB, func(i int) string { return `{"a": ` + strconv.Itoa(i) + `}` }, func(i int) record.Value { return record.JSON(`{"a": ` + strconv.Itoa(i) + `}`) }},
+		{tiUUID, func(i int) string { return "00000000-0000-0000-0000-" + strconv.FormatInt(1e10+int64(i), 10) + "a" }, nil},
+		{tiTimestampTZ, func(i int) string { return "2024-01-02 03:04:05+00" }, func(i int) record.Value { return tsOf(2024, 1, 2, 3, 4, 5, 0, 0) }},
+	}
+	var a Alloc
+	const n = 3000 // several blocks of each kind
+	got := make([][]record.Value, n)
+	for i := 0; i < n; i++ {
+		for _, c := range cols {
+			codec, _ := NewCodec(c.ti)
+			v, err := codec.DecodeWith(&a, []byte(c.text(i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[i] = append(got[i], v)
+		}
+	}
+	// Appending to a JSON value must not write into the next value's text.
+	for i := 0; i < n; i++ {
+		j := got[i][4].(record.JSON)
+		_ = append(j, "garbage"...)
+	}
+	runtime.GC()
+	for i := 0; i < n; i++ {
+		for k, c := range cols {
+			if c.want == nil {
+				u := got[i][k].(record.UUID)
+				if s := u.String(); s != c.text(i) {
+					t.Fatalf("row %d uuid = %s, want %s", i, s, c.text(i))
+				}
+				continue
+			}
+			if w := c.want(i); !equalValue(got[i][k], w) {
+				t.Fatalf("row %d column %d = %#v, want %#v", i, k, got[i][k], w)
+			}
+		}
+	}
+	// No allocation per value once the blocks exist (amortised over a block).
+	i8, _ := NewCodec(tiInt8)
+	txt, _ := NewCodec(tiText)
+	in := []byte("12345")
+	if allocs := testing.AllocsPerRun(1000, func() {
+		_, _ = i8.DecodeWith(&a, in)
+		_, _ = txt.DecodeWith(&a, in)
+	}); allocs > 0.1 {
+		t.Errorf("DecodeWith: %v allocs per run, want amortised ~0", allocs)
 	}
 }
