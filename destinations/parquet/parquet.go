@@ -117,7 +117,6 @@ type Destination struct {
 	order   []*openFile   // open files in the order they were opened
 	pending []*closedFile // closed files not yet durable (a failed Flush)
 	seq     int           // names staging files
-	writes  int64         // counts Write calls, to list each touched file once
 	warned  map[string]bool
 
 	// last is the file of the previous record: consecutive records of one table
@@ -126,9 +125,8 @@ type Destination struct {
 	lastSchema *record.Schema
 	lastDay    int64
 
-	// Byte counts for Buffered: staged plus in-memory bytes of the open files, the
-	// in-memory part alone (bounded by memoryBudget), and closed files not yet durable.
-	openBytes, memTotal, pendingBytes int64
+	// pendingBytes is the size of the closed files not yet durable.
+	pendingBytes int64
 
 	rows  atomic.Int64
 	bytes atomic.Int64
@@ -153,11 +151,43 @@ type openFile struct {
 	staging string
 	file    *os.File
 	out     countingWriter
-	w       *parquet.Writer
-	batch   rowBatch
+	enc     *encoder
+	batch   *rowBatch // being filled; nil until the file's next record
+	made    int       // batches made for this file (see encoder.batch)
 	rows    int64
-	mem     int64 // estimate of what the writer holds in memory
-	touched int64 // the Write call that last appended to the file
+	closing bool // the encoder was told to write the footer
+	stopped bool // the encoder's goroutine has returned
+}
+
+// submit hands the batch being filled, if any, to the file's encoder, with flush
+// or close asking it to write out the row group or the whole file afterwards.
+func (f *openFile) submit(flush, close bool) error {
+	if f.closing {
+		return fmt.Errorf("parquet: write %s: the file was already being finished by a failed Flush; close the destination", f.rel)
+	}
+	if f.enc.failed.Load() {
+		return fmt.Errorf("parquet: write %s: %w", f.rel, f.finish())
+	}
+	j := encJob{flush: flush, close: close}
+	if f.batch != nil && f.batch.rows > 0 {
+		j.batch, f.batch = f.batch, nil
+	}
+	f.closing = close
+	if j.batch != nil || flush || close {
+		f.enc.send(j)
+	}
+	return nil
+}
+
+// finish waits for the encoder's goroutine to return (after its queued jobs) and
+// reports its first error.
+func (f *openFile) finish() error {
+	if !f.stopped {
+		f.stopped = true
+		f.closing = true
+		f.enc.stop()
+	}
+	return f.enc.err
 }
 
 // countingWriter counts what the parquet writer has written to the staging file.
@@ -172,11 +202,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Write appends records to the open files. After an error the destination must be
-// closed: the batch may be partly written.
+// Write appends records to the open files: rows are built here and handed, in
+// batches of batchRows, to each file's encoder goroutine. After an error the
+// destination must be closed: the batch may be partly written.
 func (d *Destination) Write(ctx context.Context, recs []record.Record) error {
-	d.writes++
-	var touched []*openFile
 	for i := range recs {
 		r := &recs[i]
 		if r.Schema == nil {
@@ -194,16 +223,15 @@ func (d *Destination) Write(ctx context.Context, recs []record.Record) error {
 			}
 			d.last, d.lastSchema, d.lastDay = f, r.Schema, day
 		}
-		if f.touched != d.writes {
-			f.touched = d.writes
-			touched = append(touched, f)
+		if f.batch == nil {
+			f.batch = f.enc.batch(&f.made, f.fs.leaves, d.warnDecimal)
 		}
 		if err := f.batch.appendRecord(f.fs, r); err != nil {
 			return fmt.Errorf("parquet: %s at %s: %w", r.Schema.QualifiedName(), r.Pos, err)
 		}
 		f.rows++
 		if f.batch.len() >= batchRows {
-			if err := d.writeBatch(f); err != nil {
+			if err := f.submit(false, false); err != nil {
 				return err
 			}
 		}
@@ -213,15 +241,8 @@ func (d *Destination) Write(ctx context.Context, recs []record.Record) error {
 			}
 		}
 	}
-	for _, f := range touched {
-		if f.batch.len() > 0 {
-			if err := d.writeBatch(f); err != nil {
-				return err
-			}
-		}
-	}
 	d.rows.Add(int64(len(recs)))
-	return d.boundMemory(touched)
+	return d.boundMemory()
 }
 
 // warnDecimal logs, once per column, a DECIMAL value that had to be written as null.
@@ -235,51 +256,41 @@ func (d *Destination) warnDecimal(s *record.Schema, column, value string) {
 		"table", s.QualifiedName(), "column", column, "value", value)
 }
 
-func (d *Destination) writeBatch(f *openFile) error {
-	_, err := f.w.WriteRows(f.batch.parquetRows())
-	f.batch.reset()
-	if err != nil {
-		return fmt.Errorf("parquet: write %s: %w", f.rel, err)
-	}
-	return nil
-}
-
-// boundMemory writes out the row groups of touched files that grew past
-// rowGroupBytes, or those of every open file when together they hold more than
-// memoryBudget in memory, and refreshes the byte count Buffered reports.
-func (d *Destination) boundMemory(touched []*openFile) error {
-	for _, f := range touched {
-		if err := d.measure(f, false); err != nil {
-			return err
-		}
-	}
-	if d.memTotal > memoryBudget {
+// boundMemory refreshes the byte count Buffered reports and, when the open files
+// together hold more than memoryBudget in memory, has every one write its row group
+// out. The encoders publish their figures after each batch, so the count lags by
+// the batches in flight (at most encQueue+1 per file).
+func (d *Destination) boundMemory() error {
+	mem, total := d.openBytes()
+	if mem > memoryBudget {
 		for _, f := range d.order {
-			if f.mem > 0 {
-				if err := d.measure(f, true); err != nil {
-					return err
-				}
+			if err := f.submit(true, false); err != nil {
+				return err
 			}
 		}
+		for _, f := range d.order {
+			if err := f.enc.sync(); err != nil {
+				return fmt.Errorf("parquet: write %s: %w", f.rel, err)
+			}
+		}
+		_, total = d.openBytes()
 	}
-	d.bytes.Store(d.openBytes + d.pendingBytes)
+	d.bytes.Store(total + d.pendingBytes)
 	return nil
 }
 
-// measure refreshes f's share of the byte counts, first writing out its row group
-// when force is set or the row group reached rowGroupBytes.
-func (d *Destination) measure(f *openFile, force bool) error {
-	oldMem, oldOut := f.mem, f.out.n
-	f.mem = max(f.w.Size()-f.out.n, 0)
-	if force || f.mem >= rowGroupBytes {
-		if err := f.w.Flush(); err != nil {
-			return fmt.Errorf("parquet: write %s: %w", f.rel, err)
+// openBytes sums what the open files hold in memory, and that plus what they
+// wrote to their staging files and the rows not yet handed to their encoders.
+func (d *Destination) openBytes() (mem, total int64) {
+	for _, f := range d.order {
+		m := f.enc.mem.Load()
+		mem += m
+		total += m + f.enc.written.Load()
+		if f.batch != nil {
+			total += f.batch.bytes
 		}
-		f.mem = max(f.w.Size()-f.out.n, 0)
 	}
-	d.memTotal += f.mem - oldMem
-	d.openBytes += f.mem - oldMem + f.out.n - oldOut
-	return nil
+	return mem, total
 }
 
 // fileFor finds or opens the file for a record.
@@ -339,8 +350,7 @@ func (d *Destination) openFile(key fileKey, fs *fileSchema, first *record.Record
 		file:    file,
 	}
 	f.out.w = file
-	f.batch.warn = d.warnDecimal
-	f.w = parquet.NewWriter(&f.out, fs.parquet,
+	w := parquet.NewWriter(&f.out, fs.parquet,
 		parquet.Compression(d.codec),
 		parquet.PageBufferSize(pageBytes),
 		parquet.WriteBufferSize(256<<10),
@@ -349,6 +359,7 @@ func (d *Destination) openFile(key fileKey, fs *fileSchema, first *record.Record
 		parquet.KeyValueMetadata("connectd.table", first.Schema.QualifiedName()),
 		parquet.KeyValueMetadata("connectd.schema_fingerprint", key.fingerprint),
 	)
+	f.enc = newEncoder(w, &f.out)
 	return f, nil
 }
 
@@ -363,7 +374,16 @@ func (d *Destination) Buffered() (rows, bytes int64) {
 // only once all are. When making them durable fails (an upload, a rename), the files
 // not yet durable stay staged and the next Flush retries them.
 func (d *Destination) Flush(ctx context.Context) error {
+	// Every encoder finishes its file at once; then each is made durable in turn.
 	for _, f := range d.order {
+		if !f.closing {
+			if err := f.submit(false, true); err != nil {
+				return err
+			}
+		}
+	}
+	for len(d.order) > 0 {
+		f := d.order[0]
 		cf, err := d.closeFile(f)
 		if err != nil {
 			return err
@@ -374,7 +394,6 @@ func (d *Destination) Flush(ctx context.Context) error {
 		d.pendingBytes += cf.size
 	}
 	d.order = nil
-	d.openBytes, d.memTotal = 0, 0
 	d.last, d.lastSchema = nil, nil
 	if len(d.pending) > 0 {
 		pending, err := d.store.commit(ctx, d.pending)
@@ -393,8 +412,10 @@ func (d *Destination) Flush(ctx context.Context) error {
 	return nil
 }
 
+// closeFile waits for f's encoder to have written the footer, then syncs and
+// closes the staging file.
 func (d *Destination) closeFile(f *openFile) (*closedFile, error) {
-	if err := f.w.Close(); err != nil {
+	if err := f.finish(); err != nil {
 		return nil, fmt.Errorf("parquet: finish %s: %w", f.rel, err)
 	}
 	if d.store.fsyncStaging() {
@@ -413,6 +434,8 @@ func (d *Destination) closeFile(f *openFile) (*closedFile, error) {
 func (d *Destination) Close(ctx context.Context) error {
 	var errs []error
 	for _, f := range d.order {
+		f.enc.abandon.Store(true)
+		_ = f.finish() // only to stop the goroutine before its file is closed
 		f.file.Close()
 		if err := os.Remove(f.staging); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)

@@ -14,15 +14,19 @@ import (
 )
 
 // rowBatch accumulates rows for one file as parquet.Values with their repetition and
-// definition levels already set, so the writer never reflects over Go values. Byte
-// values point into the records (strings without copying) or into the arena; both
-// stay valid until the batch is handed to the writer, which copies them.
+// definition levels already set, so the writer never reflects over Go values. The
+// values are kept per leaf column, which is how the encoder hands them to parquet-go
+// (ColumnWriter.WriteRowValues), so they are never scattered from rows to columns.
+// Byte values point into the records (strings, which are immutable, without
+// copying) or into the arena (everything else, including []byte values, which the
+// caller may reuse once Write returns); both stay valid until the encoder has
+// written the batch, which copies them.
 type rowBatch struct {
-	values []parquet.Value
-	ends   []int // ends[i] is the end offset of row i in values
-	rows   []parquet.Row
-	arena  arena
-	bytes  int64 // rough size of the values written
+	cols  [][]parquet.Value // per leaf column
+	marks []int             // column lengths before the record being appended
+	rows  int
+	arena arena
+	bytes int64 // rough size of the values written
 
 	// warn is told when a value is replaced by null (NaN in a DECIMAL column);
 	// schema is the schema of the record being appended.
@@ -30,30 +34,33 @@ type rowBatch struct {
 	schema *record.Schema
 }
 
-// batchRows is how many rows are assembled before they go to the parquet writer:
-// enough to amortise the call, few enough that the values are still in cache when
-// the writer reads them; parquet-go splits larger writes into 64-row chunks anyway.
-const batchRows = 64
+// batchRows is how many rows are assembled before they go to the file's encoder:
+// enough to amortise the hand-over and parquet-go's per-call work, few enough that
+// the values are still in cache when the encoder reads them and that the batches
+// in flight stay small.
+const batchRows = 256
 
-func (b *rowBatch) len() int { return len(b.ends) }
+func newRowBatch(leaves int, warn warnFunc) *rowBatch {
+	// The columns grow on demand: a file of a table that gets a row now and then
+	// keeps small buffers.
+	return &rowBatch{cols: make([][]parquet.Value, leaves), marks: make([]int, leaves), warn: warn}
+}
+
+func (b *rowBatch) len() int { return b.rows }
 
 func (b *rowBatch) reset() {
-	clear(b.values) // drop references to record memory
-	b.values = b.values[:0]
-	b.ends = b.ends[:0]
-	clear(b.rows)
-	b.rows = b.rows[:0]
+	for i := range b.cols {
+		clear(b.cols[i]) // drop references to record memory
+		b.cols[i] = b.cols[i][:0]
+	}
+	b.rows = 0
+	b.bytes = 0
 	b.arena.reset()
 }
 
-// parquetRows returns the batch as rows; valid until reset.
-func (b *rowBatch) parquetRows() []parquet.Row {
-	start := 0
-	for _, end := range b.ends {
-		b.rows = append(b.rows, parquet.Row(b.values[start:end:end]))
-		start = end
-	}
-	return b.rows
+// put appends one value to a leaf column.
+func (b *rowBatch) put(leaf int, v parquet.Value) {
+	b.cols[leaf] = append(b.cols[leaf], v)
 }
 
 // opBytes holds the _op strings so that no row allocates one; nil for invalid ops.
@@ -69,14 +76,18 @@ type warnFunc func(s *record.Schema, column string, value string)
 
 // appendRecord adds one record as a row. On error the batch is left as it was.
 func (b *rowBatch) appendRecord(fs *fileSchema, r *record.Record) error {
-	mark := len(b.values)
+	for i := range b.cols {
+		b.marks[i] = len(b.cols[i])
+	}
 	b.schema = r.Schema
 	if err := b.appendRecordValues(fs, r); err != nil {
-		clear(b.values[mark:])
-		b.values = b.values[:mark]
+		for i, m := range b.marks {
+			clear(b.cols[i][m:])
+			b.cols[i] = b.cols[i][:m]
+		}
 		return err
 	}
-	b.ends = append(b.ends, len(b.values))
+	b.rows++
 	return nil
 }
 
@@ -103,25 +114,23 @@ func (b *rowBatch) appendRecordValues(fs *fileSchema, r *record.Record) error {
 		}
 	}
 	leaf := len(fs.columns)
-	b.values = append(b.values,
-		parquet.ByteArrayValue(op).Level(0, 0, leaf),
-		parquet.ByteArrayValue(b.hexPos(r.Pos)).Level(0, 0, leaf+1),
-		parquet.Int64Value(r.CommitTS.UnixMicro()).Level(0, 0, leaf+2),
-	)
+	b.put(leaf, parquet.ByteArrayValue(op).Level(0, 0, leaf))
+	b.put(leaf+1, parquet.ByteArrayValue(b.hexPos(r.Pos)).Level(0, 0, leaf+1))
+	b.put(leaf+2, parquet.Int64Value(r.CommitTS.UnixMicro()).Level(0, 0, leaf+2))
 	if r.TxID == "" {
-		b.values = append(b.values, parquet.NullValue().Level(0, 0, leaf+3))
+		b.put(leaf+3, parquet.NullValue().Level(0, 0, leaf+3))
 	} else {
-		b.values = append(b.values, parquet.ByteArrayValue(stringBytes(r.TxID)).Level(0, 1, leaf+3))
+		b.put(leaf+3, parquet.ByteArrayValue(stringBytes(r.TxID)).Level(0, 1, leaf+3))
 	}
 	if len(r.Unchanged) == 0 {
-		b.values = append(b.values, parquet.NullValue().Level(0, 0, leaf+4))
+		b.put(leaf+4, parquet.NullValue().Level(0, 0, leaf+4))
 	} else {
 		for j, name := range r.Unchanged {
 			rep := 1
 			if j == 0 {
 				rep = 0
 			}
-			b.values = append(b.values, parquet.ByteArrayValue(stringBytes(name)).Level(rep, 2, leaf+4))
+			b.put(leaf+4, parquet.ByteArrayValue(stringBytes(name)).Level(rep, 2, leaf+4))
 		}
 	}
 	b.bytes += int64(len(r.Pos))*2 + 24
@@ -140,7 +149,7 @@ func (b *rowBatch) hexPos(p record.Position) []byte {
 // (definition +1).
 func (b *rowBatch) appendColumn(c *colInfo, v record.Value) error {
 	if v == nil {
-		b.values = append(b.values, parquet.NullValue().Level(0, 0, c.leaf))
+		b.put(c.leaf, parquet.NullValue().Level(0, 0, c.leaf))
 		return nil
 	}
 	if c.depth == 0 {
@@ -149,9 +158,9 @@ func (b *rowBatch) appendColumn(c *colInfo, v record.Value) error {
 			return err
 		}
 		if null {
-			b.values = append(b.values, parquet.NullValue().Level(0, 0, c.leaf))
+			b.put(c.leaf, parquet.NullValue().Level(0, 0, c.leaf))
 		} else {
-			b.values = append(b.values, pv.Level(0, 1, c.leaf))
+			b.put(c.leaf, pv.Level(0, 1, c.leaf))
 		}
 		return nil
 	}
@@ -166,7 +175,7 @@ func (b *rowBatch) appendColumn(c *colInfo, v record.Value) error {
 // repetition level of its first value; def the definition level of "list present".
 func (b *rowBatch) appendList(c *colInfo, list []record.Value, rep, def, level int) error {
 	if len(list) == 0 {
-		b.values = append(b.values, parquet.NullValue().Level(rep, def, c.leaf))
+		b.put(c.leaf, parquet.NullValue().Level(rep, def, c.leaf))
 		return nil
 	}
 	for j, e := range list {
@@ -176,7 +185,7 @@ func (b *rowBatch) appendList(c *colInfo, list []record.Value, rep, def, level i
 		}
 		// def+1: the repeated entry exists; def+2: the element is not null.
 		if e == nil {
-			b.values = append(b.values, parquet.NullValue().Level(r, def+1, c.leaf))
+			b.put(c.leaf, parquet.NullValue().Level(r, def+1, c.leaf))
 			continue
 		}
 		if level < c.depth {
@@ -194,9 +203,9 @@ func (b *rowBatch) appendList(c *colInfo, list []record.Value, rep, def, level i
 			return err
 		}
 		if null {
-			b.values = append(b.values, parquet.NullValue().Level(r, def+1, c.leaf))
+			b.put(c.leaf, parquet.NullValue().Level(r, def+1, c.leaf))
 		} else {
-			b.values = append(b.values, pv.Level(r, def+2, c.leaf))
+			b.put(c.leaf, pv.Level(r, def+2, c.leaf))
 		}
 	}
 	return nil
@@ -284,7 +293,7 @@ func (b *rowBatch) scalar(c *colInfo, t *record.Type, v record.Value) (pv parque
 	case record.KindBytes:
 		if x, ok := v.([]byte); ok {
 			b.bytes += int64(len(x)) + 4
-			return parquet.ByteArrayValue(x), false, nil
+			return parquet.ByteArrayValue(b.arena.copy(x)), false, nil
 		}
 	case record.KindDate:
 		if x, ok := v.(record.Date); ok {
@@ -319,7 +328,7 @@ func (b *rowBatch) scalar(c *colInfo, t *record.Type, v record.Value) (pv parque
 	case record.KindJSON:
 		if x, ok := v.(record.JSON); ok {
 			b.bytes += int64(len(x)) + 4
-			return parquet.ByteArrayValue(x), false, nil
+			return parquet.ByteArrayValue(b.arena.copy(x)), false, nil
 		}
 	default:
 		return parquet.Value{}, false, fmt.Errorf("no Parquet mapping for %s", t)
@@ -367,6 +376,13 @@ func (a *arena) alloc(n int) []byte {
 		}
 		a.cur++
 	}
+}
+
+// copy returns a copy of p that lives until reset.
+func (a *arena) copy(p []byte) []byte {
+	dst := a.alloc(len(p))
+	copy(dst, p)
+	return dst
 }
 
 func (a *arena) reset() {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -353,5 +354,38 @@ func TestDecimalOutsideParquetRangeKeepsText(t *testing.T) {
 	want := "[[0.00012 12300 [-0.00099] VARCHAR VARCHAR[]]]"
 	if fmt.Sprint(got) != want {
 		t.Errorf("got %v, want %s", got, want)
+	}
+}
+
+// TestWriteCopiesByteValues: rows are encoded after Write returns (on the file's
+// encoder goroutine), so []byte and JSON values must be copied by Write: a caller
+// may reuse its buffers once Write has returned.
+func TestWriteCopiesByteValues(t *testing.T) {
+	dir := t.TempDir()
+	d := openLocal(t, dir, "bytes")
+	s := record.NewSchema("public", "b", []record.Column{
+		{Name: "id", Type: typ(record.KindInt64), Key: true},
+		{Name: "raw", Type: typ(record.KindBytes)},
+		{Name: "doc", Type: typ(record.KindJSON)},
+	})
+	ctx := context.Background()
+	raw := []byte("abc")
+	doc := record.JSON(`{"a":1}`)
+	for i := 0; i < 3*batchRows; i++ {
+		copy(raw, fmt.Sprintf("%03d", i%1000))
+		copy(doc[5:6], strconv.Itoa(i%10))
+		rec := record.Record{Op: record.OpCreate, Schema: s, After: []record.Value{int64(i), raw, doc}, Pos: pos8(uint64(i + 1)), CommitTS: day1}
+		if err := d.Write(ctx, []record.Record{rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db := lakedb.DuckDB(t)
+	got := queryStrings(t, db, `SELECT count(*) FROM `+lakedb.ParquetTree(dir)+`
+		WHERE CAST(raw AS VARCHAR) <> lpad(CAST(id % 1000 AS VARCHAR), 3, '0') OR CAST(doc AS VARCHAR) <> '{"a":' || CAST(id % 10 AS VARCHAR) || '}'`)
+	if got[0][0] != "0" {
+		t.Fatalf("%s rows hold a value changed after Write", got[0][0])
 	}
 }
