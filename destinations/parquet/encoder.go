@@ -137,4 +137,3 @@ func (e *encoder) stop() {
 	close(e.jobs)
 	<-e.done
 }
-
