@@ -695,6 +695,22 @@ func (d *decoder) pluginFields(pc *PluginConfig, st *pluginState) []field {
 			}
 			pc.Config, _ = d.anyValue(e.value, p).(map[string]any)
 		}},
+		{"timeouts", func(e entry, p string) {
+			entries, ok := d.mapping(e.value, p, e.line)
+			if !ok {
+				return
+			}
+			timeout := func(dst *time.Duration) func(entry, string) {
+				return func(e entry, p string) {
+					if v, ok := d.duration(e, p); ok {
+						*dst = v
+					}
+				}
+			}
+			t := &pc.Timeouts
+			d.fields(entries, p, []field{{"start", timeout(&t.Start)}, {"call", timeout(&t.Call)},
+				{"flush", timeout(&t.Flush)}, {"idle", timeout(&t.Idle)}}, nil, "timeouts")
+		}},
 	}
 }
 

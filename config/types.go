@@ -80,6 +80,17 @@ type PluginConfig struct {
 	Path   string         `yaml:"path"`   // or an explicit executable
 	SHA256 string         `yaml:"sha256"` // optional pin
 	Config map[string]any `yaml:"config"` // passed to the plugin as is
+	// Timeouts bound how long connectd waits for the plugin before it kills it and
+	// restarts the connector; zero fields take connectd's defaults.
+	Timeouts PluginTimeouts `yaml:"timeouts"`
+}
+
+// PluginTimeouts is the optional `timeouts:` of a plugin.
+type PluginTimeouts struct {
+	Start time.Duration `yaml:"start"` // starting the process and the handshake
+	Call  time.Duration `yaml:"call"`  // one call, or sending one batch
+	Flush time.Duration `yaml:"flush"` // a destination's flush
+	Idle  time.Duration `yaml:"idle"`  // a source's stream carrying nothing, not even a heartbeat
 }
 
 // Destination is a connector's destination section.

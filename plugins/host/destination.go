@@ -78,8 +78,16 @@ type Destination struct {
 
 var _ connector.Destination = (*Destination)(nil)
 
-// Write sends one batch. It does not wait for the plugin to apply it: the plugin's
-// errors surface at the next Write or at Flush.
+// Bounds of one message to the plugin: records written by the pipeline are packed
+// until one is reached (or a flush comes), so that small writes cross in messages
+// large enough to amortise gRPC's per-message cost.
+const (
+	sendRecords = 8192
+	sendBytes   = 1 << 20
+)
+
+// Write encodes recs and sends them once enough are pending. It does not wait for
+// the plugin to apply them: the plugin's errors surface at a later Write or at Flush.
 func (d *Destination) Write(ctx context.Context, recs []record.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -94,20 +102,31 @@ func (d *Destination) Write(ctx context.Context, recs []record.Record) error {
 		}
 		d.stream, d.enc = s, wire.NewEncoder()
 	}
-	b, size, err := d.enc.Encode(recs)
+	size, err := d.enc.Append(recs)
 	if err != nil {
 		// The runtime gave us a record the protocol cannot carry: a bug upstream.
 		return connector.Permanent(fmt.Errorf("plugin %s: write: %w", d.c.name, err))
 	}
+	d.rows += int64(len(recs))
+	d.bytes += size
+	d.last = recs[len(recs)-1].Pos
+	if n, b := d.enc.Pending(); n >= sendRecords || b >= sendBytes {
+		return d.send(ctx)
+	}
+	return nil
+}
+
+// send sends the pending records.
+func (d *Destination) send(ctx context.Context) error {
+	if n, _ := d.enc.Pending(); n == 0 {
+		return nil
+	}
 	stop := d.c.watch("write", d.c.t.Call)
-	err = d.stream.Send(&pb.WriteRequest{Msg: &pb.WriteRequest_Batch{Batch: b}})
+	err := d.stream.Send(&pb.WriteRequest{Msg: &pb.WriteRequest_Batch{Batch: d.enc.Batch()}})
 	stop()
 	if err != nil {
 		return d.fail(ctx, "write", d.streamErr(err))
 	}
-	d.rows += int64(len(recs))
-	d.bytes += size
-	d.last = recs[len(recs)-1].Pos
 	return nil
 }
 
@@ -136,7 +155,7 @@ func (d *Destination) fail(ctx context.Context, op string, err error) error {
 	return d.failed
 }
 
-// Buffered reports what was sent since the last flush.
+// Buffered reports what was written since the last flush.
 func (d *Destination) Buffered() (rows, bytes int64) { return d.rows, d.bytes }
 
 // Flush asks the plugin to make everything durable and waits for its answer, which
@@ -147,6 +166,9 @@ func (d *Destination) Flush(ctx context.Context) error {
 	}
 	if d.stream == nil {
 		return nil // nothing written since the destination was opened
+	}
+	if err := d.send(ctx); err != nil {
+		return err
 	}
 	stop := d.c.watch("flush", d.c.t.Flush)
 	defer stop()

@@ -42,7 +42,7 @@ const ProtocolVersion = wire.ProtocolVersion
 
 // Timeouts bound how long connectd waits for a plugin before it declares the plugin
 // hung, kills its process and fails the connector (which the supervisor restarts).
-// Zero fields take the defaults.
+// Zero fields take the defaults; a plugin's `timeouts:` in the config overrides them.
 type Timeouts struct {
 	Start time.Duration // starting the process and the handshake (default 30s)
 	Call  time.Duration // one call: open, ack, check, close, or sending one batch (default 30s)
@@ -72,6 +72,19 @@ func (t Timeouts) withDefaults() Timeouts {
 	}
 	if t.Idle <= 0 {
 		t.Idle = DefaultIdleTimeout
+	}
+	return t
+}
+
+// over returns t with the fields that a plugin's own `timeouts:` sets replaced.
+func (t Timeouts) over(pc config.PluginTimeouts) Timeouts {
+	for _, f := range []struct {
+		dst *time.Duration
+		v   time.Duration
+	}{{&t.Start, pc.Start}, {&t.Call, pc.Call}, {&t.Flush, pc.Flush}, {&t.Idle, pc.Idle}} {
+		if f.v > 0 {
+			*f.dst = f.v
+		}
 	}
 	return t
 }
@@ -142,13 +155,15 @@ type hang struct {
 var incompatible = regexp.MustCompile(`(?i)incompatible API version with plugin\. Plugin version: (\d+)`)
 
 // launch starts the plugin executable, checks its pin, negotiates the protocol and
-// dispenses kind (wire.KindSource or wire.KindDestination).
+// dispenses kind (wire.KindSource or wire.KindDestination). The plugin's own
+// timeouts (config `timeouts:`) take precedence over t.
 func launch(ctx context.Context, dir string, pc *config.PluginConfig, kind string, log *slog.Logger, t Timeouts) (*conn, any, error) {
 	path, err := Locate(dir, pc)
 	if err != nil {
 		return nil, nil, connector.Permanent(err)
 	}
 	name := pluginName(pc)
+	t = t.over(pc.Timeouts).withDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,13 +19,18 @@ import (
 )
 
 func TestProtocolVersionMismatchNamesBothVersions(t *testing.T) {
-	k := SourceKind{Dir: pluginDir}
-	_, err := k.Open(ctxT(t), sourceParams(t, "v", &config.PluginConfig{Name: "rawsource-v99"}, connector.ModeStream))
-	if err == nil {
-		t.Fatal("a plugin speaking protocol 99 was accepted")
-	}
-	if !strings.Contains(err.Error(), "version 99") || !strings.Contains(err.Error(), "version 1") || !connector.IsPermanent(err) {
-		t.Fatalf("err = %v (permanent %v)", err, connector.IsPermanent(err))
+	// A plugin from the future, and one built against protocol 1 (per-value
+	// messages), which this connectd no longer reads.
+	for _, theirs := range []int{99, 1} {
+		k := SourceKind{Dir: pluginDir}
+		_, err := k.Open(ctxT(t), sourceParams(t, "v", &config.PluginConfig{Name: fmt.Sprintf("rawsource-v%d", theirs)}, connector.ModeStream))
+		if err == nil {
+			t.Fatalf("a plugin speaking protocol %d was accepted", theirs)
+		}
+		if !strings.Contains(err.Error(), fmt.Sprintf("speaks plugin protocol version %d", theirs)) ||
+			!strings.Contains(err.Error(), fmt.Sprintf("this connectd speaks version %d", ProtocolVersion)) || !connector.IsPermanent(err) {
+			t.Fatalf("err = %v (permanent %v)", err, connector.IsPermanent(err))
+		}
 	}
 }
 
@@ -119,6 +125,24 @@ func TestHangingFlushTimesOut(t *testing.T) {
 	}
 	if err2 := d.Write(ctxT(t), genRows(11, 1)); err2 == nil {
 		t.Fatal("a write after a failed flush succeeded")
+	}
+}
+
+// The plugin's own `timeouts:` in the config win over the kind's.
+func TestConfiguredTimeoutsOverrideTheKinds(t *testing.T) {
+	k := DestinationKind{Dir: pluginDir, Timeouts: Timeouts{Flush: time.Hour}}
+	pc := &config.PluginConfig{Name: "discarddest", Config: map[string]any{"hang": "flush"},
+		Timeouts: config.PluginTimeouts{Flush: 400 * time.Millisecond}}
+	d, err := k.Open(ctxT(t), destinationParams(t, "h", pc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	if err := d.Write(ctxT(t), genRows(1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctxT(t)); err == nil || !strings.Contains(err.Error(), "flush: no answer within 400ms; the plugin was killed") {
+		t.Fatalf("err = %v", err)
 	}
 }
 

@@ -38,6 +38,7 @@ func run(m *testing.M) int {
 		{"discarddest", "./plugins/host/testdata/discarddest", ""},
 		{"rawsource", "./plugins/host/testdata/rawsource", ""},
 		{"rawsource-v99", "./plugins/host/testdata/rawsource", "-X main.protocolVersion=99"},
+		{"rawsource-v1", "./plugins/host/testdata/rawsource", "-X main.protocolVersion=1"},
 	}
 	for _, b := range builds {
 		cmd := exec.Command("go", "build", "-ldflags", b.ldflags, "-o", filepath.Join(dir, b.out), b.pkg)

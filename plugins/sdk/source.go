@@ -16,10 +16,12 @@ import (
 	"github.com/connectd/connectd/record"
 )
 
-// Batching bounds: how many records one message carries, and how many results of
-// the author's Read may wait while the previous message is being sent.
+// Batching bounds: how many records and bytes one message carries (whichever is
+// reached first; large messages amortise the per-message cost of gRPC), and how
+// many results of the author's Read may wait while the previous message is sent.
 const (
-	maxBatchRecords  = 2048
+	maxBatchRecords  = 8192
+	maxBatchBytes    = 1 << 20
 	readAhead        = 8
 	defaultHeartbeat = 5 * time.Second
 )
@@ -193,7 +195,7 @@ func (s *sourceServer[C]) Read(req *pb.ReadRequest, stream pb.Source_ReadServer)
 				heartbeat.Reset(hb)
 			}
 		case <-heartbeat.C:
-			if err := stream.Send(&pb.Batch{}); err != nil {
+			if err := stream.Send(enc.Batch()); err != nil { // empty: a heartbeat
 				return err
 			}
 			heartbeat.Reset(hb)
@@ -205,7 +207,7 @@ func (s *sourceServer[C]) Read(req *pb.ReadRequest, stream pb.Source_ReadServer)
 
 // send drops records at or before the committed position (a source may simply
 // restart at the beginning of its unit of work), checks the order of the rest, and
-// sends them in messages of at most maxBatchRecords.
+// sends them in messages of at most maxBatchRecords and about maxBatchBytes.
 func (s *sourceServer[C]) send(stream pb.Source_ReadServer, enc *wire.Encoder, recs []record.Record) (sent bool, err error) {
 	s.mu.Lock()
 	start, last := s.start, s.sent
@@ -225,20 +227,20 @@ func (s *sourceServer[C]) send(stream pb.Source_ReadServer, enc *wire.Encoder, r
 		last = p
 		keep = append(keep, recs[i])
 	}
-	for len(keep) > 0 {
-		n := min(len(keep), maxBatchRecords)
-		b, _, err := enc.Encode(keep[:n])
-		if err != nil {
+	for i := range keep {
+		if _, err := enc.Append(keep[i : i+1]); err != nil {
 			return sent, status.Errorf(codes.Internal, "read: invalid record: %v", err)
 		}
-		if err := stream.Send(b); err != nil {
+		if n, size := enc.Pending(); n < maxBatchRecords && size < maxBatchBytes && i < len(keep)-1 {
+			continue
+		}
+		if err := stream.Send(enc.Batch()); err != nil {
 			return sent, err
 		}
 		sent = true
 		s.mu.Lock()
-		s.sent = keep[n-1].Pos
+		s.sent = keep[i].Pos
 		s.mu.Unlock()
-		keep = keep[n:]
 	}
 	return sent, nil
 }

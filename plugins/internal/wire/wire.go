@@ -14,7 +14,7 @@ import (
 
 // ProtocolVersion is the version of plugins/proto/connectd/v1 this code speaks. It
 // is negotiated in the go-plugin handshake; bump it on any incompatible change.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // The names under which the two plugin kinds are dispensed.
 const (

@@ -1,6 +1,7 @@
 // Command rawsource is a test source plugin that speaks the protocol by hand, to do
 // what the SDK would not let a plugin do: announce another protocol version (build
-// with -ldflags "-X main.protocolVersion=99") or send a malformed batch.
+// with -ldflags "-X main.protocolVersion=99"; default: the current one) or send a
+// malformed batch.
 package main
 
 import (
@@ -13,14 +14,22 @@ import (
 	pb "github.com/connectd/connectd/plugins/proto/connectd/v1"
 )
 
-var protocolVersion = "1"
+// protocolVersion is set by -ldflags -X (which needs a plain string variable).
+var protocolVersion string
+
+func version() int {
+	if v, err := strconv.Atoi(protocolVersion); err == nil {
+		return v
+	}
+	return wire.ProtocolVersion
+}
 
 type server struct {
 	pb.UnimplementedSourceServer
 }
 
 func (server) Spec(context.Context, *pb.SpecRequest) (*pb.SpecResponse, error) {
-	v, _ := strconv.Atoi(protocolVersion)
+	v := version()
 	return &pb.SpecResponse{Name: "rawsource", Kind: wire.KindSource, ProtocolVersion: uint32(v)}, nil
 }
 
@@ -30,7 +39,8 @@ func (server) Open(context.Context, *pb.SourceOpenRequest) (*pb.OpenResponse, er
 
 // Read sends a record that refers to a schema it never sent.
 func (server) Read(_ *pb.ReadRequest, stream pb.Source_ReadServer) error {
-	return stream.Send(&pb.Batch{Records: []*pb.Record{{Op: pb.Op_OP_CREATE, SchemaId: 7, Pos: []byte{1}}}})
+	rec := []byte{'c', 7, 0, 1, 1, 0, 0, 0} // op c, schema 7, no images, pos 01
+	return stream.Send(&pb.Batch{Count: 1, Records: rec})
 }
 
 func (server) Close(context.Context, *pb.CloseRequest) (*pb.CloseResponse, error) {
@@ -38,7 +48,7 @@ func (server) Close(context.Context, *pb.CloseRequest) (*pb.CloseResponse, error
 }
 
 func main() {
-	v, _ := strconv.Atoi(protocolVersion)
+	v := version()
 	hs := wire.Handshake
 	hs.ProtocolVersion = uint(v)
 	plugin.Serve(&plugin.ServeConfig{
