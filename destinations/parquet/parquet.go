@@ -451,7 +451,8 @@ func (d *Destination) Close(ctx context.Context) error {
 	}
 	d.order, d.pending, d.last = nil, nil, nil
 	clear(d.files)
-	// Leaves the staging directory only if something else is in it.
-	os.Remove(d.store.stagingDir())
+	if err := d.store.release(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

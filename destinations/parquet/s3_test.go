@@ -98,8 +98,8 @@ func TestS3FlushUploadsReadableLake(t *testing.T) {
 		t.Fatal(err)
 	}
 	staging := d.store.stagingDir()
-	if left, _ := os.ReadDir(staging); len(left) != 0 {
-		t.Errorf("staging %s not empty after Flush: %d entries", staging, len(left))
+	if left, _ := os.ReadDir(staging); len(left) != 1 || left[0].Name() != stagingLockName {
+		t.Errorf("staging %s holds more than its lock after Flush: %d entries", staging, len(left))
 	}
 	if err := d.Write(ctx, recs[700:1000]); err != nil {
 		t.Fatal(err)

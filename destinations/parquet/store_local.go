@@ -26,6 +26,8 @@ type store interface {
 	// fsyncStaging reports whether staged files must be synced before commit
 	// (they become the final file by rename).
 	fsyncStaging() bool
+	// release removes the staging folder and its lock; the store is unusable after.
+	release() error
 	// commit makes every file durable and removes it from files as it is done. It
 	// returns the files still pending, which a later call retries.
 	commit(ctx context.Context, files []*closedFile) ([]*closedFile, error)
@@ -37,7 +39,7 @@ type store interface {
 // the root, on the same file system, so that rename moves them into place atomically.
 type localStore struct {
 	loc     location
-	staging string
+	staging *stagingArea
 	known   map[string]bool // directories known to exist durably
 }
 
@@ -47,26 +49,18 @@ type localStore struct {
 const stagingDirName = ".connectd-staging"
 
 func newLocalStore(loc location, connector string) (*localStore, error) {
-	s := &localStore{
-		loc:     loc,
-		staging: filepath.Join(loc.root, stagingDirName, escapeSegment(connector)),
-		known:   map[string]bool{},
-	}
 	if err := os.MkdirAll(loc.root, 0o755); err != nil {
 		return nil, fmt.Errorf("parquet: create %s: %w", loc.root, err)
 	}
-	// Staged files left by a crash are garbage: their records are replayed.
-	if err := os.RemoveAll(s.staging); err != nil {
-		return nil, fmt.Errorf("parquet: clean staging %s: %w", s.staging, err)
+	staging, err := openStaging(filepath.Join(loc.root, stagingDirName, escapeSegment(connector)), 0o755)
+	if err != nil {
+		return nil, err
 	}
-	if err := os.MkdirAll(s.staging, 0o755); err != nil {
-		return nil, fmt.Errorf("parquet: create staging %s: %w", s.staging, err)
-	}
-	s.known[""] = true
-	return s, nil
+	return &localStore{loc: loc, staging: staging, known: map[string]bool{"": true}}, nil
 }
 
-func (s *localStore) stagingDir() string { return s.staging }
+func (s *localStore) stagingDir() string { return s.staging.dir }
+func (s *localStore) release() error     { return s.staging.release() }
 func (s *localStore) fsyncStaging() bool { return true }
 func (s *localStore) String() string     { return s.loc.String() }
 

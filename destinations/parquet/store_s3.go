@@ -26,7 +26,7 @@ import (
 type s3Store struct {
 	loc     location
 	client  *s3.Client
-	staging string
+	staging *stagingArea
 	log     *slog.Logger
 	backoff backoff
 	// attemptTimeout is the least time one PutObject may take before it is
@@ -75,18 +75,15 @@ func newS3Store(ctx context.Context, loc location, cfg config.S3, connector stri
 	if err != nil {
 		return nil, err
 	}
-	staging := filepath.Join(os.TempDir(), "connectd-staging", escapeSegment(connector))
-	// Staged files left by a crash are garbage: their records are replayed.
-	if err := os.RemoveAll(staging); err != nil {
-		return nil, fmt.Errorf("parquet: clean staging %s: %w", staging, err)
-	}
-	if err := os.MkdirAll(staging, 0o700); err != nil {
-		return nil, fmt.Errorf("parquet: create staging %s: %w", staging, err)
+	staging, err := openStaging(filepath.Join(os.TempDir(), "connectd-staging", escapeSegment(connector)), 0o700)
+	if err != nil {
+		return nil, err
 	}
 	return &s3Store{loc: loc, client: client, staging: staging, log: log, backoff: defaultBackoff, attemptTimeout: 2 * time.Minute}, nil
 }
 
-func (s *s3Store) stagingDir() string { return s.staging }
+func (s *s3Store) stagingDir() string { return s.staging.dir }
+func (s *s3Store) release() error     { return s.staging.release() }
 func (s *s3Store) fsyncStaging() bool { return false }
 func (s *s3Store) String() string     { return s.loc.String() }
 
