@@ -171,17 +171,22 @@ func (s *sourceServer[C]) Read(req *pb.ReadRequest, stream pb.Source_ReadServer)
 		case r := <-results:
 			// Coalesce what is already waiting, so that a source returning one record
 			// per Read still crosses in large messages.
-			pending = append(pending[:0], r.recs...)
-			for r.err == nil && len(pending) < maxBatchRecords {
+			batch := r.recs
+			for r.err == nil && len(batch) < maxBatchRecords {
 				select {
 				case r = <-results:
+					if len(pending) == 0 { // copy only once there is a second result
+						pending = append(pending[:0], batch...)
+					}
 					pending = append(pending, r.recs...)
+					batch = pending
 					continue
 				default:
 				}
 				break
 			}
-			sent, err := s.send(stream, enc, pending)
+			sent, err := s.send(stream, enc, batch)
+			pending = pending[:0]
 			if err != nil {
 				return err
 			}

@@ -46,7 +46,13 @@ func BenchmarkEncode(b *testing.B) {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	recs := benchRows(8192)
+	for _, n := range []int{1024, 2048, 4096, 8192} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) { benchDecode(b, n) })
+	}
+}
+
+func benchDecode(b *testing.B, n int) {
+	recs := benchRows(n)
 	batch, _, err := NewEncoder().Encode(recs)
 	if err != nil {
 		b.Fatal(err)

@@ -372,7 +372,9 @@ func typeToPB(t record.Type) (*pb.Type, error) {
 // Decoder turns the batches of one stream back into records, checking everything:
 // a plugin's mistakes must become errors, never panics or wrong values.
 type Decoder struct {
-	schemas map[uint32]*record.Schema
+	schemas    map[uint32]*record.Schema
+	lastID     uint32 // the schema of the last record decoded
+	lastSchema *record.Schema
 }
 
 // NewDecoder returns a decoder for a new stream.
@@ -447,9 +449,14 @@ func (d *Decoder) decodeRecord(r *reader, rec *record.Record) error {
 	if err != nil {
 		return err
 	}
-	s, ok := d.schemas[uint32(id)]
-	if !ok || id > math.MaxUint32 {
-		return fmt.Errorf("unknown schema id %d", id)
+	// Runs of records of one table are the rule: skip the map for them.
+	s := d.lastSchema
+	if id != uint64(d.lastID) || s == nil {
+		var ok bool
+		if s, ok = d.schemas[uint32(id)]; !ok || id > math.MaxUint32 {
+			return fmt.Errorf("unknown schema id %d", id)
+		}
+		d.lastID, d.lastSchema = uint32(id), s
 	}
 	flags, err := r.byte("flags")
 	if err != nil {
