@@ -27,7 +27,8 @@ const (
 //
 // Records accumulate (Append) in one reused buffer until Batch takes them; a batch
 // therefore shares the encoder's memory and is only valid until the next Append,
-// which is as long as gRPC needs it (Send marshals before it returns).
+// which is as long as gRPC needs it: Send marshals the message before it returns
+// (neither side installs a stats handler, the one thing that may read it later).
 type Encoder struct {
 	ids   map[*record.Schema]uint32
 	byKey map[schemaKey]uint32
