@@ -1,19 +1,15 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -21,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/connectd/connectd/e2e/testenv"
 	"github.com/connectd/connectd/e2e/testenv/lakedb"
 )
 
@@ -40,15 +37,10 @@ func newDatabase(t *testing.T, name string) (string, *pgx.Conn) {
 	t.Helper()
 	ctx := context.Background()
 	name = unique(name)
-	if err := pgServer.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	dsn, err := pgServer.CreateDatabase(ctx, name)
+	if err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
-	u, err := url.Parse(pgServer.DSN)
-	if err != nil {
-		t.Fatalf("parse DSN %s: %v", pgServer.DSN, err)
-	}
-	u.Path = "/" + name
-	dsn := u.String()
 	return dsn, connect(t, dsn)
 }
 
@@ -179,38 +171,15 @@ func tail(s string, n int) string {
 // killed and fails the test: every command under test must end on its own.
 func connectd(t *testing.T, timeout time.Duration, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(connectdBin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
+	r, err := testenv.Connectd{Bin: connectdBin}.Run(timeout, args...)
+	if err != nil {
 		t.Fatalf("start connectd %v: %v", args, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return result{code: exitCode(cmd, err), stdout: stdout.String(), stderr: stderr.String()}
-	case <-time.After(timeout):
-		_ = cmd.Process.Kill()
-		<-done
+	if r.TimedOut {
 		t.Fatalf("connectd %s did not exit within %s; killed it\n--- stdout:\n%s\n--- stderr:\n%s",
-			strings.Join(args, " "), timeout, tail(stdout.String(), 40), tail(stderr.String(), 60))
-		return result{}
+			strings.Join(args, " "), timeout, tail(r.Stdout, 40), tail(r.Stderr, 60))
 	}
-}
-
-func exitCode(cmd *exec.Cmd, err error) int {
-	if err == nil {
-		return 0
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return -1
-		}
-		return ee.ExitCode()
-	}
-	return -2
+	return result{code: r.Code, stdout: r.Stdout, stderr: r.Stderr}
 }
 
 // sync runs `connectd sync` and fails the test unless it exits 0.
@@ -223,79 +192,38 @@ func (p *pipe) sync(t *testing.T) result {
 	return r
 }
 
-// safeBuffer is a bytes.Buffer written by a child process and read by the test.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemon is a `connectd run` in the background.
 type daemon struct {
-	cmd            *exec.Cmd
-	stdout, stderr *safeBuffer
-	done           chan struct{}
-	err            error // valid once done is closed
+	proc           *testenv.Process
+	stdout, stderr *testenv.Buffer
 }
 
 // startRun starts `connectd run -c config`; the test's cleanup kills it if the test
 // did not stop it.
 func startRun(t *testing.T, config string) *daemon {
 	t.Helper()
-	d := &daemon{stdout: &safeBuffer{}, stderr: &safeBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(connectdBin, "run", "-c", config)
-	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
-	if err := d.cmd.Start(); err != nil {
+	d := &daemon{stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}}
+	p, err := testenv.Connectd{Bin: connectdBin}.Start(d.stdout, d.stderr, "run", "-c", config)
+	if err != nil {
 		t.Fatalf("start connectd run: %v", err)
 	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		if d.running() {
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
-	})
+	d.proc = p
+	t.Cleanup(p.Kill)
 	return d
 }
 
-func (d *daemon) running() bool {
-	select {
-	case <-d.done:
-		return false
-	default:
-		return true
-	}
-}
+func (d *daemon) running() bool { return d.proc.Running() }
 
 // stop sends sig and waits for the process to exit; it returns the exit result.
 // A process that ignores SIGTERM for a minute fails the test.
 func (d *daemon) stop(t *testing.T, sig syscall.Signal) result {
 	t.Helper()
-	if d.running() {
-		_ = d.cmd.Process.Signal(sig)
-	}
-	select {
-	case <-d.done:
-	case <-time.After(60 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
+	d.proc.Signal(sig)
+	if !d.proc.Wait(60 * time.Second) {
+		d.proc.Kill()
 		t.Fatalf("connectd run did not exit within 60s of %s; killed it\n--- stderr:\n%s", sig, tail(d.stderr.String(), 60))
 	}
-	return result{code: exitCode(d.cmd, d.err), stdout: d.stdout.String(), stderr: d.stderr.String()}
+	return result{code: d.proc.ExitCode(), stdout: d.stdout.String(), stderr: d.stderr.String()}
 }
 
 // stopClean stops the daemon with SIGTERM and fails the test unless it exits 0.
@@ -406,38 +334,22 @@ func (r row) val(col string) string {
 // queryRows runs a query on database/sql (DuckDB) and renders every value as text.
 func queryRows(t *testing.T, db *sql.DB, q string) []row {
 	t.Helper()
-	rows, err := db.Query(q)
+	cols, vals, err := lakedb.QueryText(db, q)
 	if err != nil {
 		t.Fatalf("duckdb: %s: %v", q, err)
 	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []row
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatalf("duckdb: %s: scan: %v", q, err)
-		}
+	for _, v := range vals {
 		r := row{}
 		for i, c := range cols {
-			if vals[i].Valid {
-				s := vals[i].String
+			if v[i].Valid {
+				s := v[i].String
 				r[c] = &s
 			} else {
 				r[c] = nil
 			}
 		}
 		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("duckdb: %s: %v", q, err)
 	}
 	return out
 }

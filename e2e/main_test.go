@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -30,21 +28,14 @@ func runMain(m *testing.M) int {
 	defer cancel()
 
 	// CONNECTD_BIN tests a binary built elsewhere (a release build, another commit).
-	if connectdBin = os.Getenv("CONNECTD_BIN"); connectdBin == "" {
-		binDir, err := os.MkdirTemp("", "connectd-e2e-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "e2e:", err)
-			return 1
-		}
-		defer os.RemoveAll(binDir)
-		connectdBin = filepath.Join(binDir, "connectd")
-		if err := buildConnectd(ctx, connectdBin); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e:", err)
-			return 1
-		}
+	bin, cleanup, err := testenv.BuildConnectd(ctx, "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
 	}
+	defer cleanup()
+	connectdBin = bin
 
-	var err error
 	pgServer, err = testenv.StartPostgres(ctx, testenv.PostgresOptions{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: start postgres:", err)
@@ -60,23 +51,4 @@ func runMain(m *testing.M) int {
 	defer s3Server.Stop()
 
 	return m.Run()
-}
-
-// buildConnectd builds ./cmd/connectd from the module root (the parent of e2e/, where
-// go test runs) into out.
-func buildConnectd(ctx context.Context, out string) error {
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	root := filepath.Dir(wd)
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		return fmt.Errorf("build connectd: no go.mod in %s (run the tests from e2e/): %w", root, err)
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/connectd")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/connectd: %w\n%s", err, b)
-	}
-	return nil
 }

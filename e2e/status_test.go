@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -12,18 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connectd/connectd/e2e/testenv"
 	"github.com/connectd/connectd/e2e/testenv/lakedb"
 )
 
 // freeAddr returns a loopback address nobody listens on (for a moment).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testenv.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // get fetches a URL and returns the status code and body; code 0 if unreachable.

@@ -179,11 +179,8 @@ connectors:
 		return fmt.Errorf("%s: %w: %s", binlogTool, err, decErr.String())
 	}
 	decWall := time.Since(t0)
-	decRSS := maxRSS(dec)
-	var decCPU time.Duration
-	if ru, ok := dec.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		decCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	decUsage := testenv.UsageOf(dec.ProcessState)
+	decRSS, decCPU := decUsage.MaxRSS, decUsage.User+decUsage.Sys
 	// Untimed: check that it printed every row it decoded (### INSERT/UPDATE/DELETE).
 	decoded, err := countDecoded(ctx, binlogTool, files)
 	if err != nil {
@@ -352,24 +349,12 @@ func connectd(ctx context.Context, bin, cfg, logPath string, wrapper ...string) 
 	cmd.Stdout, cmd.Stderr = logf, logf
 	t0 := time.Now()
 	err = cmd.Run()
-	p := proc{wall: time.Since(t0), rss: maxRSS(cmd)}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		p.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	u := testenv.UsageOf(cmd.ProcessState)
+	p := proc{wall: time.Since(t0), rss: u.MaxRSS, cpu: u.User + u.Sys}
 	if err != nil {
 		return p, fmt.Errorf("connectd sync: %w\n%s", err, tail(logPath, 20))
 	}
 	return p, nil
-}
-
-func maxRSS(cmd *exec.Cmd) int64 {
-	if cmd.ProcessState == nil {
-		return 0
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss * 1024 // KiB on Linux
-	}
-	return 0
 }
 
 func tail(path string, n int) string {

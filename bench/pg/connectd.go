@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/connectd/connectd/e2e/testenv"
 )
 
 // connectorConfig is one connector of a generated connectd config file.
@@ -117,7 +119,7 @@ func (b *bench) syncConnectd(ctx context.Context, c connectorConfig) (procResult
 	res.wall = end.Sub(start)
 	res.logPath = logPath
 	if werr != nil {
-		return res, fmt.Errorf("connectd sync %s: %w\nlog tail:\n%s", c.name, werr, tail(logPath, 30))
+		return res, fmt.Errorf("connectd sync %s: %w\nlog tail:\n%s", c.name, werr, testenv.FileTail(logPath, 30))
 	}
 	res.snapshotElapsed, res.streamElapsed = parseLog(logPath, end)
 	res.lakeDir = filepath.Join(b.tmp, c.name, "lake")
@@ -128,16 +130,8 @@ func (b *bench) syncConnectd(ctx context.Context, c connectorConfig) (procResult
 }
 
 func usage(cmd *exec.Cmd) procResult {
-	var r procResult
-	if cmd.ProcessState == nil {
-		return r
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.maxRSS = ru.Maxrss * 1024 // KiB on Linux
-		r.cpuUser = time.Duration(ru.Utime.Nano())
-		r.cpuSys = time.Duration(ru.Stime.Nano())
-	}
-	return r
+	u := testenv.UsageOf(cmd.ProcessState)
+	return procResult{maxRSS: u.MaxRSS, cpuUser: u.User, cpuSys: u.Sys}
 }
 
 // parseLog reads the JSON log lines the figures need.
@@ -202,16 +196,4 @@ func countLake(dir string) (rows, size int64, files int, err error) {
 		return nil
 	})
 	return rows, size, files, err
-}
-
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

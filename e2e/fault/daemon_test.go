@@ -2,15 +2,12 @@ package fault
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -18,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connectd/connectd/e2e/testenv"
 )
 
 // daemon runs `connectd run` for one test, again and again: every start appends the
@@ -29,17 +28,14 @@ type daemon struct {
 	runs    int
 	killed  bool // the last run ended by kill or stop, not on its own
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	proc *testenv.Process // the last run; nil before the first
 }
 
 func newDaemon(t *testing.T, config, listen, logPath string) *daemon {
 	d := &daemon{config: config, listen: listen, logPath: logPath}
 	t.Cleanup(func() {
 		if d.running() {
-			_ = d.cmd.Process.Kill()
-			<-d.done
+			d.proc.Kill()
 		}
 	})
 	return d
@@ -58,82 +54,60 @@ func (d *daemon) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(logf, "===== run %d, %s\n", d.runs, time.Now().UTC().Format(time.RFC3339Nano))
-	d.cmd = exec.Command(connectdBin, "run", "-c", d.config, "--log-format", "json")
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	if err := d.cmd.Start(); err != nil {
+	p, err := testenv.Connectd{Bin: connectdBin}.Start(logf, logf, "run", "-c", d.config, "--log-format", "json")
+	if err != nil {
 		logf.Close()
 		t.Fatalf("start connectd run: %v", err)
 	}
+	// The child holds its own descriptor of the log.
 	logf.Close()
-	d.done = make(chan struct{})
-	cmd, done := d.cmd, d.done
-	go func() {
-		d.err = cmd.Wait()
-		close(done)
-	}()
+	d.proc = p
 }
 
-func (d *daemon) running() bool {
-	if d.done == nil {
-		return false
-	}
-	select {
-	case <-d.done:
-		return false
-	default:
-		return true
-	}
-}
+func (d *daemon) running() bool { return d.proc != nil && d.proc.Running() }
 
-func (d *daemon) pid() int { return d.cmd.Process.Pid }
+func (d *daemon) pid() int { return d.proc.Pid() }
+
+// err is how the last run ended (nil: exit 0, or never started); valid once it is
+// not running.
+func (d *daemon) err() error {
+	if d.proc == nil {
+		return nil
+	}
+	return d.proc.Err()
+}
 
 // kill SIGKILLs the daemon and waits until it is gone. It fails the test if the daemon
 // had already exited on its own: `run` must not give up on transient faults.
 func (d *daemon) kill(t *testing.T) {
 	t.Helper()
 	if !d.running() {
-		t.Fatalf("connectd run exited on its own before the kill (%v); log tail:\n%s", d.err, d.logTail(80))
+		t.Fatalf("connectd run exited on its own before the kill (%v); log tail:\n%s", d.err(), d.logTail(80))
 	}
 	d.killed = true
-	_ = d.cmd.Process.Signal(syscall.SIGKILL)
-	<-d.done
+	d.proc.Kill()
 }
 
 // stop sends SIGTERM and waits; a clean stop exits 0.
 func (d *daemon) stop(t *testing.T) {
 	t.Helper()
 	if !d.running() {
-		t.Fatalf("connectd run exited on its own (%v); log tail:\n%s", d.err, d.logTail(80))
+		t.Fatalf("connectd run exited on its own (%v); log tail:\n%s", d.err(), d.logTail(80))
 	}
 	d.killed = true
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(3 * time.Minute):
-		_ = d.cmd.Process.Kill()
-		<-d.done
+	d.proc.Signal(syscall.SIGTERM)
+	if !d.proc.Wait(3 * time.Minute) {
+		d.proc.Kill()
 		t.Fatalf("connectd run did not exit within 3m of SIGTERM; log tail:\n%s", d.logTail(80))
 	}
-	if d.err != nil {
-		t.Errorf("connectd run after SIGTERM: %v, want exit 0; log tail:\n%s", d.err, d.logTail(80))
+	if d.err() != nil {
+		t.Errorf("connectd run after SIGTERM: %v, want exit 0; log tail:\n%s", d.err(), d.logTail(80))
 	}
 }
 
 // logTail is the last n lines of the log file.
 func (d *daemon) logTail(n int) string {
-	return fileTail(d.logPath, n)
-}
-
-func fileTail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return testenv.FileTail(d.logPath, n)
 }
 
 // connectorView is the part of a /v1/connectors entry the suite reads.
@@ -206,12 +180,11 @@ func (d *daemon) rss() (int64, error) {
 // freeAddr returns a loopback address nobody listens on (for a moment).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testenv.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // committed reads the connector's committed position (hex) from the file offset
@@ -247,30 +220,14 @@ func snapshotDone(pos string) bool {
 // runCmd runs a connectd command to completion with a generous timeout.
 func runCmd(t *testing.T, timeout time.Duration, args ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(connectdBin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	r, err := testenv.Connectd{Bin: connectdBin}.RunCombined(timeout, args...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			code = -2
-		}
-		return code, out.String()
-	case <-time.After(timeout):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("connectd %s did not exit within %s\n%s", strings.Join(args, " "), timeout, tailString(out.String(), 80))
-		return 0, ""
+	if r.TimedOut {
+		t.Fatalf("connectd %s did not exit within %s\n%s", strings.Join(args, " "), timeout, tailString(r.Stdout, 80))
 	}
+	return r.Code, r.Stdout
 }
 
 func tailString(s string, n int) string {

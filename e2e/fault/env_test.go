@@ -162,8 +162,8 @@ func (e *env) sleep(min, max time.Duration) {
 // when it stopped on its own.
 func (e *env) ensureRunning() {
 	e.t.Helper()
-	if e.d.done != nil && !e.d.running() && !e.d.killed {
-		e.t.Fatalf("connectd run exited on its own: %v; log tail:\n%s", e.d.err, e.d.logTail(80))
+	if e.d.proc != nil && !e.d.running() && !e.d.killed {
+		e.t.Fatalf("connectd run exited on its own: %v; log tail:\n%s", e.d.err(), e.d.logTail(80))
 	}
 	if !e.d.running() {
 		e.d.start(e.t)
@@ -184,7 +184,7 @@ func (e *env) waitSnapshot(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for !e.snapshotCommitted() {
 		if !e.d.running() {
-			e.t.Fatalf("connectd run exited during the snapshot: %v; log tail:\n%s", e.d.err, e.d.logTail(80))
+			e.t.Fatalf("connectd run exited during the snapshot: %v; log tail:\n%s", e.d.err(), e.d.logTail(80))
 		}
 		if time.Now().After(deadline) {
 			e.t.Fatalf("the snapshot was not committed within %s (committed: %s=%q %s=%q); log tail:\n%s", timeout,
@@ -349,7 +349,7 @@ func (e *env) pauseS3(d time.Duration, check bool, burst int64) {
 	}
 	<-e.w.bigDone
 	if !e.d.running() {
-		e.t.Fatalf("connectd run exited while S3 was frozen: %v; log tail:\n%s", e.d.err, e.d.logTail(80))
+		e.t.Fatalf("connectd run exited while S3 was frozen: %v; log tail:\n%s", e.d.err(), e.d.logTail(80))
 	}
 	read := int64(read1 - read0)
 	wrote := committed1 - committed0
@@ -411,7 +411,7 @@ func (e *env) fillDisk(hold time.Duration) {
 		e.t.Fatal(err)
 	}
 	if !e.d.running() {
-		e.t.Fatalf("connectd run exited when the disk was full: %v; log tail:\n%s", e.d.err, e.d.logTail(80))
+		e.t.Fatalf("connectd run exited when the disk was full: %v; log tail:\n%s", e.d.err(), e.d.logTail(80))
 	}
 	// Liveness: once there is room, the file connector commits again (its backoff is
 	// at most a minute; the workload keeps writing).
@@ -422,7 +422,7 @@ func (e *env) fillDisk(hold time.Duration) {
 			return
 		}
 		if !e.d.running() {
-			e.t.Fatalf("connectd run exited after the disk was full: %v; log tail:\n%s", e.d.err, e.d.logTail(80))
+			e.t.Fatalf("connectd run exited after the disk was full: %v; log tail:\n%s", e.d.err(), e.d.logTail(80))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -85,20 +83,13 @@ func runMain(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if connectdBin = os.Getenv("CONNECTD_BIN"); connectdBin == "" {
-		binDir, err := os.MkdirTemp("", "connectd-fault-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "fault:", err)
-			return 1
-		}
-		defer os.RemoveAll(binDir)
-		connectdBin = filepath.Join(binDir, "connectd")
-		if err := buildConnectd(ctx, connectdBin); err != nil {
-			fmt.Fprintln(os.Stderr, "fault:", err)
-			return 1
-		}
+	bin, cleanup, err := testenv.BuildConnectd(ctx, "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fault:", err)
+		return 1
 	}
-	var err error
+	defer cleanup()
+	connectdBin = bin
 	pgServer, err = testenv.StartPostgres(ctx, testenv.PostgresOptions{ExtraConf: map[string]string{
 		// Faults leave slots behind briefly; room for every test's connectors.
 		"max_replication_slots": "30",
@@ -119,22 +110,4 @@ func runMain(m *testing.M) int {
 	}
 	defer s3Server.Stop()
 	return m.Run()
-}
-
-// buildConnectd builds ./cmd/connectd of the module that holds this package.
-func buildConnectd(ctx context.Context, out string) error {
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	root := filepath.Dir(filepath.Dir(wd))
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		return fmt.Errorf("build connectd: no go.mod in %s (run the tests from e2e/fault): %w", root, err)
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/connectd")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/connectd: %w\n%s", err, b)
-	}
-	return nil
 }

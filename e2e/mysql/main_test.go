@@ -1,18 +1,13 @@
 package mysqle2e
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,22 +30,13 @@ func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 func runMain(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if connectdBin = os.Getenv("CONNECTD_BIN"); connectdBin == "" {
-		dir, err := os.MkdirTemp("", "connectd-e2e-mysql-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "e2e/mysql:", err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		connectdBin = filepath.Join(dir, "connectd")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", connectdBin, "./cmd/connectd")
-		cmd.Dir = "../.." // the module root, from e2e/mysql where go test runs
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e/mysql: go build ./cmd/connectd: %v\n%s", err, out)
-			return 1
-		}
+	bin, cleanup, err := testenv.BuildConnectd(ctx, "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e/mysql:", err)
+		return 1
 	}
-	var err error
+	defer cleanup()
+	connectdBin = bin
 	maria, err = testenv.StartMariaDB(ctx, testenv.MariaDBOptions{ExtraConf: map[string]string{"binlog_row_metadata": "FULL"}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e/mysql: start mariadb:", err)
@@ -161,30 +147,14 @@ func tail(s string, n int) string {
 // connectd runs the binary to completion; one still running after timeout fails the test.
 func connectd(t *testing.T, timeout time.Duration, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, connectdBin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("connectd %s did not exit within %s\n%s", strings.Join(args, " "), timeout, tail(stderr.String(), 40))
+	r, err := testenv.Connectd{Bin: connectdBin}.Run(timeout, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return result{code: exitCode(err), stdout: stdout.String(), stderr: stderr.String()}
-}
-
-func exitCode(err error) int {
-	if err == nil {
-		return 0
+	if r.TimedOut {
+		t.Fatalf("connectd %s did not exit within %s\n%s", strings.Join(args, " "), timeout, tail(r.Stderr, 40))
 	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return -1
-		}
-		return ee.ExitCode()
-	}
-	return -2
+	return result{code: r.Code, stdout: r.Stdout, stderr: r.Stderr}
 }
 
 func (p *pipe) sync(t *testing.T) result {
@@ -198,50 +168,23 @@ func (p *pipe) sync(t *testing.T) result {
 
 // daemon is `connectd run` in the background.
 type daemon struct {
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	done   chan struct{}
-	err    error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	proc   *testenv.Process
+	stderr *testenv.Buffer // stdout and stderr
 }
 
 func (p *pipe) start(t *testing.T) *daemon {
 	t.Helper()
-	d := &daemon{stderr: &lockedBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(connectdBin, "run", "-c", p.config)
-	d.cmd.Stdout, d.cmd.Stderr = d.stderr, d.stderr
-	if err := d.cmd.Start(); err != nil {
+	d := &daemon{stderr: &testenv.Buffer{}}
+	proc, err := testenv.Connectd{Bin: connectdBin}.Start(d.stderr, d.stderr, "run", "-c", p.config)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { d.err = d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() { d.kill() })
+	d.proc = proc
+	t.Cleanup(d.kill)
 	return d
 }
 
-func (d *daemon) kill() {
-	select {
-	case <-d.done:
-	default:
-		_ = d.cmd.Process.Signal(syscall.SIGKILL)
-		<-d.done
-	}
-}
+func (d *daemon) kill() { d.proc.Kill() }
 
 // localLake is a local directory holding the lake (an s3:// one downloaded fresh).
 func (p *pipe) localLake(t *testing.T) string {
@@ -262,32 +205,19 @@ type row map[string]string
 // query renders every value of q's rows as text (NULL: absent from the row).
 func query(t *testing.T, db *sql.DB, q string) []row {
 	t.Helper()
-	rows, err := db.Query(q)
+	cols, vals, err := lakedb.QueryText(db, q)
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
 	var out []row
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+	for _, v := range vals {
 		r := row{}
 		for i, c := range cols {
-			if vals[i].Valid {
-				r[c] = vals[i].String
+			if v[i].Valid {
+				r[c] = v[i].String
 			}
 		}
 		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("%s: %v", q, err)
 	}
 	return out
 }

@@ -197,8 +197,8 @@ func TestKilledRunResumesExactlyAcrossFlushLogsAndServerRestart(t *testing.T) {
 				return
 			}
 			select {
-			case <-d.done:
-				t.Fatalf("%s: connectd run exited: %v\n%s", what, d.err, tail(d.stderr.String(), 40))
+			case <-d.proc.Done():
+				t.Fatalf("%s: connectd run exited: %v\n%s", what, d.proc.Err(), tail(d.stderr.String(), 40))
 			case <-time.After(2 * time.Millisecond):
 			}
 		}
@@ -243,9 +243,9 @@ func TestKilledRunResumesExactlyAcrossFlushLogsAndServerRestart(t *testing.T) {
 	d = p.start(t)
 	time.Sleep(time.Second)
 	w.stop(t)
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	<-d.done
-	if code := exitCode(d.err); code != 0 {
+	d.proc.Signal(syscall.SIGTERM)
+	<-d.proc.Done()
+	if code := d.proc.ExitCode(); code != 0 {
 		t.Errorf("connectd run after SIGTERM: exit %d\n%s", code, tail(d.stderr.String(), 30))
 	}
 	p.sync(t) // everything committed at the source by now

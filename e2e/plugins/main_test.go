@@ -7,16 +7,11 @@ package plugins
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -48,15 +43,15 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	pluginDir = filepath.Join(dir, "plugins")
-	connectdBin = filepath.Join(dir, "connectd")
-	if bin := os.Getenv("CONNECTD_BIN"); bin != "" {
-		connectdBin = bin
-	} else if err := build(ctx, connectdBin, "./cmd/connectd"); err != nil {
+	bin, cleanup, err := testenv.BuildConnectd(ctx, "")
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e/plugins:", err)
 		return 1
 	}
+	defer cleanup()
+	connectdBin = bin
 	for _, p := range []string{"jsonl-source", "ndjson-destination"} {
-		if err := build(ctx, filepath.Join(pluginDir, p), "./plugins/examples/"+p); err != nil {
+		if err := testenv.Build(ctx, "", "./plugins/examples/"+p, filepath.Join(pluginDir, p)); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e/plugins:", err)
 			return 1
 		}
@@ -68,22 +63,6 @@ func runMain(m *testing.M) int {
 	}
 	defer pgServer.Stop()
 	return m.Run()
-}
-
-// build builds pkg, relative to the module root (two levels up from e2e/plugins,
-// where go test runs), into out.
-func build(ctx context.Context, out, pkg string) error {
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	root := filepath.Join(wd, "..", "..")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
-	}
-	return nil
 }
 
 var serial atomic.Int64
@@ -98,21 +77,17 @@ func newDatabase(t *testing.T, name string) (string, *pgx.Conn) {
 	t.Helper()
 	ctx := context.Background()
 	name = unique(name)
-	if err := pgServer.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	dsn, err := pgServer.CreateDatabase(ctx, name)
+	if err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
-	u, err := url.Parse(pgServer.DSN)
+	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	conn, err := pgx.Connect(ctx, u.String())
-	if err != nil {
-		t.Fatalf("connect %s: %v", u, err)
+		t.Fatalf("connect %s: %v", dsn, err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	mustExec(t, conn, "SET TimeZone = 'UTC'")
-	return u.String(), conn
+	return dsn, conn
 }
 
 func mustExec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
@@ -147,114 +122,52 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func exitCode(cmd *exec.Cmd, err error) int {
-	if err == nil {
-		return 0
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return -1
-		}
-		return ee.ExitCode()
-	}
-	return -2
-}
-
 // syncConfig runs `connectd sync -c config` and fails the test unless it exits 0.
 func syncConfig(t *testing.T, config string) result {
 	t.Helper()
-	cmd := exec.Command(connectdBin, "sync", "-c", config)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
+	out, err := testenv.Connectd{Bin: connectdBin}.Run(3*time.Minute, "sync", "-c", config)
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		r := result{code: exitCode(cmd, err), stdout: stdout.String(), stderr: stderr.String()}
-		if r.code != 0 {
-			t.Fatalf("connectd sync -c %s: want exit 0, got %s", config, r)
-		}
-		return r
-	case <-time.After(3 * time.Minute):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("connectd sync did not exit within 3m; killed it\n--- stderr:\n%s", tail(stderr.String(), 60))
-		return result{}
+	if out.TimedOut {
+		t.Fatalf("connectd sync did not exit within 3m; killed it\n--- stderr:\n%s", tail(out.Stderr, 60))
 	}
-}
-
-// safeBuffer collects a child's output while the test reads it.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	r := result{code: out.Code, stdout: out.Stdout, stderr: out.Stderr}
+	if r.code != 0 {
+		t.Fatalf("connectd sync -c %s: want exit 0, got %s", config, r)
+	}
+	return r
 }
 
 // daemon is a `connectd run` in the background.
 type daemon struct {
-	cmd    *exec.Cmd
-	stderr *safeBuffer
-	done   chan struct{}
-	err    error // valid once done is closed
+	proc   *testenv.Process
+	stderr *testenv.Buffer // stdout and stderr
 }
 
 func startRun(t *testing.T, config string) *daemon {
 	t.Helper()
-	d := &daemon{stderr: &safeBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(connectdBin, "run", "-c", config)
-	d.cmd.Stdout, d.cmd.Stderr = d.stderr, d.stderr
-	if err := d.cmd.Start(); err != nil {
+	d := &daemon{stderr: &testenv.Buffer{}}
+	p, err := testenv.Connectd{Bin: connectdBin}.Start(d.stderr, d.stderr, "run", "-c", config)
+	if err != nil {
 		t.Fatalf("start connectd run: %v", err)
 	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		if d.running() {
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
-	})
+	d.proc = p
+	t.Cleanup(p.Kill)
 	return d
 }
 
-func (d *daemon) running() bool {
-	select {
-	case <-d.done:
-		return false
-	default:
-		return true
-	}
-}
+func (d *daemon) running() bool { return d.proc.Running() }
 
 // stopClean sends SIGTERM and fails the test unless connectd exits 0.
 func (d *daemon) stopClean(t *testing.T) {
 	t.Helper()
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(90 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
+	d.proc.Signal(syscall.SIGTERM)
+	if !d.proc.Wait(90 * time.Second) {
+		d.proc.Kill()
 		t.Fatalf("connectd run did not exit within 90s of SIGTERM\n--- log:\n%s", tail(d.stderr.String(), 60))
 	}
-	if code := exitCode(d.cmd, d.err); code != 0 {
+	if code := d.proc.ExitCode(); code != 0 {
 		t.Fatalf("connectd run after SIGTERM: exit %d\n--- log:\n%s", code, tail(d.stderr.String(), 60))
 	}
 }
@@ -270,7 +183,7 @@ func waitFor(t *testing.T, timeout time.Duration, d *daemon, what string, cond f
 			return
 		}
 		if d != nil && !d.running() {
-			t.Fatalf("waiting for %s: connectd run exited (%v); last state: %s\n--- log:\n%s", what, d.err, state, tail(d.stderr.String(), 60))
+			t.Fatalf("waiting for %s: connectd run exited (%v); last state: %s\n--- log:\n%s", what, d.proc.Err(), state, tail(d.stderr.String(), 60))
 		}
 		if time.Now().After(deadline) {
 			log := ""
@@ -286,12 +199,11 @@ func waitFor(t *testing.T, timeout time.Duration, d *daemon, what string, cond f
 // freeAddr returns a loopback address with a port free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testenv.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // childPlugin returns the pid of parent's child process running the executable

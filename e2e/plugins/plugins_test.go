@@ -460,7 +460,7 @@ connectors:
 `, dir, addr, pluginDir, evName, jsonlSource(events), lake, ordName, dsn, out))
 
 	d := startRun(t, config)
-	pid := d.cmd.Process.Pid
+	pid := d.proc.Pid()
 
 	// Writers: lines appended to the file and rows inserted into orders, in small
 	// transactions, until stopped.

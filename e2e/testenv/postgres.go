@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,6 +235,19 @@ func (p *Postgres) Exec(ctx context.Context, sql string, args ...any) error {
 		return fmt.Errorf("testenv: postgres: exec %q: %w", sql, err)
 	}
 	return nil
+}
+
+// CreateDatabase creates a database and returns the superuser DSN of it.
+func (p *Postgres) CreateDatabase(ctx context.Context, name string) (string, error) {
+	if err := p.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", err
+	}
+	u, err := url.Parse(p.DSN)
+	if err != nil {
+		return "", fmt.Errorf("testenv: postgres: parse DSN %s: %w", p.DSN, err)
+	}
+	u.Path = "/" + name
+	return u.String(), nil
 }
 
 // Psql returns the path of the psql binary that matches the server.

@@ -129,3 +129,33 @@ func countRows(ctx context.Context, t *testing.T, dsn string) int {
 	}
 	return n
 }
+
+func TestPostgresCreateDatabase(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pg, err := StartPostgres(ctx, PostgresOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	// A name that needs quoting: the DSN and the statement must both carry it.
+	dsn, err := pg.CreateDatabase(ctx, "Shop_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var name string
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	if name != "Shop_1" {
+		t.Errorf("DSN %s connects to %q, want Shop_1", dsn, name)
+	}
+	if _, err := pg.CreateDatabase(ctx, "Shop_1"); err == nil {
+		t.Error("creating the same database twice: want an error")
+	}
+}

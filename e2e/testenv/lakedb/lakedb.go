@@ -8,6 +8,7 @@ package lakedb
 
 import (
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,4 +39,30 @@ func DuckDB(t testing.TB) *sql.DB {
 func ParquetTree(dir string) string {
 	glob := filepath.ToSlash(filepath.Join(dir, "**", "*.parquet"))
 	return "read_parquet('" + strings.ReplaceAll(glob, "'", "''") + "', hive_partitioning = true, union_by_name = true)"
+}
+
+// QueryText runs q on db (DuckDB or any other database/sql database) and returns
+// its column names and every value as text; an invalid NullString is NULL. Tests
+// compare text forms, which both sides of a comparison render alike.
+func QueryText(db *sql.DB, q string) (cols []string, rows [][]sql.NullString, err error) {
+	r, err := db.Query(q)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
+	if cols, err = r.Columns(); err != nil {
+		return nil, nil, err
+	}
+	for r.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := r.Scan(ptrs...); err != nil {
+			return nil, nil, fmt.Errorf("scan: %w", err)
+		}
+		rows = append(rows, vals)
+	}
+	return cols, rows, r.Err()
 }
