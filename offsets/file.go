@@ -199,12 +199,25 @@ func (f *File) Reset(ctx context.Context, connector string) error {
 	l := f.lock(connector)
 	l.Lock()
 	defer l.Unlock()
-	err := os.Remove(f.Path(connector))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	// The source state belongs to the position: a snapshot's progress kept after its
+	// position is forgotten would make the next run resume instead of starting again.
+	states, err := filepath.Glob(filepath.Join(f.dir, escapeName(connector)+".*"+stateExt)) // escaped names hold no glob characters
 	if err != nil {
 		return fmt.Errorf("offsets: reset %s: %w", connector, err)
+	}
+	removed := false
+	for _, p := range append(states, f.Path(connector)) {
+		err := os.Remove(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("offsets: reset %s: %w", connector, err)
+		}
+		removed = true
+	}
+	if !removed {
+		return nil
 	}
 	if err := f.syncDir(); err != nil {
 		return fmt.Errorf("offsets: reset %s: %w", connector, err)

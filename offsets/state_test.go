@@ -3,6 +3,8 @@ package offsets
 import (
 	"context"
 	"testing"
+
+	"github.com/connectd/connectd/record"
 )
 
 func TestStateSurvivesReopenAndStaysApartFromOffsets(t *testing.T) {
@@ -36,5 +38,33 @@ func TestStateSurvivesReopenAndStaysApartFromOffsets(t *testing.T) {
 	}
 	if names, err := g.List(ctx); err != nil || len(names) != 0 {
 		t.Errorf("List sees state files as offsets: %v, %v", names, err)
+	}
+}
+
+func TestResetForgetsTheSourceStateToo(t *testing.T) {
+	ctx := context.Background()
+	f, err := NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"orders", "orders2"} {
+		if err := f.Commit(ctx, name, record.Position{1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.State(name).Save(ctx, "snapshot", []byte("progress")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Reset(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := f.State("orders").Load(ctx, "snapshot"); err != nil || data != nil {
+		t.Errorf("state after reset = %q, %v; want none", data, err)
+	}
+	if data, err := f.State("orders2").Load(ctx, "snapshot"); err != nil || string(data) != "progress" {
+		t.Errorf("another connector's state = %q, %v; want it kept", data, err)
+	}
+	if pos, err := f.Load(ctx, "orders2"); err != nil || pos == nil {
+		t.Errorf("another connector's position = %v, %v; want it kept", pos, err)
 	}
 }
