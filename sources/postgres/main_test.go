@@ -226,6 +226,28 @@ func (r *reader) stop() {
 	case <-time.After(30 * time.Second):
 	}
 	r.src.Close(context.Background())
+	waitSlotReleased(r.src.st.dsn, r.src.st.slot)
+}
+
+// waitSlotReleased waits until no walsender holds the slot: the server ends the old
+// walsender a moment after its connection closes, and a Read started before that
+// fails with "slot is active" (in production the supervisor's retry covers it).
+func waitSlotReleased(dsn, slot string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return
+	}
+	defer conn.Close(context.Background())
+	for ctx.Err() == nil {
+		var active bool
+		err := conn.QueryRow(ctx, "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&active)
+		if err != nil || !active {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func slotConfirmed(t *testing.T, conn *pgx.Conn, slot string) pglogrepl.LSN {
