@@ -192,8 +192,8 @@ func launch(ctx context.Context, dir string, pc *config.PluginConfig, kind strin
 		StartTimeout:     t.Start,
 		SyncStdout:       newLineWriter(log, slog.LevelInfo, "plugin stdout"),
 		SyncStderr:       newLineWriter(log, slog.LevelWarn, "plugin stderr"),
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(wire.MaxMessageBytes), grpc.MaxCallSendMsgSize(wire.MaxMessageBytes))},
+		GRPCDialOptions: append([]grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(wire.MaxMessageBytes), grpc.MaxCallSendMsgSize(wire.MaxMessageBytes))}, wire.DialOptions()...),
 	})
 	c := &conn{name: name, path: path, client: client, log: log, t: t}
 	rpc, err := client.Client()

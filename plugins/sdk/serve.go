@@ -37,6 +37,7 @@ func serve(kind string, p plugin.Plugin) {
 		VersionedPlugins: map[int]plugin.PluginSet{wire.ProtocolVersion: {kind: p}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, grpc.MaxRecvMsgSize(wire.MaxMessageBytes), grpc.MaxSendMsgSize(wire.MaxMessageBytes))
+			opts = append(opts, wire.ServerOptions()...)
 			return grpc.NewServer(opts...)
 		},
 		// go-plugin's own messages, in the same JSON shape as the plugin's log.

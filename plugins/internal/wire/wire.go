@@ -34,6 +34,27 @@ var Handshake = plugin.HandshakeConfig{
 // splits batches well below it.
 const MaxMessageBytes = 256 << 20
 
+// Flow control and socket buffers of the plugin connection. gRPC's defaults (a
+// 64 KiB window grown by estimation, 32 KiB buffers) are made for networks; over a
+// local socket a window of several batches lets the sender keep encoding while the
+// receiver decodes, instead of waiting for window updates.
+const (
+	windowBytes = 16 << 20
+	bufferBytes = 1 << 20
+)
+
+// DialOptions are the host's options for the plugin connection.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithInitialWindowSize(windowBytes), grpc.WithInitialConnWindowSize(windowBytes),
+		grpc.WithReadBufferSize(bufferBytes), grpc.WithWriteBufferSize(bufferBytes)}
+}
+
+// ServerOptions are the plugin's options for the same connection.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.InitialWindowSize(windowBytes), grpc.InitialConnWindowSize(windowBytes),
+		grpc.ReadBufferSize(bufferBytes), grpc.WriteBufferSize(bufferBytes)}
+}
+
 // SourcePlugin binds the Source service to go-plugin. The SDK sets Impl; the host
 // uses the zero value and gets a pb.SourceClient from Dispense.
 type SourcePlugin struct {
