@@ -527,12 +527,3 @@ func compareTable(t *testing.T, lake map[string]row, source []row, key string, c
 		}
 	}
 }
-
-// blocked skips a test that fails because of a known bug outside the e2e package,
-// unless CONNECTD_E2E_RUN_BLOCKED=1 (for whoever fixes the bug). reason names the bug.
-func blocked(t *testing.T, reason string) {
-	t.Helper()
-	if os.Getenv("CONNECTD_E2E_RUN_BLOCKED") != "1" {
-		t.Skip("blocked by: " + reason)
-	}
-}

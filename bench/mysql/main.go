@@ -14,7 +14,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -26,7 +25,6 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/connectd/connectd/e2e/testenv"
 )
@@ -191,7 +189,7 @@ connectors:
 	}
 
 	step("connectd sync: the same changes into file:// Parquet")
-	before, _, err := countLake(lake)
+	before, _, _, err := testenv.CountLake(lake)
 	if err != nil {
 		return err
 	}
@@ -199,7 +197,7 @@ connectors:
 	if err != nil {
 		return err
 	}
-	after, lakeBytes, err := countLake(lake)
+	after, lakeBytes, _, err := testenv.CountLake(lake)
 	if err != nil {
 		return err
 	}
@@ -373,38 +371,6 @@ func tail(path string, n int) string {
 		}
 	}
 	return strings.Join(lines, "\n")
-}
-
-// countLake counts the rows and bytes of the Parquet files under dir.
-func countLake(dir string) (rows, size int64, err error) {
-	err = filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if e.IsDir() || !strings.HasSuffix(path, ".parquet") {
-			return nil
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
-		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-		rows += pf.NumRows()
-		size += st.Size()
-		return nil
-	})
-	return rows, size, err
 }
 
 // countDecoded counts the row images mariadb-binlog -v prints as pseudo-SQL.

@@ -5,15 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/connectd/connectd/e2e/testenv"
 )
@@ -123,7 +120,7 @@ func (b *bench) syncConnectd(ctx context.Context, c connectorConfig) (procResult
 	}
 	res.snapshotElapsed, res.streamElapsed = parseLog(logPath, end)
 	res.lakeDir = filepath.Join(b.tmp, c.name, "lake")
-	if res.lakeRows, res.lakeSize, res.files, err = countLake(res.lakeDir); err != nil {
+	if res.lakeRows, res.lakeSize, res.files, err = testenv.CountLake(res.lakeDir); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -162,38 +159,4 @@ func parseLog(path string, exit time.Time) (snapshot, stream time.Duration) {
 		}
 	}
 	return snapshot, stream
-}
-
-// countLake sums the row counts in the footers of every Parquet file under dir, to
-// check that what was measured was really delivered.
-func countLake(dir string) (rows, size int64, files int, err error) {
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if os.IsNotExist(err) && p == dir {
-				return fs.SkipDir
-			}
-			return err
-		}
-		if d.IsDir() || !strings.HasSuffix(p, ".parquet") {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
-		if err != nil {
-			return fmt.Errorf("read parquet footer of %s: %w", p, err)
-		}
-		rows += pf.NumRows()
-		size += st.Size()
-		files++
-		return nil
-	})
-	return rows, size, files, err
 }
