@@ -40,6 +40,7 @@ import (
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/destinations/parquet"
+	"github.com/connectd/connectd/internal/gctune"
 	"github.com/connectd/connectd/offsets"
 	"github.com/connectd/connectd/pipeline"
 	"github.com/connectd/connectd/plugins/host"
@@ -52,6 +53,8 @@ func main() {
 	only := flag.String("only", "", "run only the cases whose name contains this")
 	cpuprofile := flag.String("cpuprofile", "", "write connectd's CPU profile here")
 	flag.Parse()
+	// Both kinds of cases run in this process: collect garbage as connectd does.
+	gctune.Set(gctune.Connectd)
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {

@@ -8,7 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
+
+	"github.com/connectd/connectd/internal/gctune"
 )
 
 // Set by the linker: -ldflags "-X main.version=... -X main.commit=...".
@@ -30,24 +31,8 @@ func (e *exitError) Unwrap() error { return e.err }
 func usageErr(err error) error { return &exitError{code: 2, err: err} }
 
 func main() {
-	tuneGC()
+	gctune.Set(gctune.Connectd)
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
-}
-
-// gcPercent replaces Go's default GOGC of 100. connectd's live heap is small and
-// bounded (the pipeline buffer, one row group per open file), but a snapshot or a
-// large transaction allocates fast, so at 100 the collector runs every few
-// megabytes: in the 2M-row snapshot benchmark 200 took about 5% less CPU per row
-// while peak RSS went from about 135 to 200 MiB (see docs/benchmarks.md, run 4).
-const gcPercent = 200
-
-// tuneGC sets the collector's target unless the user chose one with GOGC or a
-// memory limit with GOMEMLIMIT, which then govern as usual.
-func tuneGC() {
-	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
-		return
-	}
-	debug.SetGCPercent(gcPercent)
 }
 
 // run executes the command line and returns the exit status.

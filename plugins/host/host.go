@@ -270,7 +270,10 @@ func (c *conn) unary(ctx context.Context, op string, d time.Duration, f func(ctx
 	cctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	err := f(cctx)
-	if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+	// The deadline also travels to the plugin, whose gRPC server may reset the
+	// stream a moment before our own context's timer has fired: the clock decides.
+	deadline, _ := cctx.Deadline()
+	if err != nil && ctx.Err() == nil && (errors.Is(cctx.Err(), context.DeadlineExceeded) || !time.Now().Before(deadline)) {
 		c.killHung(op, d)
 	}
 	return c.wrap(ctx, op, err)

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/connectd/connectd/internal/gctune"
 	"github.com/connectd/connectd/plugins/internal/wire"
 )
 
@@ -32,6 +33,7 @@ func ServeDestination[C any](info Info, dst Destination[C]) {
 }
 
 func serve(kind string, p plugin.Plugin) {
+	gctune.Set(gctune.Plugin)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{wire.ProtocolVersion: {kind: p}},
