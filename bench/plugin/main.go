@@ -4,11 +4,19 @@
 // 0.8 (a plugin costs less than 20% of throughput).
 //
 // Two comparisons:
+//
 //   - against a no-op at the other end (plugins/host/testdata/gensource and
 //     discarddest against in-process equivalents): the plugin boundary's cost alone
 //     (gRPC over a local socket, encoding and decoding), the worst case;
+//
 //   - what a user sees: the plugin source into the built-in parquet destination
 //     (file://, zstd) against the in-process source into the same destination.
+//
+//   - real connectors: the example plugins jsonl-source (into parquet) and
+//     ndjson-destination (from the in-process generator), each against the very same
+//     connector code run in process through sdk.EmbedSource / EmbedDestination.
+//     These connectors do real work per record (parse a JSON line, format one), as
+//     a user's would, so the boundary's cost shows next to that work.
 //
 // The cases run in turn, runs times, so that a change in the machine's load touches
 // them all; each figure is the median of its runs, and each ratio the median of the
@@ -21,8 +29,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -43,7 +53,10 @@ import (
 	"github.com/connectd/connectd/internal/gctune"
 	"github.com/connectd/connectd/offsets"
 	"github.com/connectd/connectd/pipeline"
+	"github.com/connectd/connectd/plugins/examples/jsonl-source/jsonl"
+	"github.com/connectd/connectd/plugins/examples/ndjson-destination/ndjson"
 	"github.com/connectd/connectd/plugins/host"
+	"github.com/connectd/connectd/plugins/sdk"
 	"github.com/connectd/connectd/record"
 )
 
@@ -86,8 +99,9 @@ func run(n uint64, runs int, only string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	for _, p := range []string{"gensource", "discarddest"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, p), "./plugins/host/testdata/"+p)
+	for p, pkg := range map[string]string{"gensource": "./plugins/host/testdata/gensource", "discarddest": "./plugins/host/testdata/discarddest",
+		"jsonl-source": "./plugins/examples/jsonl-source", "ndjson-destination": "./plugins/examples/ndjson-destination"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, p), pkg)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("build %s (run from the repository root): %w", p, err)
@@ -112,12 +126,38 @@ func run(n uint64, runs int, only string) error {
 		return parquet.Kind{}.Open(ctx, connector.DestinationParams{Name: "bench",
 			Config: config.Destination{Type: "parquet", Parquet: &config.ParquetDestination{URL: "file://" + out}}, Logger: quiet})
 	}
+	jsonlPath := filepath.Join(dir, "rows.jsonl")
+	if err := writeJSONL(jsonlPath, n); err != nil {
+		return err
+	}
+	jsonlCfg := map[string]any{"path": jsonlPath, "namespace": "gen", "table": "rows", "time_column": "at",
+		"columns": []map[string]any{{"name": "id", "type": "int64", "key": true}, {"name": "amount", "type": "decimal(12,2)"},
+			{"name": "name", "type": "string"}, {"name": "at", "type": "timestamptz"}, {"name": "flag", "type": "bool"}}}
+	env := sdk.Env{Connector: "bench", Sync: true, Logger: quiet}
+	jsonlEmbedded := func() (connector.Source, error) {
+		return sdk.EmbedSource[jsonl.Config](&jsonl.Source{}, mustJSON(jsonlCfg), env)
+	}
+	jsonlPlugin := func() (connector.Source, error) {
+		return host.SourceKind{Dir: dir}.Open(ctx, connector.SourceParams{Name: "bench", Mode: connector.ModeSync, Logger: quiet, Status: connector.NopStatus{},
+			Config: config.Source{Type: "plugin", Plugin: &config.PluginConfig{Name: "jsonl-source", Config: jsonlCfg}}})
+	}
+	ndjsonEmbedded := func(out string) (connector.Destination, error) {
+		return sdk.EmbedDestination[ndjson.Config](ctx, &ndjson.Destination{}, mustJSON(map[string]any{"dir": out}), env)
+	}
+	ndjsonPlugin := func(out string) (connector.Destination, error) {
+		return host.DestinationKind{Dir: dir}.Open(ctx, connector.DestinationParams{Name: "bench", Logger: quiet,
+			Config: config.Destination{Type: "plugin", Plugin: &config.PluginConfig{Name: "ndjson-destination", Config: map[string]any{"dir": out}}}})
+	}
 	cases := []*benchCase{
 		{name: "in-process source -> discard", src: inSource, dst: inDest},
 		{name: "plugin source -> discard", src: plugSource, dst: inDest},
 		{name: "in-process source -> plugin dest", src: inSource, dst: plugDest},
 		{name: "in-process source -> parquet", src: inSource, dst: parquetDest},
 		{name: "plugin source -> parquet", src: plugSource, dst: parquetDest},
+		{name: "jsonl-source embedded -> parquet", src: jsonlEmbedded, dst: parquetDest},
+		{name: "jsonl-source plugin -> parquet", src: jsonlPlugin, dst: parquetDest},
+		{name: "in-process source -> ndjson embedded", src: inSource, dst: ndjsonEmbedded},
+		{name: "in-process source -> ndjson plugin", src: inSource, dst: ndjsonPlugin},
 	}
 	cases = slices.DeleteFunc(cases, func(c *benchCase) bool { return only != "" && !strings.Contains(c.name, only) })
 
@@ -135,7 +175,7 @@ func run(n uint64, runs int, only string) error {
 	byName := map[string]*benchCase{}
 	for _, c := range cases {
 		byName[c.name] = c
-		fmt.Printf("%-34s %9.0f records/s %9.0f records/CPU-s   (runs:", c.name, median(c.rates), median(c.cpu))
+		fmt.Printf("%-38s %9.0f records/s %9.0f records/CPU-s   (runs:", c.name, median(c.rates), median(c.cpu))
 		for _, r := range c.rates {
 			fmt.Printf(" %.0f", r)
 		}
@@ -151,11 +191,13 @@ func run(n uint64, runs int, only string) error {
 			rs = append(rs, a.rates[i]/b.rates[i])
 			cs = append(cs, a.cpu[i]/b.cpu[i])
 		}
-		fmt.Printf("%-46s %.2f  (per CPU-second: %.2f)\n", label, median(rs), median(cs))
+		fmt.Printf("%-48s %.2f  (per CPU-second: %.2f)\n", label, median(rs), median(cs))
 	}
 	ratio("plugin source / in-process (no-op dest):", "plugin source -> discard", "in-process source -> discard")
 	ratio("plugin destination / in-process (no-op src):", "in-process source -> plugin dest", "in-process source -> discard")
 	ratio("plugin source / in-process (into parquet):", "plugin source -> parquet", "in-process source -> parquet")
+	ratio("jsonl-source plugin / embedded (parquet):", "jsonl-source plugin -> parquet", "jsonl-source embedded -> parquet")
+	ratio("ndjson-destination plugin / embedded:", "in-process source -> ndjson plugin", "in-process source -> ndjson embedded")
 	return nil
 }
 
@@ -265,3 +307,29 @@ func (d *discard) Write(_ context.Context, recs []record.Record) error {
 func (d *discard) Buffered() (int64, int64)    { return d.rows, 0 }
 func (d *discard) Flush(context.Context) error { d.rows = 0; return nil }
 func (d *discard) Close(context.Context) error { return nil }
+
+// writeJSONL writes the generated rows as the JSON lines jsonl-source reads.
+func writeJSONL(path string, n uint64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for i := uint64(1); i <= n; i++ {
+		ts := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second)
+		fmt.Fprintf(w, `{"id":%d,"amount":%d.%02d,"name":"row-%d","at":"%s","flag":%t}`+"\n", i, i, i%100, i, ts.Format(time.RFC3339), i%2 == 0)
+	}
+	if err := w.Flush(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
