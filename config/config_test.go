@@ -327,10 +327,10 @@ func TestRules(t *testing.T) {
 			[]string{`c.yaml:7: connectors.orders.source.snapshot_chunk: must be between 1 and 2147483647`}},
 		{"offsets missing", "offsets: file:///var/lib/connectd\n", "",
 			[]string{`c.yaml:1: offsets: required: where checkpoints live, e.g. file:///var/lib/connectd`}},
-		{"offsets postgres", "file:///var/lib/connectd", "postgres://h/db",
-			[]string{`c.yaml:1: offsets: postgres:// offset stores are not supported yet; use file:///path/to/dir`}},
-		{"offsets s3", "file:///var/lib/connectd", "s3://bucket/offsets",
-			[]string{`c.yaml:1: offsets: s3:// offset stores are not supported yet; use file:///path/to/dir`}},
+		{"offsets s3 without a bucket", "file:///var/lib/connectd", "s3:///offsets",
+			[]string{`c.yaml:1: offsets: s3:// needs a bucket, e.g. s3://bucket/connectd/offsets?region=eu-west-1`}},
+		{"offsets ftp", "file:///var/lib/connectd", "ftp://h/offsets",
+			[]string{`c.yaml:1: offsets: unknown offset store ftp://: use file:///path/to/dir, s3://bucket/prefix or postgres://host/db`}},
 		{"offsets plain path", "file:///var/lib/connectd", "/var/lib/connectd",
 			[]string{`c.yaml:1: offsets: must be a URL such as file:///var/lib/connectd, got "/var/lib/connectd"`}},
 		{"listen", "offsets:", "server: {listen: localhost}\noffsets:",
@@ -724,5 +724,23 @@ func TestTableNamesKeepSpacesAndRefuseQuotes(t *testing.T) {
 	}
 	if msg := checkTable(`"Sales"."Line Items"`); !strings.Contains(msg, "without quotes") {
 		t.Errorf("quoted name: %q, want it to say quotes are not used", msg)
+	}
+}
+
+func TestOffsetsURLsOfEveryStore(t *testing.T) {
+	for _, u := range []string{
+		"s3://bucket/connectd/offsets?region=eu-west-1",
+		"postgres://connectd:${PW:-x}@db:5432/state?sslmode=require",
+		"postgresql://db/state",
+	} {
+		src := strings.Replace(validPostgres, "file:///var/lib/connectd", u, 1)
+		cfg, err := Parse("c.yaml", []byte(src), nil)
+		if err != nil {
+			t.Errorf("offsets: %s: %v", u, err)
+			continue
+		}
+		if want := strings.ReplaceAll(u, "${PW:-x}", "x"); cfg.Offsets != want {
+			t.Errorf("offsets = %q, want %q", cfg.Offsets, want)
+		}
 	}
 }

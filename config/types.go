@@ -7,7 +7,7 @@ import "time"
 
 // Config is a whole config file.
 type Config struct {
-	Offsets    string                `yaml:"offsets"` // file:///dir (postgres://, s3:// later)
+	Offsets    string                `yaml:"offsets"` // file:///dir, s3://bucket/prefix or postgres://host/db
 	Server     Server                `yaml:"server"`
 	Plugins    Plugins               `yaml:"plugins"`
 	Connectors map[string]*Connector `yaml:"connectors"`

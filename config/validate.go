@@ -272,8 +272,16 @@ func (d *decoder) checkOffsets(s string) (string, string) {
 			return s, ""
 		}
 		return "file://" + filepath.Join(d.dir, rest), ""
-	case "postgres", "postgresql", "s3":
-		return "", fmt.Sprintf("%s:// offset stores are not supported yet; use file:///path/to/dir", scheme)
+	case "s3":
+		if u, err := url.Parse(s); err != nil || u.Host == "" {
+			return "", "s3:// needs a bucket, e.g. s3://bucket/connectd/offsets?region=eu-west-1"
+		}
+		return s, ""
+	case "postgres", "postgresql":
+		if _, err := url.Parse(s); err != nil {
+			return "", fmt.Sprintf("not a valid postgres:// URL: %v", err)
+		}
+		return s, ""
 	}
-	return "", fmt.Sprintf("unknown offset store %s://: use file:///path/to/dir", scheme)
+	return "", fmt.Sprintf("unknown offset store %s://: use file:///path/to/dir, s3://bucket/prefix or postgres://host/db", scheme)
 }

@@ -37,7 +37,7 @@ func TestCheckReportsWalLevelFix(t *testing.T) {
 	if r.code != 0 || len(failLines(r.stdout)) > 0 {
 		t.Errorf("check on a good server: want exit 0 and no FAIL line, got %s", r)
 	}
-	for _, want := range []string{"wal_level", "replica identity public.orders"} {
+	for _, want := range []string{"wal_level", "replica identity public.orders", "ok    offsets: file://"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("check on a good server does not report %q:\n%s", want, r.stdout)
 		}
@@ -69,6 +69,19 @@ func TestCheckReportsWalLevelFix(t *testing.T) {
 		t.Errorf("check with wal_level=replica: no FAIL line about wal_level:\n%s", r.stdout)
 	case !strings.Contains(walFail, "replica") || !strings.Contains(walFail, "ALTER SYSTEM SET wal_level = logical"):
 		t.Errorf("check with wal_level=replica: the failure must show the current value and the fix (ALTER SYSTEM SET wal_level = logical), got:\n%s", walFail)
+	}
+
+	// An offsets store that cannot be reached fails the check, named, without its
+	// password.
+	unreachable := newPipe(t, "check_offsets", dsn, false, "public.orders")
+	unreachable.offsets = "postgres://connectd:s3cret@127.0.0.1:1/state?sslmode=disable&connect_timeout=5"
+	unreachable.writeConfig(t)
+	r = connectd(t, 60*time.Second, "check", "-c", unreachable.config)
+	if fails := strings.Join(failLines(r.stdout), "\n"); r.code != 1 || !strings.Contains(fails, "offsets: postgres://connectd:xxxxx@127.0.0.1:1/state") || strings.Contains(r.stdout, "s3cret") {
+		t.Errorf("check with an unreachable offsets store: want exit 1 and a FAIL line naming it without the password, got %s", r)
+	}
+	if r := connectd(t, 60*time.Second, "sync", "-c", unreachable.config); r.code != 1 || !strings.Contains(r.stderr, "offsets") || strings.Contains(r.stderr, "s3cret") {
+		t.Errorf("sync with an unreachable offsets store: want exit 1 and an error naming the store without the password, got %s", r)
 	}
 
 	// A lake in a bucket that does not exist is a failed check too.

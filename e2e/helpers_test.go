@@ -73,7 +73,7 @@ type pipe struct {
 	tables  []string
 	bucket  string // set for an s3:// lake
 	lakeDir string // the lake's root for a file:// lake
-	offsets string
+	offsets string // a directory, or a store's URL
 	listen  string
 	flush   string // the flush block, YAML flow style
 	extra   string // more source keys, YAML lines indented for the source block
@@ -114,7 +114,11 @@ func (p *pipe) url() string {
 // yaml renders the config file.
 func (p *pipe) yaml() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "offsets: file://%s\n", p.offsets)
+	if strings.Contains(p.offsets, "://") {
+		fmt.Fprintf(&b, "offsets: %q\n", p.offsets)
+	} else {
+		fmt.Fprintf(&b, "offsets: file://%s\n", p.offsets)
+	}
 	if p.listen != "" {
 		fmt.Fprintf(&b, "server:\n  listen: %s\n", p.listen)
 	}

@@ -1,6 +1,7 @@
 package offsets
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,6 +59,9 @@ func NewFile(dir string) (*File, error) {
 	return &File{dir: dir, locks: map[string]*sync.Mutex{}}, nil
 }
 
+// Close does nothing: a File holds no connection.
+func (f *File) Close() error { return nil }
+
 // Dir is the directory the store writes to.
 func (f *File) Dir() string { return f.dir }
 
@@ -97,36 +101,35 @@ func (f *File) Load(ctx context.Context, connector string) (record.Position, err
 	if err != nil {
 		return nil, fmt.Errorf("offsets: load %s: %w", connector, err)
 	}
+	return decodeOffset(connector, "offset file "+path, data)
+}
+
+// decodeOffset reads what encodeOffset wrote; where names the file or object in errors.
+func decodeOffset(connector, where string, data []byte) (record.Position, error) {
 	var c fileContent
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("offsets: load %s: corrupt offset file %s: %w (restore it from a backup, or reset the connector)", connector, path, err)
+		return nil, fmt.Errorf("offsets: load %s: corrupt %s: %w (restore it from a backup, or reset the connector)", connector, where, err)
 	}
 	if c.Connector != connector {
-		return nil, fmt.Errorf("offsets: load %s: offset file %s belongs to connector %q", connector, path, c.Connector)
+		return nil, fmt.Errorf("offsets: load %s: %s belongs to connector %q", connector, where, c.Connector)
 	}
 	pos, err := record.ParsePosition(c.Position)
 	if err != nil {
-		return nil, fmt.Errorf("offsets: load %s: corrupt offset file %s: position: %w", connector, path, err)
+		return nil, fmt.Errorf("offsets: load %s: corrupt %s: position: %w", connector, where, err)
 	}
 	if len(pos) == 0 {
-		return nil, fmt.Errorf("offsets: load %s: corrupt offset file %s: empty position", connector, path)
+		return nil, fmt.Errorf("offsets: load %s: corrupt %s: empty position", connector, where)
 	}
 	return pos, nil
 }
 
-// Commit durably replaces the connector's position.
-func (f *File) Commit(ctx context.Context, connector string, pos record.Position) error {
-	if err := checkName(connector); err != nil {
-		return err
-	}
+// encodeOffset is the JSON an offset file or object holds.
+func encodeOffset(connector string, pos record.Position) ([]byte, error) {
 	if len(pos) == 0 {
 		// Load reports "no position" as nil, so an empty one could not be told apart.
-		return fmt.Errorf("offsets: commit %s: empty position", connector)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
+		return nil, fmt.Errorf("offsets: commit %s: empty position", connector)
 	}
 	data, err := json.MarshalIndent(fileContent{
 		Connector:   connector,
@@ -134,10 +137,23 @@ func (f *File) Commit(ctx context.Context, connector string, pos record.Position
 		CommittedAt: time.Now().UTC(),
 	}, "", "  ")
 	if err != nil {
-		return fmt.Errorf("offsets: commit %s: %w", connector, err)
+		return nil, fmt.Errorf("offsets: commit %s: %w", connector, err)
 	}
-	data = append(data, '\n')
+	return append(data, '\n'), nil
+}
 
+// Commit durably replaces the connector's position.
+func (f *File) Commit(ctx context.Context, connector string, pos record.Position) error {
+	if err := checkName(connector); err != nil {
+		return err
+	}
+	data, err := encodeOffset(connector, pos)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	l := f.lock(connector)
 	l.Lock()
 	defer l.Unlock()

@@ -289,13 +289,15 @@ func TestOpen(t *testing.T) {
 		{url: "file://rel/offsets", wantDir: "rel/offsets"},
 		{url: "file://./offsets", wantDir: "./offsets"},
 		{url: "file://", wantErr: "names no directory"},
-		{url: "postgres://localhost/db", wantErr: "not supported yet"},
-		{url: "s3://bucket/offsets", wantErr: "not supported yet"},
+		{url: "postgres://127.0.0.1:1/db?sslmode=disable&connect_timeout=2", wantErr: "connect to postgres://"},
+		{url: "s3:///offsets", wantErr: "names no bucket"},
+		{url: "s3://bucket/offsets?pathstyle=true", wantErr: `unknown parameter "pathstyle"`},
+		{url: "s3://bucket/offsets?path_style=maybe", wantErr: "want true or false"},
 		{url: "ftp://x/y", wantErr: "unknown store"},
 		{url: "/var/lib/connectd", wantErr: "not a URL"},
 	}
 	for _, c := range cases {
-		s, err := Open(c.url)
+		s, err := Open(context.Background(), c.url)
 		if c.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 				t.Errorf("Open(%q) error = %v, want one containing %q", c.url, err, c.wantErr)

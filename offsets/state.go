@@ -34,11 +34,8 @@ func (s *fileState) path(key string) string {
 
 // Load returns the data saved under key, or nil when there is none.
 func (s *fileState) Load(ctx context.Context, key string) ([]byte, error) {
-	if err := checkName(s.connector); err != nil {
+	if err := checkState(s.connector, key); err != nil {
 		return nil, err
-	}
-	if key == "" {
-		return nil, errors.New("offsets: state: empty key")
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -58,11 +55,8 @@ func (s *fileState) Load(ctx context.Context, key string) ([]byte, error) {
 
 // Save durably replaces the data under key.
 func (s *fileState) Save(ctx context.Context, key string, data []byte) error {
-	if err := checkName(s.connector); err != nil {
+	if err := checkState(s.connector, key); err != nil {
 		return err
-	}
-	if key == "" {
-		return errors.New("offsets: state: empty key")
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -72,6 +66,16 @@ func (s *fileState) Save(ctx context.Context, key string, data []byte) error {
 	defer l.Unlock()
 	if err := s.f.writeAtomic(s.path(key), data); err != nil {
 		return fmt.Errorf("offsets: save state %s/%s: %w", s.connector, key, err)
+	}
+	return nil
+}
+
+func checkState(connector, key string) error {
+	if err := checkName(connector); err != nil {
+		return err
+	}
+	if key == "" {
+		return errors.New("offsets: state: empty key")
 	}
 	return nil
 }

@@ -1,11 +1,14 @@
-// Package offsets stores each connector's committed position. Implementations make a
-// commit atomic: after a crash, Load returns either the previous or the new position,
-// never a torn one.
+// Package offsets stores each connector's committed position, and beside it the
+// small state its source keeps (snapshot progress, a schema history). Three stores
+// implement it: a directory (file://), a bucket prefix (s3://) and two tables in a
+// PostgreSQL database (postgres://). Each makes a commit atomic: after a crash, Load
+// returns either the previous or the new position, never a torn one.
 package offsets
 
 import (
 	"context"
 
+	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/record"
 )
 
@@ -15,8 +18,13 @@ type Store interface {
 	Load(ctx context.Context, connector string) (record.Position, error)
 	// Commit durably replaces the connector's position.
 	Commit(ctx context.Context, connector string, pos record.Position) error
-	// Reset forgets the connector's position (the next run starts from scratch).
+	// Reset forgets the connector's position and its source state (the next run
+	// starts from scratch).
 	Reset(ctx context.Context, connector string) error
-	// List names the connectors that have a committed position.
+	// List names the connectors that have a committed position, sorted.
 	List(ctx context.Context) ([]string, error)
+	// State returns the store of the connector's source state.
+	State(connector string) connector.StateStore
+	// Close releases the store's connections.
+	Close() error
 }

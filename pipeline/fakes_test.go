@@ -257,7 +257,7 @@ func (d *fakeDest) durablePositions() []int {
 	return out
 }
 
-// fakeStore is an in-memory offsets.Store.
+// fakeStore is an in-memory Store.
 type fakeStore struct {
 	ev        *events
 	commitErr error

@@ -14,7 +14,6 @@ import (
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
-	"github.com/connectd/connectd/offsets"
 	"github.com/connectd/connectd/record"
 )
 
@@ -27,12 +26,20 @@ const (
 	DefaultStopTimeout   = 60 * time.Second
 )
 
+// Store is what the runtime needs of an offsets store (offsets.Store has more).
+type Store interface {
+	// Load returns the committed position, or nil when the connector has none.
+	Load(ctx context.Context, connector string) (record.Position, error)
+	// Commit durably replaces the connector's position.
+	Commit(ctx context.Context, connector string, pos record.Position) error
+}
+
 // Options is one connector's runtime.
 type Options struct {
 	Name        string // the connector's name: its identity in the offset store
 	Source      connector.Source
 	Destination connector.Destination
-	Store       offsets.Store
+	Store       Store
 	Flush       config.Flush // zero fields take the Default* values
 	// Buffer is how many batches may wait between source and destination; a full
 	// buffer blocks the source's emit, which bounds memory (default 16).

@@ -13,7 +13,6 @@ import (
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
-	"github.com/connectd/connectd/offsets"
 )
 
 // Spec is one connector as the supervisor runs it.
@@ -23,7 +22,7 @@ type Spec struct {
 	// destination. It is called again for every restart. On error it closes whatever
 	// it opened; an error marked connector.Permanent is not retried.
 	Open     func(ctx context.Context) (connector.Source, connector.Destination, error)
-	Store    offsets.Store
+	Store    Store
 	Flush    config.Flush
 	Logger   *slog.Logger // with the connector's name attached; nil: the supervisor's
 	Observer Observer     // nil: NopObserver

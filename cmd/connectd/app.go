@@ -36,7 +36,7 @@ type app struct {
 
 // load reads the config and builds the logger and registry. Config problems are usage
 // errors (exit status 2); the config package already names file, line and key.
-func (g *globalFlags) load(withStore bool) (*app, error) {
+func (g *globalFlags) load(ctx context.Context, withStore bool) (*app, error) {
 	log, err := g.logger()
 	if err != nil {
 		return nil, err
@@ -51,12 +51,23 @@ func (g *globalFlags) load(withStore bool) (*app, error) {
 	a := &app{cfg: cfg, log: log, reg: builtins()}
 	addPlugins(a.reg, cfg)
 	if withStore {
-		a.store, err = offsets.Open(cfg.Offsets)
+		// The URL's form was checked with the config: what fails here is reaching
+		// the store (a directory, a bucket, a database), not a usage error.
+		a.store, err = offsets.Open(ctx, cfg.Offsets)
 		if err != nil {
-			return nil, usageErr(fmt.Errorf("%s: %w", cfg.Path, err))
+			return nil, fmt.Errorf("%s: %w", cfg.Path, err)
 		}
 	}
 	return a, nil
+}
+
+// close releases the offsets store's connections.
+func (a *app) close() {
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			a.log.Warn("closing the offsets store", "err", err)
+		}
+	}
 }
 
 // selected returns the connectors named on the command line, or all in file order.
@@ -97,9 +108,10 @@ func (a *app) sourceParams(name string, mode connector.Mode, st connector.Status
 		Logger: a.log.With("connector", name),
 		Status: st,
 	}
-	// Sources keep state beside their offsets (the mysql schema history).
-	if f, ok := a.store.(*offsets.File); ok {
-		p.State = f.State(name)
+	// Sources keep state beside their offsets (snapshot progress, the mysql schema
+	// history); check and discover open no store, and need none.
+	if a.store != nil {
+		p.State = a.store.State(name)
 	}
 	return p
 }

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/offsets"
 	"github.com/connectd/connectd/record"
 )
 
@@ -18,12 +21,13 @@ func newCheckCmd(g *globalFlags) *cobra.Command {
 		Short: "Validate the config and reach every source and destination",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			a, err := g.load(false)
+			a, err := g.load(c.Context(), false)
 			if err != nil {
 				return err
 			}
 			failed := 0
 			fmt.Fprintf(g.stdout, "ok    config: %s (%d connectors)\n", a.cfg.Path, len(a.cfg.Order))
+			failed += printOffsetsCheck(c.Context(), g, a.cfg.Offsets)
 			for _, n := range a.cfg.Order {
 				sk, dk, err := a.kinds(n)
 				if err != nil {
@@ -44,6 +48,34 @@ func newCheckCmd(g *globalFlags) *cobra.Command {
 	}
 	addConfigFlag(c, g)
 	return c
+}
+
+// printOffsetsCheck opens the offsets store and lists it, as run will, and returns 1
+// if that failed.
+func printOffsetsCheck(ctx context.Context, g *globalFlags, storeURL string) int {
+	where := redactURL(storeURL)
+	st, err := offsets.Open(ctx, storeURL)
+	if err == nil {
+		var names []string
+		names, err = st.List(ctx)
+		_ = st.Close()
+		if err == nil {
+			fmt.Fprintf(g.stdout, "ok    offsets: %s: reachable, %d connector(s) with a committed position\n", where, len(names))
+			return 0
+		}
+	}
+	fmt.Fprintf(g.stdout, "FAIL  offsets: %s: %s\n", where, strings.TrimPrefix(err.Error(), "offsets: "))
+	fmt.Fprintf(g.stdout, "      fix: make the store reachable and writable by connectd, or point offsets: elsewhere\n")
+	return 1
+}
+
+// redactURL hides a password a URL may carry (postgres://user:secret@host/db).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Redacted()
 }
 
 // printCheck prints one check line (and its fix) and returns 1 if it failed.
@@ -73,7 +105,7 @@ func newDiscoverCmd(g *globalFlags) *cobra.Command {
 		Short: "List the tables each source can see, with columns, key and mapped types",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			a, err := g.load(false)
+			a, err := g.load(c.Context(), false)
 			if err != nil {
 				return err
 			}

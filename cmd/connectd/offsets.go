@@ -19,10 +19,11 @@ func newOffsetsCmd(g *globalFlags) *cobra.Command {
 		Short: "List every connector with its committed position",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			a, err := g.load(true)
+			a, err := g.load(c.Context(), true)
 			if err != nil {
 				return err
 			}
+			defer a.close()
 			stored, err := a.store.List(c.Context())
 			if err != nil {
 				return fmt.Errorf("offsets list: %w", err)
@@ -49,10 +50,11 @@ func newOffsetsCmd(g *globalFlags) *cobra.Command {
 		Short: "Show one connector's committed position",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			a, err := g.load(true)
+			a, err := g.load(c.Context(), true)
 			if err != nil {
 				return err
 			}
+			defer a.close()
 			pos, err := a.store.Load(c.Context(), args[0])
 			if err != nil {
 				return fmt.Errorf("offsets show %s: %w", args[0], err)
@@ -70,10 +72,11 @@ func newOffsetsCmd(g *globalFlags) *cobra.Command {
 		Short: "Forget one connector's committed position: its next run starts from scratch (snapshot included)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			a, err := g.load(true)
+			a, err := g.load(c.Context(), true)
 			if err != nil {
 				return err
 			}
+			defer a.close()
 			pos, err := a.store.Load(c.Context(), args[0])
 			if err != nil {
 				return fmt.Errorf("offsets reset %s: %w", args[0], err)

@@ -45,10 +45,11 @@ func newSyncCmd(g *globalFlags) *cobra.Command {
 // runConnectors is `run` and `sync`: the supervisor over the selected connectors, the
 // status server, and the signal handling that turns SIGINT/SIGTERM into a clean stop.
 func (g *globalFlags) runConnectors(ctx context.Context, names []string, mode connector.Mode) error {
-	a, err := g.load(true)
+	a, err := g.load(ctx, true)
 	if err != nil {
 		return err
 	}
+	defer a.close()
 	sel, err := a.selected(names)
 	if err != nil {
 		return err

@@ -15,10 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/internal/s3client"
 )
 
 // s3Store uploads staged files to a bucket. Staged files live in the local temp
@@ -39,35 +39,13 @@ type s3Store struct {
 const uploadConcurrency = 4
 
 func newS3Client(ctx context.Context, cfg config.S3) (*s3.Client, error) {
-	opts := []func(*awsconfig.LoadOptions) error{
-		// Retries happen in one place, s3Store.put, which knows which errors are
-		// permanent for this destination and respects Flush's context.
-		awsconfig.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
-	}
-	if cfg.Region != "" {
-		opts = append(opts, awsconfig.WithRegion(cfg.Region))
-	}
-	if cfg.AccessKeyID != "" || cfg.SecretAccessKey != "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	// Retries happen in one place, s3Store.put, which knows which errors are
+	// permanent for this destination and respects Flush's context.
+	client, err := s3client.New(ctx, cfg, awsconfig.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }))
 	if err != nil {
-		return nil, fmt.Errorf("parquet: load AWS config: %w", err)
+		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	if awsCfg.Region == "" {
-		awsCfg.Region = "us-east-1"
-	}
-	return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.Endpoint)
-		}
-		o.UsePathStyle = cfg.PathStyle
-		// Only send checksums S3 requires: S3-compatible servers differ in which
-		// of the newer checksum algorithms they accept.
-		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-	}), nil
+	return client, nil
 }
 
 func newS3Store(ctx context.Context, loc location, cfg config.S3, connector string, log *slog.Logger) (*s3Store, error) {
