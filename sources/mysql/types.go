@@ -246,8 +246,9 @@ func boolWarn(n int64) warning {
 	return warnNone
 }
 
-// fromBinlog decodes a value of a rows event as go-mysql returns it (ParseTime off,
-// UseDecimal on, timestamps rendered in UTC).
+// fromBinlog decodes a value of a rows event as go-mysql returns it (ParseTime on,
+// UseDecimal off: a DECIMAL is its exact text; older settings' shapes, strings for
+// datetimes and shopspring decimals, are still read).
 func (ct *colType) fromBinlog(v any) (record.Value, warning, error) {
 	if v == nil {
 		return nil, 0, nil
@@ -314,8 +315,13 @@ func (ct *colType) fromBinlog(v any) (record.Value, warning, error) {
 			return parseDate(s)
 		}
 	case record.KindTimestamp, record.KindTimestampTZ:
-		if s, ok := v.(string); ok {
-			return parseDateTime(s)
+		switch t := v.(type) {
+		case time.Time:
+			// DATETIME is built in UTC from its fields (the wall clock), TIMESTAMP
+			// from its epoch seconds: either way UnixMicro is what the string held.
+			return record.TimestampOf(t), 0, nil
+		case string:
+			return parseDateTime(t)
 		}
 	case record.KindJSON:
 		switch j := v.(type) {
