@@ -155,11 +155,15 @@ func markSnapshotDone(p record.Position, start coords) record.Position {
 }
 
 func streamPos(file uint32, offset uint64, seq uint32, txn coords) record.Position {
-	b := make([]byte, streamPrefix, streamPrefix+24+len(txn.file)+len(txn.gtid))
-	b[0] = posStream
-	binary.BigEndian.PutUint32(b[1:5], file)
-	binary.BigEndian.PutUint64(b[5:13], offset)
-	binary.BigEndian.PutUint32(b[13:17], seq)
+	return appendStreamPos(make([]byte, 0, streamPrefix+24+len(txn.file)+len(txn.gtid)), file, offset, seq, txn)
+}
+
+// appendStreamPos appends the stream position to b.
+func appendStreamPos(b []byte, file uint32, offset uint64, seq uint32, txn coords) []byte {
+	b = append(b, posStream)
+	b = binary.BigEndian.AppendUint32(b, file)
+	b = binary.BigEndian.AppendUint64(b, offset)
+	b = binary.BigEndian.AppendUint32(b, seq)
 	return appendCoords(b, txn)
 }
 

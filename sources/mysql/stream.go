@@ -32,6 +32,33 @@ type streamer struct {
 	commit time.Time
 	inTxn  bool
 	batch  []record.Record
+
+	// Slabs that row values and positions are cut from: a few allocations per
+	// thousand records instead of two per record. A slab is never reused; the
+	// records cut from it keep it alive.
+	vals []record.Value
+	pos  []byte
+}
+
+// values returns n values from the slab.
+func (st *streamer) values(n int) []record.Value {
+	if len(st.vals) < n {
+		st.vals = make([]record.Value, max(n, 4096))
+	}
+	v := st.vals[:n:n]
+	st.vals = st.vals[n:]
+	return v
+}
+
+// position returns the stream position of a record, cut from the slab.
+func (st *streamer) position(offset uint64, seq uint32) record.Position {
+	n := streamPrefix + 9 + min(len(st.txn.file), 255) + len(st.txn.gtid)
+	if cap(st.pos)-len(st.pos) < n {
+		st.pos = make([]byte, 0, max(n, 32<<10))
+	}
+	start := len(st.pos)
+	st.pos = appendStreamPos(st.pos, st.fileNo, offset, seq, st.txn)
+	return record.Position(st.pos[start:len(st.pos):len(st.pos)])
 }
 
 // stream reads the binlog from the transaction starting at from.
@@ -259,7 +286,7 @@ func (st *streamer) flush(ctx context.Context) error {
 		return nil
 	}
 	b := st.batch
-	st.batch = nil
+	st.batch = make([]record.Record, 0, batchSize) // emit owns b now
 	if err := st.emit(ctx, b); err != nil {
 		return err
 	}
@@ -345,7 +372,7 @@ func (st *streamer) rows(ctx context.Context, et replication.EventType, offset u
 	}
 	base := record.Record{Schema: ts.schema, CommitTS: st.commit, TxID: st.txid}
 	next := func(r record.Record) error {
-		r.Pos = streamPos(st.fileNo, offset, *seq, st.txn)
+		r.Pos = st.position(offset, *seq)
 		*seq++
 		if st.skip != nil && atOrBefore(r.Pos[:streamPrefix], st.skip) {
 			return nil
@@ -416,7 +443,7 @@ func checkTableMap(t tableName, ts *tableSchema, e *replication.RowsEvent) error
 }
 
 func (st *streamer) decode(ts *tableSchema, row []any) ([]record.Value, error) {
-	out := make([]record.Value, len(ts.cols))
+	out := st.values(len(ts.cols))
 	for i := range ts.cols {
 		if i >= len(row) {
 			break
