@@ -141,6 +141,38 @@ func TestKeyChangingUpdateIsDeleteThenCreate(t *testing.T) {
 	}
 }
 
+// TestOnlySelectedTablesAreDecoded: rows of tables outside the patterns share the
+// binlog and its transactions with selected ones; they are skipped without being
+// decoded, and the selected rows around them all arrive.
+func TestOnlySelectedTablesAreDecoded(t *testing.T) {
+	exec(t, `CREATE DATABASE seldb; CREATE TABLE seldb.keep (id int PRIMARY KEY, d decimal(10,2), at datetime(6));
+CREATE TABLE seldb.other (id int PRIMARY KEY, d decimal(10,2), at datetime(6))`)
+	h := newHarness(t, "selected", "seldb.keep")
+	h.sync()
+	exec(t, `BEGIN; INSERT INTO seldb.other VALUES (1, 1.5, '2024-01-01 00:00:00');
+INSERT INTO seldb.keep VALUES (1, -2.25, '1969-07-20 20:17:40.5'), (2, 0.05, '2024-02-29 12:00:00.000001');
+UPDATE seldb.other SET d = 3 WHERE id = 1; INSERT INTO seldb.keep VALUES (3, 7, '2024-03-01 00:00:00');
+DELETE FROM seldb.other; COMMIT`)
+	recs := h.sync()
+	if ops(recs) != "ccc" {
+		t.Fatalf("got %q: %v", ops(recs), recs)
+	}
+	want := []struct {
+		d  record.Decimal
+		at string
+	}{{"-2.25", "1969-07-20 20:17:40.5"}, {"0.05", "2024-02-29 12:00:00.000001"}, {"7.00", "2024-03-01 00:00:00"}}
+	for i, r := range recs {
+		if r.Schema.Table != "keep" {
+			t.Errorf("record %d is of %s", i, r.Schema.QualifiedName())
+		}
+		at, _ := time.Parse("2006-01-02 15:04:05.999999", want[i].at)
+		if v := vals(r); v["d"] != want[i].d || v["at"] != record.TimestampOf(at) {
+			t.Errorf("record %d = %v, want d %s at %s", i, v, want[i].d, want[i].at)
+		}
+	}
+	checkUniquePositions(t, recs)
+}
+
 func TestSnapshotOfTableBeingWrittenLosesAndDoublesNothing(t *testing.T) {
 	exec(t, "CREATE DATABASE busydb; CREATE TABLE busydb.t (id int PRIMARY KEY, n int)")
 	var b strings.Builder

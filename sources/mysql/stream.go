@@ -103,6 +103,15 @@ func (s *Source) stream(ctx context.Context, from coords, skip []byte, target *c
 		// Bound what is read ahead of emit: events, not transactions.
 		EventCacheCount: 128,
 		Logger:          slog.New(levelFilter{quiet.Handler(), slog.LevelWarn}),
+		// The binlog carries every table of the server: decode the rows of the
+		// selected ones only (the header names the table).
+		RowsEventDecodeFunc: func(e *replication.RowsEvent, data []byte) error {
+			pos, err := e.DecodeHeader(data)
+			if err != nil || e.Table == nil || !s.st.selected(tableName{db: string(e.Table.Schema), name: string(e.Table.Table)}) {
+				return err
+			}
+			return e.DecodeData(pos, data)
+		},
 	}
 	syncer := replication.NewBinlogSyncer(cfg)
 	s.onClose(syncer.Close)
