@@ -2,13 +2,13 @@ package fault
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/offsets"
 )
 
 // daemon runs `connectd run` for one test, again and again: every start appends the
@@ -187,25 +188,28 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// committed reads the connector's committed position (hex) from the file offset
-// store; "" when it has none.
-func committed(t *testing.T, offsetsDir, conn string) string {
+// committed reads the connector's committed position (hex) from the offsets store
+// connectd uses; "" when it has none. The store may be down for a moment (a fault
+// restarting the database that holds it): it is asked again for up to a minute.
+func committed(t *testing.T, store offsets.Store, conn string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(offsetsDir, conn+".json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return ""
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		pos, err := store.Load(ctx, conn)
+		cancel()
+		if err == nil {
+			if pos == nil {
+				return ""
+			}
+			return pos.String()
+		}
+		if time.Now().After(deadline) {
+			// A torn offset would be a bug of its own (commits are atomic).
+			t.Fatalf("committed position of %s: %v", conn, err)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c struct {
-		Position string `json:"position"`
-	}
-	if err := json.Unmarshal(data, &c); err != nil {
-		// A torn offset file would be a bug of its own (commits are atomic).
-		t.Fatalf("offset file of %s: %v: %q", conn, err, data)
-	}
-	return c.Position
 }
 
 // snapshotDone reports whether a committed position (hex) lies past the end of the

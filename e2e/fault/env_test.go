@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/connectd/connectd/offsets"
 )
 
 var serial atomic.Int64
@@ -36,7 +38,8 @@ type env struct {
 	disk    string // the file:// lake's file system: a tmpfs when mounting works
 	diskOK  bool   // disk is a tmpfs of its own, which the disk-full fault may fill
 	lakeDir string
-	offsets string
+	offsets string        // the offsets URL in connectd's config
+	store   offsets.Store // the same store, read by the test
 	config  string
 	d       *daemon
 	faults  int
@@ -105,11 +108,17 @@ func newEnv(t *testing.T, name string, n int64, rng *rand.Rand, diskSize string,
 		})
 	}
 	e.lakeDir = filepath.Join(e.disk, "lake")
-	e.offsets = filepath.Join(dir, "offsets")
+	e.offsets = offsetsURL(t, dir, e.bucket, n)
+	store, err := offsets.Open(ctx, e.offsets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	e.store = store
 	e.config = filepath.Join(dir, "connectd.yaml")
 	listen := freeAddr(t)
 	flush := "      flush: {rows: 500, bytes: 16MiB, interval: 1s}\n"
-	cfg := fmt.Sprintf("offsets: file://%s\nserver:\n  listen: %s\nconnectors:\n", e.offsets, listen)
+	cfg := fmt.Sprintf("offsets: %q\nserver:\n  listen: %s\nconnectors:\n", e.offsets, listen)
 	cfg += fmt.Sprintf("  %s:\n%s    destination:\n      type: parquet\n      url: s3://%s/lake\n", e.s3Conn, source(e.s3Conn), e.bucket)
 	cfg += fmt.Sprintf("      s3: {endpoint: %q, region: %s, path_style: true, access_key_id: %s, secret_access_key: %s}\n",
 		s3Server.Endpoint, s3Server.Region, s3Server.AccessKey, s3Server.SecretKey)
@@ -173,7 +182,7 @@ func (e *env) ensureRunning() {
 // snapshotCommitted reports whether both connectors have committed the end of the
 // initial snapshot.
 func (e *env) snapshotCommitted() bool {
-	return snapshotDone(committed(e.t, e.offsets, e.s3Conn)) && snapshotDone(committed(e.t, e.offsets, e.fileCon))
+	return snapshotDone(committed(e.t, e.store, e.s3Conn)) && snapshotDone(committed(e.t, e.store, e.fileCon))
 }
 
 // waitSnapshot waits, with the daemon running, until both connectors have committed
@@ -188,7 +197,7 @@ func (e *env) waitSnapshot(timeout time.Duration) {
 		}
 		if time.Now().After(deadline) {
 			e.t.Fatalf("the snapshot was not committed within %s (committed: %s=%q %s=%q); log tail:\n%s", timeout,
-				e.s3Conn, committed(e.t, e.offsets, e.s3Conn), e.fileCon, committed(e.t, e.offsets, e.fileCon), e.d.logTail(60))
+				e.s3Conn, committed(e.t, e.store, e.s3Conn), e.fileCon, committed(e.t, e.store, e.fileCon), e.d.logTail(60))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -405,7 +414,7 @@ func (e *env) fillDisk(hold time.Duration) {
 	}
 	f.Close()
 	e.count("file:// lake's disk full")
-	before := committed(e.t, e.offsets, e.fileCon)
+	before := committed(e.t, e.store, e.fileCon)
 	time.Sleep(hold)
 	if err := os.Remove(filler); err != nil {
 		e.t.Fatal(err)
@@ -416,7 +425,7 @@ func (e *env) fillDisk(hold time.Duration) {
 	// Liveness: once there is room, the file connector commits again (its backoff is
 	// at most a minute; the workload keeps writing).
 	deadline := time.Now().Add(4 * time.Minute)
-	for committed(e.t, e.offsets, e.fileCon) == before {
+	for committed(e.t, e.store, e.fileCon) == before {
 		if time.Now().After(deadline) {
 			e.t.Errorf("the file:// connector did not commit anything within 4m of the disk being freed; log tail:\n%s", e.d.logTail(40))
 			return
@@ -470,4 +479,34 @@ func (e *env) finish() {
 	totals.missing.Add(int64(all.missing))
 	totals.duplicates.Add(int64(all.duplicates))
 	e.t.Logf("faults injected: %d, changes checked: %d, missing: %d, duplicates: %d", e.faults, all.checked, all.missing, all.duplicates)
+}
+
+// offsetsURL is where a test's connectd keeps its offsets: a directory, or with
+// FAULT_OFFSETS=s3 a bucket of the S3 server (whose pauses then also hold commits
+// back), or with FAULT_OFFSETS=postgres a database of the PostgreSQL server (whose
+// restarts and crashes then also break the store's connection).
+func offsetsURL(t *testing.T, dir, bucket string, n int64) string {
+	ctx := context.Background()
+	switch kind := os.Getenv("FAULT_OFFSETS"); kind {
+	case "", "file":
+		return "file://" + filepath.Join(dir, "offsets")
+	case "s3":
+		b := bucket + "-offsets"
+		if err := s3Server.CreateBucket(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		// connectd and the test read the store with the AWS chain's credentials.
+		t.Setenv("AWS_ACCESS_KEY_ID", s3Server.AccessKey)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", s3Server.SecretKey)
+		return fmt.Sprintf("s3://%s/offsets?region=%s&path_style=true&endpoint=%s", b, s3Server.Region, url.QueryEscape(s3Server.Endpoint))
+	case "postgres":
+		dsn, err := pgServer.CreateDatabase(ctx, fmt.Sprintf("offsets_%d_%d", os.Getpid(), n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dsn
+	default:
+		t.Fatalf("FAULT_OFFSETS=%q: want file, s3 or postgres", kind)
+		return ""
+	}
 }
