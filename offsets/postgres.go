@@ -61,7 +61,7 @@ func NewPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		cfg.RuntimeParams["application_name"] = "connectd offsets"
 	}
 	p := &Postgres{cfg: cfg}
-	err = p.do(ctx, "create tables", func(c *pgx.Conn) error {
+	err = p.do(ctx, "create tables", func(ctx context.Context, c *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 			// Two connectd starting at once must not both create the tables.
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('connectd offsets schema'))`); err != nil {
@@ -84,7 +84,9 @@ func (p *Postgres) where() string {
 
 // do runs f on the store's connection, connecting first if there is none or the
 // last one broke.
-func (p *Postgres) do(ctx context.Context, what string, f func(*pgx.Conn) error) error {
+func (p *Postgres) do(ctx context.Context, what string, f func(context.Context, *pgx.Conn) error) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn == nil || p.conn.IsClosed() {
@@ -94,7 +96,7 @@ func (p *Postgres) do(ctx context.Context, what string, f func(*pgx.Conn) error)
 		}
 		p.conn = c
 	}
-	if err := f(p.conn); err != nil {
+	if err := f(ctx, p.conn); err != nil {
 		if p.conn.IsClosed() || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			// A cancelled query leaves the connection in an unknown state: start afresh.
 			_ = p.conn.Close(context.Background())
@@ -123,7 +125,7 @@ func (p *Postgres) Load(ctx context.Context, connector string) (record.Position,
 		return nil, err
 	}
 	var pos []byte
-	err := p.do(ctx, "load "+connector, func(c *pgx.Conn) error {
+	err := p.do(ctx, "load "+connector, func(ctx context.Context, c *pgx.Conn) error {
 		err := c.QueryRow(ctx, `SELECT position FROM `+pgOffsetsTable+` WHERE connector = $1`, connector).Scan(&pos)
 		if errors.Is(err, pgx.ErrNoRows) {
 			pos = nil
@@ -145,7 +147,7 @@ func (p *Postgres) Commit(ctx context.Context, connector string, pos record.Posi
 	if len(pos) == 0 {
 		return fmt.Errorf("offsets: commit %s: empty position", connector)
 	}
-	return p.do(ctx, "commit "+connector, func(c *pgx.Conn) error {
+	return p.do(ctx, "commit "+connector, func(ctx context.Context, c *pgx.Conn) error {
 		_, err := c.Exec(ctx, `INSERT INTO `+pgOffsetsTable+` (connector, position, committed_at) VALUES ($1, $2, now())
 ON CONFLICT (connector) DO UPDATE SET position = excluded.position, committed_at = excluded.committed_at`, connector, []byte(pos))
 		return err
@@ -157,7 +159,7 @@ func (p *Postgres) Reset(ctx context.Context, connector string) error {
 	if err := checkName(connector); err != nil {
 		return err
 	}
-	return p.do(ctx, "reset "+connector, func(c *pgx.Conn) error {
+	return p.do(ctx, "reset "+connector, func(ctx context.Context, c *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+pgStateTable+` WHERE connector = $1`, connector); err != nil {
 				return err
@@ -171,7 +173,7 @@ func (p *Postgres) Reset(ctx context.Context, connector string) error {
 // List names the connectors that have a committed position, sorted.
 func (p *Postgres) List(ctx context.Context) ([]string, error) {
 	var names []string
-	err := p.do(ctx, "list", func(c *pgx.Conn) error {
+	err := p.do(ctx, "list", func(ctx context.Context, c *pgx.Conn) error {
 		rows, err := c.Query(ctx, `SELECT connector FROM `+pgOffsetsTable+` ORDER BY connector COLLATE "C"`)
 		if err != nil {
 			return err
@@ -197,7 +199,7 @@ func (s *pgState) Load(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	var data []byte
-	err := s.p.do(ctx, "load state "+s.connector+"/"+key, func(c *pgx.Conn) error {
+	err := s.p.do(ctx, "load state "+s.connector+"/"+key, func(ctx context.Context, c *pgx.Conn) error {
 		err := c.QueryRow(ctx, `SELECT data FROM `+pgStateTable+` WHERE connector = $1 AND key = $2`, s.connector, key).Scan(&data)
 		if errors.Is(err, pgx.ErrNoRows) {
 			data = nil
@@ -218,7 +220,7 @@ func (s *pgState) Save(ctx context.Context, key string, data []byte) error {
 	if data == nil {
 		data = []byte{}
 	}
-	return s.p.do(ctx, "save state "+s.connector+"/"+key, func(c *pgx.Conn) error {
+	return s.p.do(ctx, "save state "+s.connector+"/"+key, func(ctx context.Context, c *pgx.Conn) error {
 		_, err := c.Exec(ctx, `INSERT INTO `+pgStateTable+` (connector, key, data, saved_at) VALUES ($1, $2, $3, now())
 ON CONFLICT (connector, key) DO UPDATE SET data = excluded.data, saved_at = excluded.saved_at`, s.connector, key, data)
 		return err

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -82,7 +83,9 @@ func NewS3(ctx context.Context, loc S3Location) (*S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("offsets: %s: %w", loc, err)
 	}
-	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(loc.Bucket)}); err != nil {
+	hctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if _, err := client.HeadBucket(hctx, &s3.HeadBucketInput{Bucket: aws.String(loc.Bucket)}); err != nil {
 		return nil, fmt.Errorf("offsets: %s: bucket %s cannot be reached (does it exist, and may these credentials use it?): %w", loc, loc.Bucket, err)
 	}
 	return &S3{loc: loc, client: client}, nil
@@ -100,8 +103,15 @@ func (s *S3) key(name string) string {
 
 func (s *S3) offsetKey(connector string) string { return s.key(escapeName(connector) + fileExt) }
 
+// callTimeout bounds one call to a store on a server (its retries included), so that
+// a server that stopped answering becomes an error the supervisor retries, not a
+// commit that waits forever.
+const callTimeout = time.Minute
+
 // get returns an object's content, or nil when there is no such object.
 func (s *S3) get(ctx context.Context, key string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.loc.Bucket), Key: aws.String(key)})
 	if notFound(err) {
 		return nil, nil
@@ -121,6 +131,8 @@ func (s *S3) get(ctx context.Context, key string) ([]byte, error) {
 }
 
 func (s *S3) put(ctx context.Context, key string, data []byte, contentType string) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(s.loc.Bucket),
 		Key:           aws.String(key),
@@ -184,6 +196,8 @@ func (s *S3) Reset(ctx context.Context, connector string) error {
 	}
 	// Escaped names hold no '.', so this prefix is the connector's own objects and
 	// nobody else's.
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	keys, err := s.list(ctx, escapeName(connector)+".")
 	if err != nil {
 		return fmt.Errorf("offsets: reset %s: %w", connector, err)
@@ -214,6 +228,8 @@ func (s *S3) list(ctx context.Context, start string) ([]string, error) {
 
 // List names the connectors that have a committed position, sorted.
 func (s *S3) List(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	keys, err := s.list(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("offsets: %w", err)
