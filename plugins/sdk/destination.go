@@ -72,27 +72,28 @@ func (d *destinationServer[C]) Write(stream pb.Destination_WriteServer) error {
 		d.mu.Unlock()
 	}()
 
-	ctx := stream.Context()
-	dec := wire.NewDecoder()
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	in := receive(ctx, stream)
 	var last record.Position
 	var n int64
-	for {
-		req, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		switch m := req.GetMsg().(type) {
-		case *pb.WriteRequest_Batch:
-			recs, err := dec.Decode(m.Batch)
-			if err != nil {
-				return status.Errorf(codes.Internal, "write: malformed batch from connectd: %v", err)
+	for m := range in {
+		switch {
+		case m.err != nil:
+			if errors.Is(m.err, io.EOF) {
+				return nil
 			}
-			if len(recs) == 0 {
-				continue
+			return m.err
+		case m.flush:
+			if err := call(d.log, "Flush", func() error { return d.impl.Flush(ctx) }); err != nil {
+				return toStatus("flush", err)
 			}
+			if err := stream.Send(&pb.WriteResponse{Flushed: &pb.FlushResponse{Position: last, Records: n}}); err != nil {
+				return err
+			}
+			n = 0
+		case len(m.recs) > 0:
+			recs := m.recs
 			for i := range recs {
 				if last != nil && recs[i].Pos.Compare(last) <= 0 {
 					return status.Errorf(codes.Internal, "write: position %s after %s", recs[i].Pos, last)
@@ -103,18 +104,59 @@ func (d *destinationServer[C]) Write(stream pb.Destination_WriteServer) error {
 				return toStatus("write", err)
 			}
 			n += int64(len(recs))
-		case *pb.WriteRequest_Flush:
-			if err := call(d.log, "Flush", func() error { return d.impl.Flush(ctx) }); err != nil {
-				return toStatus("flush", err)
-			}
-			if err := stream.Send(&pb.WriteResponse{Flushed: &pb.FlushResponse{Position: last, Records: n}}); err != nil {
-				return err
-			}
-			n = 0
-		default:
-			return status.Errorf(codes.Internal, "write: empty request")
 		}
 	}
+	return ctx.Err()
+}
+
+// received is one request of the write stream, decoded; err ends the stream (io.EOF:
+// connectd closed it).
+type received struct {
+	recs  []record.Record
+	flush bool
+	err   error
+}
+
+// decodeAhead is how many decoded requests may wait for the author's Write: the next
+// batch is received and decoded while Write works on this one.
+const decodeAhead = 2
+
+// receive reads and decodes the write stream in a goroutine of its own, until an
+// error (which it delivers last) or until ctx ends.
+func receive(ctx context.Context, stream pb.Destination_WriteServer) <-chan received {
+	out := make(chan received, decodeAhead)
+	go func() {
+		defer close(out)
+		dec := wire.NewDecoder()
+		for {
+			var r received
+			req, err := stream.Recv()
+			switch {
+			case err != nil:
+				r.err = err
+			default:
+				switch m := req.GetMsg().(type) {
+				case *pb.WriteRequest_Batch:
+					if r.recs, err = dec.Decode(m.Batch); err != nil {
+						r.err = status.Errorf(codes.Internal, "write: malformed batch from connectd: %v", err)
+					}
+				case *pb.WriteRequest_Flush:
+					r.flush = true
+				default:
+					r.err = status.Errorf(codes.Internal, "write: empty request")
+				}
+			}
+			select {
+			case out <- r:
+			case <-ctx.Done():
+				return
+			}
+			if r.err != nil {
+				return
+			}
+		}
+	}()
+	return out
 }
 
 func (d *destinationServer[C]) Close(ctx context.Context, _ *pb.CloseRequest) (*pb.CloseResponse, error) {
