@@ -36,18 +36,8 @@ type streamer struct {
 	// Slabs that row values and positions are cut from: a few allocations per
 	// thousand records instead of two per record. A slab is never reused; the
 	// records cut from it keep it alive.
-	vals []record.Value
+	vals record.ValueSlab
 	pos  []byte
-}
-
-// values returns n values from the slab.
-func (st *streamer) values(n int) []record.Value {
-	if len(st.vals) < n {
-		st.vals = make([]record.Value, max(n, 4096))
-	}
-	v := st.vals[:n:n]
-	st.vals = st.vals[n:]
-	return v
 }
 
 // position returns the stream position of a record, cut from the slab.
@@ -452,7 +442,7 @@ func checkTableMap(t tableName, ts *tableSchema, e *replication.RowsEvent) error
 }
 
 func (st *streamer) decode(ts *tableSchema, row []any) ([]record.Value, error) {
-	out := st.values(len(ts.cols))
+	out := st.vals.Take(len(ts.cols))
 	for i := range ts.cols {
 		if i >= len(row) {
 			break

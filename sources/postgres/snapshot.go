@@ -164,7 +164,7 @@ func (s *Source) snapshot(ctx context.Context, plan snapPlan, emit connector.Emi
 	}
 	sink := &copySink{
 		ctx: ctx, emit: emit, status: s.status, acks: &s.ack, epoch: st.Epoch, chunkRows: st.Chunk,
-		commitTS: st.CommitTS, txid: st.TxID,
+		commitTS: st.CommitTS, txid: st.TxID, vals: record.ValueSlab{Rows: snapshotBatch / 4},
 	}
 	started := time.Now()
 	var total int64
@@ -305,8 +305,8 @@ type copySink struct {
 	curKeyed, prevKeyed bool
 
 	recs   []record.Record
-	vals   []record.Value // block the next After slices are cut from
-	poss   []byte         // block the next positions are cut from
+	vals   record.ValueSlab // where the After slices are cut from
+	poss   []byte           // block the next positions are cut from
 	fields [][]byte
 	alloc  pgvalue.Alloc // decoded values come from its blocks, not one allocation each
 	carry  []byte        // an incomplete line from the previous write
@@ -358,7 +358,7 @@ func (w *copySink) Write(p []byte) (int, error) {
 
 func (w *copySink) line(line []byte) error {
 	ncols := len(w.codecs)
-	vals := w.values(ncols)
+	vals := w.vals.Take(ncols)
 	w.prevKey, w.curKey = w.curKey, w.prevKey[:0]
 	w.prevKeyed, w.curKeyed = w.curKeyed, w.key != nil
 	if ncols > 0 {
@@ -445,16 +445,6 @@ func (w *copySink) lastKey() []string {
 		out = append(out, string(k))
 	}
 	return out
-}
-
-// values cuts an After slice of n values from the current block.
-func (w *copySink) values(n int) []record.Value {
-	if len(w.vals) < n {
-		w.vals = make([]record.Value, max(n*snapshotBatch/4, 1024))
-	}
-	v := w.vals[:n:n]
-	w.vals = w.vals[n:]
-	return v
 }
 
 // endCopy reads a last line that came without its newline.

@@ -73,7 +73,7 @@ type streamer struct {
 	rels map[uint32]*relation
 
 	pending []record.Record
-	vals    []record.Value
+	vals    record.ValueSlab
 	poss    []byte
 	// Fields of the transaction being read.
 	inTxn    bool
@@ -307,7 +307,7 @@ func (st *streamer) message(ctx context.Context, data []byte) error {
 			if rel.ignore {
 				continue
 			}
-			after := st.values(len(rel.shape.schema.Columns))
+			after := st.vals.Take(len(rel.shape.schema.Columns))
 			if err := st.add(ctx, record.Record{Op: record.OpTruncate, Schema: rel.shape.schema, After: after}); err != nil {
 				return err
 			}
@@ -550,16 +550,6 @@ func (st *streamer) flush(ctx context.Context) error {
 	return nil
 }
 
-// values cuts a slice of n values from the current block.
-func (st *streamer) values(n int) []record.Value {
-	if len(st.vals) < n {
-		st.vals = make([]record.Value, max(n*64, 1024))
-	}
-	v := st.vals[:n:n]
-	st.vals = st.vals[n:]
-	return v
-}
-
 // decode turns a tuple into values. Unchanged TOAST columns become nil and are named
 // in unchanged, unless fill (a full old image) has their value.
 func (st *streamer) decode(rel *relation, cols []tupleCol, fill []tupleCol) ([]record.Value, []string, error) {
@@ -567,7 +557,7 @@ func (st *streamer) decode(rel *relation, cols []tupleCol, fill []tupleCol) ([]r
 	if len(cols) != len(sch.Columns) {
 		return nil, nil, fmt.Errorf("postgres: %s: tuple has %d columns, relation has %d", rel.name, len(cols), len(sch.Columns))
 	}
-	vals := st.values(len(cols))
+	vals := st.vals.Take(len(cols))
 	var unchanged []string
 	for i, c := range cols {
 		if c.kind == 'u' && fill != nil && i < len(fill) && fill[i].kind == 't' {

@@ -417,7 +417,7 @@ func (d *Decoder) Decode(b *pb.Batch) ([]record.Record, error) {
 	if count > len(data)/minRecordBytes {
 		return nil, fmt.Errorf("%d records cannot fit in %d bytes", count, len(data))
 	}
-	r := reader{data: data, text: unsafe.String(unsafe.SliceData(data), len(data)), sl: slabs{chunk: count}}
+	r := reader{data: data, text: unsafe.String(unsafe.SliceData(data), len(data)), sl: slabs{chunk: count}, vals: record.ValueSlab{Rows: count}}
 	recs := make([]record.Record, count)
 	for i := range recs {
 		if err := d.decodeRecord(&r, &recs[i]); err != nil {
@@ -525,8 +525,8 @@ type reader struct {
 	data []byte
 	text string
 	off  int
-	vals []record.Value // a slab that rows are cut from
-	sl   slabs          // where the values are boxed
+	vals record.ValueSlab // where rows are cut from
+	sl   slabs            // where the values are boxed
 }
 
 var errTruncated = errors.New("truncated")
@@ -601,16 +601,6 @@ func (r *reader) string(what string) (string, error) {
 	return r.text[i:j], nil
 }
 
-// values returns n values from the slab.
-func (r *reader) values(n int) []record.Value {
-	if len(r.vals) < n {
-		r.vals = make([]record.Value, max(n, 4096))
-	}
-	v := r.vals[:n:n]
-	r.vals = r.vals[n:]
-	return v
-}
-
 // nulls reads a null bitmap of n bits.
 func (r *reader) nulls(n int) ([]byte, error) {
 	m, err := r.fixed("null bitmap", (n+7)/8)
@@ -628,7 +618,7 @@ func (r *reader) row(cols []record.Column) ([]record.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := r.values(len(cols))
+	out := r.vals.Take(len(cols))
 	for i := range cols {
 		if m[i/8]&(1<<(i%8)) != 0 {
 			continue
