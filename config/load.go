@@ -608,6 +608,7 @@ func (d *decoder) mysqlFields(ms *MySQLSource, st *mysqlState) []field {
 				}
 			}
 		}},
+		field{"tinyint1_as_boolean", d.boolean(&ms.TinyInt1AsBoolean)},
 	)
 	return fs
 }

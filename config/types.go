@@ -72,6 +72,9 @@ type MySQLSource struct {
 	ServerID uint32   `yaml:"server_id"`
 	Tables   []string `yaml:"tables"`
 	Snapshot string   `yaml:"snapshot"`
+	// TinyInt1AsBoolean maps signed TINYINT(1) (and BOOL) columns to booleans;
+	// by default they stay integers, since TINYINT(1) holds -128..127.
+	TinyInt1AsBoolean bool `yaml:"tinyint1_as_boolean"`
 }
 
 // PluginConfig is `type: plugin` for a source or destination.

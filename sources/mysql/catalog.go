@@ -232,7 +232,7 @@ type tableSchema struct {
 }
 
 // buildSchema maps a definition to a record schema.
-func buildSchema(t tableName, def *tableDef) (*tableSchema, error) {
+func buildSchema(t tableName, def *tableDef, opts typeOpts) (*tableSchema, error) {
 	ts := &tableSchema{}
 	cols := make([]record.Column, len(def.Columns))
 	key := map[string]bool{}
@@ -240,7 +240,7 @@ func buildSchema(t tableName, def *tableDef) (*tableSchema, error) {
 		key[strings.ToLower(k)] = true
 	}
 	for i, c := range def.Columns {
-		ct := mapType(c, def.Charset)
+		ct := mapType(c, def.Charset, opts)
 		ts.cols = append(ts.cols, ct)
 		isKey := key[strings.ToLower(c.Name)]
 		cols[i] = record.Column{Name: c.Name, SourceType: ct.source, Type: ct.typ, Nullable: !c.NotNull && !isKey, Key: isKey}

@@ -252,7 +252,7 @@ func discover(ctx context.Context, db *sql.DB, st settings) ([]*record.Schema, e
 		if d.kind != stmtCreate {
 			return nil, fmt.Errorf("mysql: table %s: SHOW CREATE TABLE gave no column list", t)
 		}
-		ts, err := buildSchema(t, d.def)
+		ts, err := buildSchema(t, d.def, st.types)
 		if err != nil {
 			return nil, fmt.Errorf("mysql: table %s: %w", t, err)
 		}

@@ -47,7 +47,7 @@ func TestParseShowCreateTable(t *testing.T) {
 	if !c[3].JSONCheck || c[4].Type.Charset != "latin1" {
 		t.Errorf("doc %+v name %+v", c[3], c[4])
 	}
-	ts, err := buildSchema(d.table, d.def)
+	ts, err := buildSchema(d.table, d.def, typeOpts{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func FuzzParseDDL(f *testing.F) {
 			return
 		}
 		if d.kind == stmtCreate {
-			_, _ = buildSchema(d.table, d.def)
+			_, _ = buildSchema(d.table, d.def, typeOpts{})
 		}
 		cat := newCatalog(func(string) bool { return true })
 		_, _ = cat.apply("CREATE TABLE t (id int primary key, a int)", "db")
@@ -60,7 +60,7 @@ func FuzzTextValues(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		cols = append(cols, mapType(d.def.Columns[0], ""))
+		cols = append(cols, mapType(d.def.Columns[0], "", typeOpts{}))
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		for i := range cols {

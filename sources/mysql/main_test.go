@@ -90,6 +90,7 @@ type harness struct {
 	got       []record.Record
 	slow      time.Duration // pause per emitted batch, as a slow destination would
 	chunk     uint32        // rows per snapshot query; 0: the default
+	tinyBool  bool          // tinyint1_as_boolean
 }
 
 func newHarness(t *testing.T, name string, tables ...string) *harness {
@@ -107,6 +108,7 @@ func (h *harness) params(mode connector.Mode) connector.SourceParams {
 		Name: h.name,
 		Config: config.Source{Type: "mysql", MySQL: &config.MySQLSource{
 			DSN: maria.DSN, Tables: h.tables, Snapshot: h.snapshot, ServerID: 7000 + uint32(len(h.name)),
+			TinyInt1AsBoolean: h.tinyBool,
 		}},
 		Mode:   mode,
 		Logger: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})),

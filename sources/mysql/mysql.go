@@ -41,6 +41,7 @@ type settings struct {
 	patterns  []pattern
 	snapshot  string
 	localhost string // how the connector registers itself as a replica
+	types     typeOpts
 }
 
 // pattern is one entry of `tables`: database and table globs.
@@ -81,7 +82,8 @@ func settingsFrom(p connector.SourceParams) (settings, error) {
 	if c == nil {
 		return settings{}, connector.Permanent(errors.New("mysql: source config missing"))
 	}
-	st := settings{serverID: c.ServerID, snapshot: c.Snapshot, localhost: "connectd-" + p.Name}
+	st := settings{serverID: c.ServerID, snapshot: c.Snapshot, localhost: "connectd-" + p.Name,
+		types: typeOpts{tinyBool: c.TinyInt1AsBoolean}}
 	switch st.snapshot {
 	case "":
 		st.snapshot = config.SnapshotInitial
@@ -534,7 +536,7 @@ func (s *Source) schemaOf(t tableName) (*tableSchema, error) {
 	if !ok {
 		return nil, connector.Permanent(fmt.Errorf("mysql: table %s has rows in the binlog but no definition in the schema history; run `connectd offsets reset` to snapshot again", t))
 	}
-	ts, err := buildSchema(t, def)
+	ts, err := buildSchema(t, def, s.st.types)
 	if err != nil {
 		return nil, connector.Permanent(fmt.Errorf("mysql: table %s: %w", t, err))
 	}

@@ -211,7 +211,7 @@ func (s *Source) resumeSnapshot(ctx context.Context, st *snapState, from decoded
 			s.log.Warn("the interrupted snapshot cannot be resumed: the current definition of a table does not parse", "table", t.String(), "err", err)
 			return true, nil
 		}
-		now, err := buildSchema(t, d.def)
+		now, err := buildSchema(t, d.def, s.st.types)
 		if err != nil || now.schema.Fingerprint() != then.schema.Fingerprint() || !sameSourceTypes(now.schema, then.schema) {
 			s.log.Warn("the interrupted snapshot cannot be resumed: a table it has still to read changed its definition since the snapshot began", "table", t.String())
 			return true, nil

@@ -100,7 +100,7 @@ func (s *Source) stream(ctx context.Context, from coords, skip []byte, target *c
 			if err != nil || e.Table == nil || !s.st.selected(tableName{db: string(e.Table.Schema), name: string(e.Table.Table)}) {
 				return err
 			}
-			return e.DecodeData(pos, data)
+			return decodeRowsData(e, pos, data)
 		},
 	}
 	syncer := replication.NewBinlogSyncer(cfg)

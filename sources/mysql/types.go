@@ -23,7 +23,7 @@ type colType struct {
 	width    int      // BIT(M) bits, BINARY(n) bytes
 	values   []string // ENUM/SET members
 	unsigned bool
-	bool     bool              // TINYINT(1)
+	bool     bool              // TINYINT(1) read as a boolean (tinyint1_as_boolean)
 	enc      encoding.Encoding // non-UTF-8 character set of a text column; nil for UTF-8
 	known    bool              // false: no mapping, values kept as text
 	source   string            // the type as the server writes it
@@ -35,7 +35,7 @@ type warning uint8
 const (
 	warnNone     warning = iota
 	warnZeroDate         // a zero or partly zero date, mapped to null
-	warnBool             // a TINYINT(1) holding something other than 0 or 1
+	warnBool             // a TINYINT(1) read as a boolean holding something other than 0 or 1
 	warnCharset          // text in a character set without a decoder, kept as bytes
 )
 
@@ -72,24 +72,39 @@ func argInt(t typeSpec, i, def int) int {
 	return def
 }
 
-// mapType chooses the logical type of a column (SPEC section 3); tableCharset is the
-// table's default character set, used when the column names none.
-func mapType(c colDef, tableCharset string) colType {
+// typeOpts are the source settings that change how columns map.
+type typeOpts struct {
+	// tinyBool maps signed TINYINT(1) to booleans. Off by default: the (1) is only
+	// a display width, the column holds -128..127, and SHOW CREATE TABLE cannot
+	// tell a BOOL from a TINYINT(1) that counts things.
+	tinyBool bool
+}
+
+// mapType chooses the logical type of a column (docs/design.md, the type table);
+// tableCharset is the table's default character set, used when the column names none.
+func mapType(c colDef, tableCharset string, opts typeOpts) colType {
 	t := c.Type
 	ct := colType{base: t.Base, unsigned: t.Unsigned, known: true, source: sourceTypeString(t)}
 	kind := func(k record.Kind) { ct.typ = record.Type{Kind: k} }
 	switch t.Base {
-	case "bool":
-		kind(record.KindBool)
-		ct.bool = true
-		ct.source = "tinyint(1)"
-	case "tinyint":
-		if argInt(t, 0, 0) == 1 && !t.Unsigned {
+	case "bool", "tinyint":
+		if t.Base == "bool" {
+			// BOOL is TINYINT(1): the same column as SHOW CREATE TABLE shows it.
+			ct.base, ct.source = "tinyint", "tinyint(1)"
+			t.Args = []string{"1"}
+		}
+		if opts.tinyBool && argInt(t, 0, 0) == 1 && !t.Unsigned {
 			kind(record.KindBool)
 			ct.bool = true
 		} else {
 			kind(record.KindInt16)
 		}
+	case "uuid":
+		// MariaDB 10.7+.
+		kind(record.KindUUID)
+	case "inet4", "inet6":
+		// MariaDB 10.5+ (INET6) and 11.3+ (INET4): the address as the server prints it.
+		kind(record.KindString)
 	case "smallint":
 		if t.Unsigned {
 			kind(record.KindInt32)
@@ -225,6 +240,12 @@ func (ct *colType) fromText(raw []byte) (record.Value, warning, error) {
 		return record.JSON(append([]byte(nil), raw...)), 0, nil
 	case record.KindBytes:
 		return append([]byte(nil), raw...), 0, nil
+	case record.KindUUID:
+		u, err := record.ParseUUID(s)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: %v", errBadValue, err)
+		}
+		return u, 0, nil
 	}
 	switch ct.base {
 	case "bit":
@@ -316,6 +337,8 @@ func (ct *colType) fromBinlog(v any) (record.Value, warning, error) {
 		}
 	case record.KindTimestamp, record.KindTimestampTZ:
 		switch t := v.(type) {
+		case packedDatetime:
+			return t.decode()
 		case time.Time:
 			// DATETIME is built in UTC from its fields (the wall clock), TIMESTAMP
 			// from its epoch seconds: either way UnixMicro is what the string held.
@@ -351,6 +374,15 @@ func (ct *colType) fromBinlog(v any) (record.Value, warning, error) {
 			b = append(b, make([]byte, ct.width-len(b))...)
 		}
 		return b, 0, nil
+	case record.KindUUID:
+		switch x := v.(type) {
+		case string:
+			u, err := mariaUUID([]byte(x))
+			return u, 0, err
+		case []byte:
+			u, err := mariaUUID(x)
+			return u, 0, err
+		}
 	}
 	if ct.typ.Kind != record.KindString {
 		return nil, 0, typeErr(ct, v)
@@ -367,6 +399,25 @@ func (ct *colType) fromBinlog(v any) (record.Value, warning, error) {
 			return normTime(s, ct.dec)
 		}
 		return nil, 0, typeErr(ct, v)
+	case "inet4", "inet6":
+		// The binlog carries the stored bytes; the snapshot reads the server's text.
+		var b []byte
+		switch x := v.(type) {
+		case string:
+			b = []byte(x)
+		case []byte:
+			b = x
+		default:
+			return nil, 0, typeErr(ct, v)
+		}
+		var s string
+		var err error
+		if ct.base == "inet4" {
+			s, err = inet4Text(b)
+		} else {
+			s, err = inet6Text(b)
+		}
+		return s, 0, err
 	case "enum":
 		n, ok := asInt(v)
 		if !ok {

@@ -16,7 +16,7 @@ func TestBinlogTimesAndDecimalsAsGoMySQLGivesThem(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return mapType(d.def.Columns[0], "")
+		return mapType(d.def.Columns[0], "", typeOpts{})
 	}
 	dt, ts, dec := col("datetime(6)"), col("timestamp(3) NULL"), col("decimal(12,2)")
 	for _, c := range []struct {
