@@ -33,6 +33,7 @@ type Kind struct{}
 
 // settings is the validated source config.
 type settings struct {
+	name      string // the connector's
 	host      string
 	port      uint16
 	user      string
@@ -82,7 +83,7 @@ func settingsFrom(p connector.SourceParams) (settings, error) {
 	if c == nil {
 		return settings{}, connector.Permanent(errors.New("mysql: source config missing"))
 	}
-	st := settings{serverID: c.ServerID, snapshot: c.Snapshot, localhost: "connectd-" + p.Name,
+	st := settings{name: p.Name, serverID: c.ServerID, snapshot: c.Snapshot, localhost: "connectd-" + p.Name,
 		types: typeOpts{tinyBool: c.TinyInt1AsBoolean}}
 	switch st.snapshot {
 	case "":
@@ -382,6 +383,16 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 			return err
 		}
 		s.log.Info("streaming without a snapshot", "from", from.String())
+		// Commit the starting point before anything else: without it a run that
+		// sees no change commits nothing, and the next run starts again at the
+		// server's end, skipping what was written in between.
+		fileNo, err := fileNumber(from.file)
+		if err != nil {
+			return connector.Permanent(err)
+		}
+		if err := emit(ctx, []record.Record{startCheckpoint(from, fileNo)}); err != nil {
+			return err
+		}
 	default:
 		d, err := parsePos(start)
 		if err != nil {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/connectd/connectd/record"
 )
@@ -241,4 +243,16 @@ func describePos(p record.Position) string {
 		return s
 	}
 	return fmt.Sprintf("binlog #%d offset %d record %d (transaction at %s)", d.file, d.offset, d.seq, d.resume)
+}
+
+// startCheckpoint is the record committed when a stream starts without a snapshot
+// at from: its position sorts after every event before from and before every record
+// of the event at from (it is the last record number of the byte before), and
+// resumes at from.
+func startCheckpoint(from coords, fileNo uint32) record.Record {
+	off, seq := from.offset, uint32(0)
+	if off > 0 {
+		off, seq = off-1, math.MaxUint32
+	}
+	return record.Record{Op: record.OpCheckpoint, Pos: streamPos(fileNo, off, seq, from), CommitTS: time.Now().UTC().Truncate(time.Microsecond)}
 }
