@@ -54,6 +54,11 @@ func (st *streamer) position(offset uint64, seq uint32) record.Position {
 // stream reads the binlog from the transaction starting at from.
 func (s *Source) stream(ctx context.Context, from coords, skip []byte, target *coords, emit connector.EmitFunc) error {
 	s.status.SetPhase("streaming")
+	// Checked even when a sync has nothing to read: a position this server cannot
+	// continue from must stop the connector, not end the run with success.
+	if err := s.checkResumable(ctx, from); err != nil {
+		return err
+	}
 	if target != nil && !before(from, *target) {
 		return nil
 	}
@@ -64,9 +69,6 @@ func (s *Source) stream(ctx context.Context, from coords, skip []byte, target *c
 	gset, err := gmysql.ParseGTIDSet(s.flavor, from.gtid)
 	if err != nil {
 		return connector.Permanent(fmt.Errorf("mysql: GTID set %q in the position: %w", from.gtid, err))
-	}
-	if err := s.checkBinlogExists(ctx, from.file); err != nil {
-		return err
 	}
 	quiet := slog.New(s.log.Handler()).With("component", "go-mysql")
 	cfg := replication.BinlogSyncerConfig{
