@@ -203,11 +203,18 @@ func (f *File) syncDir() error {
 	return nil
 }
 
-// Reset forgets the connector's position. Resetting a connector without one is not an
-// error.
-func (f *File) Reset(ctx context.Context, connector string) error {
+// Reset forgets the connector's source state, then replaces its position with to
+// (nil: removes it). Resetting a connector without one is not an error.
+func (f *File) Reset(ctx context.Context, connector string, to record.Position) error {
 	if err := checkName(connector); err != nil {
 		return err
+	}
+	var data []byte
+	if to != nil {
+		var err error
+		if data, err = encodeOffset(connector, to); err != nil {
+			return err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -221,24 +228,37 @@ func (f *File) Reset(ctx context.Context, connector string) error {
 	if err != nil {
 		return fmt.Errorf("offsets: reset %s: %w", connector, err)
 	}
+	if to == nil {
+		states = append(states, f.Path(connector))
+	}
+	if err := f.removeAll(states); err != nil {
+		return fmt.Errorf("offsets: reset %s: %w", connector, err)
+	}
+	if to != nil {
+		if err := f.writeAtomic(f.Path(connector), data); err != nil {
+			return fmt.Errorf("offsets: reset %s: %w", connector, err)
+		}
+	}
+	return nil
+}
+
+// removeAll removes the files that exist among paths, then makes that durable.
+func (f *File) removeAll(paths []string) error {
 	removed := false
-	for _, p := range append(states, f.Path(connector)) {
+	for _, p := range paths {
 		err := os.Remove(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("offsets: reset %s: %w", connector, err)
+			return err
 		}
 		removed = true
 	}
 	if !removed {
 		return nil
 	}
-	if err := f.syncDir(); err != nil {
-		return fmt.Errorf("offsets: reset %s: %w", connector, err)
-	}
-	return nil
+	return f.syncDir()
 }
 
 // List names the connectors that have a committed position, sorted.

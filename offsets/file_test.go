@@ -125,7 +125,7 @@ func TestCorruptFileErrorNamesTheFile(t *testing.T) {
 func TestResetForgetsPosition(t *testing.T) {
 	ctx := context.Background()
 	f := newStore(t)
-	if err := f.Reset(ctx, "orders"); err != nil {
+	if err := f.Reset(ctx, "orders", nil); err != nil {
 		t.Fatalf("Reset without a position: %v", err)
 	}
 	if err := f.Commit(ctx, "orders", record.Position{1}); err != nil {
@@ -134,7 +134,7 @@ func TestResetForgetsPosition(t *testing.T) {
 	if err := f.Commit(ctx, "shop", record.Position{2}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Reset(ctx, "orders"); err != nil {
+	if err := f.Reset(ctx, "orders", nil); err != nil {
 		t.Fatal(err)
 	}
 	pos, err := f.Load(ctx, "orders")

@@ -154,17 +154,26 @@ ON CONFLICT (connector) DO UPDATE SET position = excluded.position, committed_at
 	})
 }
 
-// Reset forgets the connector's position and its source state, in one transaction.
-func (p *Postgres) Reset(ctx context.Context, connector string) error {
+// Reset forgets the connector's source state and replaces its position with to
+// (nil: deletes it), in one transaction.
+func (p *Postgres) Reset(ctx context.Context, connector string, to record.Position) error {
 	if err := checkName(connector); err != nil {
 		return err
+	}
+	if to != nil && len(to) == 0 {
+		return fmt.Errorf("offsets: reset %s: empty position", connector)
 	}
 	return p.do(ctx, "reset "+connector, func(ctx context.Context, c *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+pgStateTable+` WHERE connector = $1`, connector); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `DELETE FROM `+pgOffsetsTable+` WHERE connector = $1`, connector)
+			if to == nil {
+				_, err := tx.Exec(ctx, `DELETE FROM `+pgOffsetsTable+` WHERE connector = $1`, connector)
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO `+pgOffsetsTable+` (connector, position, committed_at) VALUES ($1, $2, now())
+ON CONFLICT (connector) DO UPDATE SET position = excluded.position, committed_at = excluded.committed_at`, connector, []byte(to))
 			return err
 		})
 	})

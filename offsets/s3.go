@@ -189,10 +189,18 @@ func (s *S3) Commit(ctx context.Context, connector string, pos record.Position) 
 	return nil
 }
 
-// Reset forgets the connector's position and its source state.
-func (s *S3) Reset(ctx context.Context, connector string) error {
+// Reset forgets the connector's source state, then replaces its position with to
+// (nil: deletes it).
+func (s *S3) Reset(ctx context.Context, connector string, to record.Position) error {
 	if err := checkName(connector); err != nil {
 		return err
+	}
+	var data []byte
+	if to != nil {
+		var err error
+		if data, err = encodeOffset(connector, to); err != nil {
+			return err
+		}
 	}
 	// Escaped names hold no '.', so this prefix is the connector's own objects and
 	// nobody else's.
@@ -202,10 +210,32 @@ func (s *S3) Reset(ctx context.Context, connector string) error {
 	if err != nil {
 		return fmt.Errorf("offsets: reset %s: %w", connector, err)
 	}
+	offset := s.offsetKey(connector)
 	for _, k := range keys {
-		if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.loc.Bucket), Key: aws.String(k)}); err != nil && !notFound(err) {
-			return fmt.Errorf("offsets: reset %s: delete s3://%s/%s: %w", connector, s.loc.Bucket, k, err)
+		if k == offset {
+			continue
 		}
+		if err := s.delete(ctx, k); err != nil {
+			return fmt.Errorf("offsets: reset %s: %w", connector, err)
+		}
+	}
+	if to != nil {
+		if err := s.put(ctx, offset, data, "application/json"); err != nil {
+			return fmt.Errorf("offsets: reset %s: put s3://%s/%s: %w", connector, s.loc.Bucket, offset, err)
+		}
+		return nil
+	}
+	if err := s.delete(ctx, offset); err != nil {
+		return fmt.Errorf("offsets: reset %s: %w", connector, err)
+	}
+	return nil
+}
+
+// delete removes one object; a missing one is not an error.
+func (s *S3) delete(ctx context.Context, key string) error {
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.loc.Bucket), Key: aws.String(key)})
+	if err != nil && !notFound(err) {
+		return fmt.Errorf("delete s3://%s/%s: %w", s.loc.Bucket, key, err)
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ func TestResetForgetsTheSourceStateToo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := f.Reset(ctx, "orders"); err != nil {
+	if err := f.Reset(ctx, "orders", nil); err != nil {
 		t.Fatal(err)
 	}
 	if data, err := f.State("orders").Load(ctx, "snapshot"); err != nil || data != nil {

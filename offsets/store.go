@@ -18,9 +18,10 @@ type Store interface {
 	Load(ctx context.Context, connector string) (record.Position, error)
 	// Commit durably replaces the connector's position.
 	Commit(ctx context.Context, connector string, pos record.Position) error
-	// Reset forgets the connector's position and its source state (the next run
-	// starts from scratch).
-	Reset(ctx context.Context, connector string) error
+	// Reset forgets the connector's source state and replaces its position with to
+	// (nil: forgets the position too). The state goes first, so a reset cut short
+	// leaves the old position, and running it again does the whole reset.
+	Reset(ctx context.Context, connector string, to record.Position) error
 	// List names the connectors that have a committed position, sorted.
 	List(ctx context.Context) ([]string, error)
 	// State returns the store of the connector's source state.

@@ -200,10 +200,10 @@ func storeContract(t *testing.T, open func(t *testing.T) Store) {
 				t.Errorf("List is not sorted: %q", got)
 			}
 		}
-		if err := s.Reset(ctx, "a.b"); err != nil {
+		if err := s.Reset(ctx, "a.b", nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Reset(ctx, "never-committed"); err != nil {
+		if err := s.Reset(ctx, "never-committed", nil); err != nil {
 			t.Errorf("Reset of a connector without a position: %v", err)
 		}
 		if pos, err := s.Load(ctx, "a.b"); err != nil || pos != nil {
@@ -219,6 +219,41 @@ func storeContract(t *testing.T, open func(t *testing.T) Store) {
 			if data, err := s.State(other).Load(ctx, "snapshot"); err != nil || string(data) != "progress" {
 				t.Errorf("%s's state after resetting a.b = %q, %v; want it kept", other, data, err)
 			}
+		}
+	})
+
+	t.Run("reset to a position", func(t *testing.T) {
+		for _, n := range []string{"ep", "ep.b"} {
+			if err := s.Commit(ctx, n, record.Position{2, 7}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.State(n).Save(ctx, "snapshot", []byte("progress")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		marker := record.Position{0xff, 0, 0, 0, 1}
+		if err := s.Reset(ctx, "ep", marker); err != nil {
+			t.Fatal(err)
+		}
+		again := open(t)
+		defer again.Close()
+		if pos, err := again.Load(ctx, "ep"); err != nil || !reflect.DeepEqual(pos, marker) {
+			t.Errorf("position after reset to %x = %x, %v", marker, pos, err)
+		}
+		if data, err := again.State("ep").Load(ctx, "snapshot"); err != nil || data != nil {
+			t.Errorf("state after reset = %q, %v; want none", data, err)
+		}
+		if names, err := again.List(ctx); err != nil || !contains(names, "ep") {
+			t.Errorf("List = %q, %v; want the reset connector listed", names, err)
+		}
+		if pos, err := again.Load(ctx, "ep.b"); err != nil || !reflect.DeepEqual(pos, record.Position{2, 7}) {
+			t.Errorf("another connector's position = %x, %v; want it kept", pos, err)
+		}
+		if data, err := again.State("ep.b").Load(ctx, "snapshot"); err != nil || string(data) != "progress" {
+			t.Errorf("another connector's state = %q, %v; want it kept", data, err)
+		}
+		if err := s.Reset(ctx, "ep", record.Position{}); err == nil {
+			t.Error("Reset to an empty position succeeded")
 		}
 	})
 

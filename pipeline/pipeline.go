@@ -107,6 +107,7 @@ type runner struct {
 	readEnded  bool
 	cancelRead context.CancelFunc
 
+	epoch     uint32          // the reset epoch of every position this run writes (epoch.go)
 	last      record.Position // last position written, or the start position
 	pending   bool            // written since the last commit
 	pendingTS time.Time       // commit time of the last record written
@@ -146,7 +147,12 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("load offset: %w", err)
 	}
-	r.log.Info("pipeline starting", "position", start.String())
+	epoch, srcStart, err := SplitEpoch(start)
+	if err != nil {
+		return connector.Permanent(fmt.Errorf("load offset: %w: the offsets store holds a damaged position; `connectd offsets reset` starts the connector again in a new epoch", err))
+	}
+	r.log.Info("pipeline starting", "position", start.String(), "epoch", epoch)
+	r.epoch = epoch
 	r.last = start
 	r.batches = make(chan []record.Record, r.o.Buffer)
 	r.readDone = make(chan error, 1)
@@ -157,7 +163,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	var readCtx context.Context
 	readCtx, r.cancelRead = context.WithCancel(ctx)
 	readStarted = true
-	go r.read(readCtx, start)
+	go r.read(readCtx, srcStart)
 	r.obs.SetState(StateRunning, nil)
 
 	state, err := r.loop(ctx, opCtx, readCtx)
@@ -273,6 +279,9 @@ func (r *runner) write(ctx context.Context, b []record.Record) error {
 	if len(b) == 0 {
 		return nil
 	}
+	if err := stamp(r.epoch, b); err != nil {
+		return err
+	}
 	prev := r.last
 	for i := range b {
 		if b[i].Pos.Compare(prev) <= 0 {
@@ -345,7 +354,7 @@ func (r *runner) commit(ctx context.Context) error {
 	}
 	r.pending = false
 	r.obs.Committed(pos, r.pendingTS)
-	if err := r.o.Source.Ack(ctx, pos); err != nil {
+	if err := r.o.Source.Ack(ctx, sourcePos(r.epoch, pos)); err != nil {
 		return fmt.Errorf("ack %s: %w", pos, err)
 	}
 	r.log.Debug("committed", "position", pos.String(), "rows", rows, "bytes", bytes)

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/pipeline"
 	"github.com/connectd/connectd/record"
 )
 
@@ -69,7 +70,7 @@ func newOffsetsCmd(g *globalFlags) *cobra.Command {
 	}
 	reset := &cobra.Command{
 		Use:   "reset -c FILE NAME",
-		Short: "Forget one connector's committed position: its next run starts from scratch (snapshot included)",
+		Short: "Start one connector again from scratch (snapshot included) in a new epoch, whose positions sort after everything already delivered",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			a, err := g.load(c.Context(), true)
@@ -81,10 +82,15 @@ func newOffsetsCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("offsets reset %s: %w", args[0], err)
 			}
-			if err := a.store.Reset(c.Context(), args[0]); err != nil {
-				return fmt.Errorf("offsets reset %s: %w", args[0], err)
+			marker, err := pipeline.ResetMarker(pos)
+			if err != nil {
+				return fmt.Errorf("offsets reset %s: stored position %s: %w", args[0], pos, err)
 			}
-			fmt.Fprintf(g.stdout, "%s: position %s forgotten\n", args[0], a.describe(args[0], pos))
+			if err := a.store.Reset(c.Context(), args[0], marker); err != nil {
+				return fmt.Errorf("offsets reset %s: %w (nothing or only the source state was reset: run the command again)", args[0], err)
+			}
+			epoch, _, _ := pipeline.SplitEpoch(marker)
+			fmt.Fprintf(g.stdout, "%s: position %s forgotten; the next run starts from scratch in epoch %d, after everything already delivered\n", args[0], a.describe(args[0], pos), epoch)
 			return nil
 		},
 	}
@@ -95,17 +101,34 @@ func newOffsetsCmd(g *globalFlags) *cobra.Command {
 	return c
 }
 
-// describe renders a position in the source's own terms where the source kind can.
+// describe renders a position in the source's own terms where the source kind can,
+// with its reset epoch.
 func (a *app) describe(name string, pos record.Position) string {
 	if pos == nil {
 		return "(none)"
 	}
+	epoch, src, err := pipeline.SplitEpoch(pos)
+	if err != nil {
+		return fmt.Sprintf("damaged: %v", err)
+	}
+	text := a.describeSource(name, src)
+	if epoch == 0 {
+		return text
+	}
+	return fmt.Sprintf("epoch %d, %s", epoch, text)
+}
+
+// describeSource renders the source's part of a position.
+func (a *app) describeSource(name string, src record.Position) string {
+	if src == nil {
+		return "start of the epoch (the next run starts from scratch)"
+	}
 	if c, ok := a.cfg.Connectors[name]; ok {
 		if sk, err := a.reg.Source(c.Source.Type); err == nil {
 			if d, ok := sk.(connector.Describer); ok {
-				return fmt.Sprintf("%s (%s)", d.DescribePosition(pos), pos)
+				return fmt.Sprintf("%s (%s)", d.DescribePosition(src), src)
 			}
 		}
 	}
-	return pos.String()
+	return src.String()
 }
