@@ -205,6 +205,7 @@ connectors:
       tables: [public.b]
     destination:
       <<: *dest
+      url: file:///lake2
       compression: none
 `
 	_, err := Parse("c.yaml", []byte(src), nil)
@@ -222,7 +223,7 @@ connectors:
 	if b.Source.Postgres.DSN != "postgres://h/db" || !reflect.DeepEqual(b.Source.Postgres.Tables, []string{"public.b"}) {
 		t.Fatalf("merged source = %+v", b.Source.Postgres)
 	}
-	if b.Destination.Parquet.URL != "file:///lake" || b.Destination.Parquet.Compression != "none" {
+	if b.Destination.Parquet.URL != "file:///lake2" || b.Destination.Type != "parquet" || b.Destination.Parquet.Compression != "none" {
 		t.Fatalf("merged destination = %+v", b.Destination.Parquet)
 	}
 	if cfg.Connectors["a"].Destination.Parquet.Compression != "gzip" {

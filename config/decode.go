@@ -25,6 +25,7 @@ type decoder struct {
 	errs    Errors
 	aliases map[*ast.AliasNode]ast.Node
 	budget  int
+	keys    map[string][2]int // line and column of keys checked after decoding (markKey)
 }
 
 // entry is one key of a mapping, with the merge keys (<<) already applied.

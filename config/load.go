@@ -166,6 +166,7 @@ func (d *decoder) config(body ast.Node) *Config {
 	if !sawConnectors {
 		d.errorf(1, 0, "connectors", "required: at least one connector")
 	}
+	d.checkShared(cfg)
 	return cfg
 }
 
@@ -314,6 +315,7 @@ func (d *decoder) destination(de entry, path string, dst *Destination) {
 		pq, st := &ParquetDestination{}, &parquetState{}
 		d.fields(typed, path, withNoop(d.parquetFields(pq, st), "type", "flush"), foreign, what)
 		d.finishParquet(pq, st, path, de)
+		d.checkUploadSize(pq, dst.Flush, path, de)
 		dst.Parquet = pq
 	case TypePlugin:
 		pc, st := &PluginConfig{}, &pluginState{}
@@ -386,6 +388,7 @@ func (d *decoder) flush(fe entry, path string, f *Flush) {
 			}
 		}},
 		{"bytes", func(e entry, p string) {
+			d.markKey(e, p)
 			if v, ok := d.size(e, p); ok && positive(e, p, int64(v)) {
 				f.Bytes = v
 			}
@@ -500,6 +503,7 @@ func (d *decoder) postgresFields(ps *PostgresSource, st *postgresState) []field 
 		}},
 		field{"slot", func(e entry, p string) {
 			st.slotSet = true
+			d.markKey(e, p)
 			if d.strOK(e, p, &ps.Slot) {
 				if msg := checkPGIdent(ps.Slot); msg != "" {
 					d.errorf(e.line, e.col, p, "%s", msg)
@@ -508,6 +512,7 @@ func (d *decoder) postgresFields(ps *PostgresSource, st *postgresState) []field 
 		}},
 		field{"publication", func(e entry, p string) {
 			st.pubSet = true
+			d.markKey(e, p)
 			if d.strOK(e, p, &ps.Publication) {
 				if msg := checkPGIdent(ps.Publication); msg != "" {
 					d.errorf(e.line, e.col, p, "%s", msg)
@@ -589,6 +594,7 @@ func (d *decoder) mysqlFields(ms *MySQLSource, st *mysqlState) []field {
 	fs = append(fs,
 		field{"server_id", func(e entry, p string) {
 			st.serverIDSet = true
+			d.markKey(e, p)
 			if v, ok := d.integer(e, p); ok {
 				if v <= 0 || v > 1<<32-1 {
 					d.errorf(e.line, e.col, p, "must be between 1 and 4294967295 and unique among the server's replicas")
@@ -724,6 +730,25 @@ func (d *decoder) finishPlugin(pc *PluginConfig, st *pluginState, path string, s
 	}
 }
 
+// MaxPutObject is the largest object one S3 PutObject may upload (5 GiB).
+const MaxPutObject = Size(5 << 30)
+
+// checkUploadSize refuses a flush.bytes an s3:// lake cannot upload: each flushed
+// file goes up in one PutObject, which S3 refuses above 5 GiB, so such a flush would
+// fail on every retry.
+func (d *decoder) checkUploadSize(pq *ParquetDestination, f Flush, path string, de entry) {
+	if !strings.HasPrefix(pq.URL, "s3://") || f.Bytes <= MaxPutObject {
+		return
+	}
+	p := joinPath(path, "flush.bytes")
+	line, col := de.line, de.col
+	if at, ok := d.keys[p]; ok {
+		line, col = at[0], at[1]
+	}
+	d.errorf(line, col, p, "%s is more than one S3 PutObject can upload (%s): a file that large could never be uploaded; set bytes to 5GiB or less (files of 128MiB-1GiB read best)",
+		f.Bytes, MaxPutObject)
+}
+
 type parquetState struct {
 	urlSet               bool
 	urlLine, urlCol      int
@@ -734,6 +759,7 @@ func (d *decoder) parquetFields(pq *ParquetDestination, st *parquetState) []fiel
 	return []field{
 		{"url", func(e entry, p string) {
 			d.str(&pq.URL)(e, p)
+			d.markKey(e, p)
 			st.urlSet, st.urlLine, st.urlCol = true, e.line, e.col
 		}},
 		{"s3", func(e entry, p string) {

@@ -90,7 +90,7 @@ func newOffsetsCmd(g *globalFlags) *cobra.Command {
 				return fmt.Errorf("offsets reset %s: %w (nothing or only the source state was reset: run the command again)", args[0], err)
 			}
 			epoch, _, _ := pipeline.SplitEpoch(marker)
-			fmt.Fprintf(g.stdout, "%s: position %s forgotten; the next run starts from scratch in epoch %d, after everything already delivered\n", args[0], a.describe(args[0], pos), epoch)
+			fmt.Fprintf(g.stdout, "%s: position %s forgotten; the next run starts from scratch in reset epoch %d, after everything already delivered\n", args[0], a.describe(args[0], pos), epoch)
 			return nil
 		},
 	}
@@ -115,7 +115,7 @@ func (a *app) describe(name string, pos record.Position) string {
 	if epoch == 0 {
 		return text
 	}
-	return fmt.Sprintf("epoch %d, %s", epoch, text)
+	return fmt.Sprintf("reset epoch %d, %s", epoch, text)
 }
 
 // describeSource renders the source's part of a position.
