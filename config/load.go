@@ -702,6 +702,7 @@ func (d *decoder) pluginFields(pc *PluginConfig, st *pluginState) []field {
 			}
 			pc.Config, _ = d.anyValue(e.value, p).(map[string]any)
 		}},
+		{"env", func(e entry, p string) { pc.Env = d.pluginEnv(e, p) }},
 		{"timeouts", func(e entry, p string) {
 			entries, ok := d.mapping(e.value, p, e.line)
 			if !ok {
@@ -719,6 +720,72 @@ func (d *decoder) pluginFields(pc *PluginConfig, st *pluginState) []field {
 				{"flush", timeout(&t.Flush)}, {"idle", timeout(&t.Idle)}}, nil, "timeouts")
 		}},
 	}
+}
+
+// pluginEnv decodes a plugin's `env:`: a list of NAME (passed from connectd's
+// environment) or NAME: value items.
+func (d *decoder) pluginEnv(e entry, path string) []PluginEnv {
+	r := d.resolve(e.value)
+	if isNull(r) {
+		return nil
+	}
+	seq, ok := r.(*ast.SequenceNode)
+	if !ok {
+		d.errorf(e.line, e.col, path, "must be a list of names (passed from connectd's environment) or NAME: value items, e.g. [AWS_REGION, {API_TOKEN: \"${APP_TOKEN}\"}], got %s", kindOf(r))
+		return nil
+	}
+	var out []PluginEnv
+	seen := map[string]bool{}
+	for i, x := range seq.Values {
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		l, c := pos(x)
+		if l == 0 {
+			l, c = e.line, e.col
+		}
+		item := entry{key: e.key, line: l, col: c, value: x}
+		var v PluginEnv
+		if m, isMap := d.resolve(x).(*ast.MappingNode); isMap {
+			es, _ := d.mapping(m, ip, l)
+			if len(es) != 1 {
+				d.errorf(l, c, ip, "must be one NAME: value pair or a NAME, got %d keys", len(es))
+				continue
+			}
+			val, ok := d.scalar(es[0], joinPath(ip, es[0].key))
+			if !ok {
+				continue
+			}
+			v = PluginEnv{Name: es[0].key, Value: val, Set: true}
+		} else {
+			name, ok := d.scalar(item, ip)
+			if !ok {
+				continue
+			}
+			v = PluginEnv{Name: name}
+		}
+		switch {
+		case !validEnvName(v.Name):
+			d.errorf(l, c, ip, "%q is not an environment variable name (letters, digits and _, not starting with a digit)", v.Name)
+		case seen[v.Name]:
+			d.errorf(l, c, ip, "%s is listed twice", v.Name)
+		default:
+			seen[v.Name] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func validEnvName(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *decoder) finishPlugin(pc *PluginConfig, st *pluginState, path string, se entry) {

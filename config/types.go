@@ -86,6 +86,17 @@ type PluginConfig struct {
 	// Timeouts bound how long connectd waits for the plugin before it kills it and
 	// restarts the connector; zero fields take connectd's defaults.
 	Timeouts PluginTimeouts `yaml:"timeouts"`
+	// Env lists the only environment variables the plugin process gets (besides
+	// go-plugin's own and TMPDIR): connectd's secrets stay out of it.
+	Env []PluginEnv `yaml:"env"`
+}
+
+// PluginEnv is one item of a plugin's `env:`: a NAME taken from connectd's
+// environment, or NAME: value set as written (after ${VAR} interpolation).
+type PluginEnv struct {
+	Name  string
+	Value string
+	Set   bool // Value was written in the config; else connectd's own value is passed
 }
 
 // PluginTimeouts is the optional `timeouts:` of a plugin.

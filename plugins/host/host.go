@@ -182,10 +182,13 @@ func launch(ctx context.Context, dir string, pc *config.PluginConfig, kind strin
 	} else {
 		set = plugin.PluginSet{kind: &wire.DestinationPlugin{}}
 	}
+	cmd := exec.Command(path)
+	cmd.Env = processEnv(pc.Env, os.LookupEnv, log)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{wire.ProtocolVersion: set},
-		Cmd:              exec.Command(path),
+		Cmd:              cmd,
+		SkipHostEnv:      true,
 		SecureConfig:     sec,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           newHCLog(log),
