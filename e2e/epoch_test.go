@@ -115,11 +115,32 @@ INSERT INTO public.items SELECT g, 'item ' || g, g * 10 FROM generate_series(1, 
 		t.Errorf("epoch 3 holds %d rows, want its snapshot of %d", n, want)
 	}
 	reconcile("epoch 3", 3)
+	// The query docs/operations.md gives readers: the current epoch alone, latest
+	// _pos per key, deletes applied.
+	current := queryRows(t, db, "SELECT CAST(id AS VARCHAR) AS id, name, CAST(qty AS VARCHAR) AS qty FROM ("+currentEpochQuery(lakedb.ParquetTree(dir))+")")
+	byID := map[string]row{}
+	for _, r := range current {
+		byID[r.val("id")] = r
+	}
+	compareTable(t, byID, source(), "id", "name", "qty")
+	if len(current) != len(byID) {
+		t.Errorf("the current-epoch query returned %d rows for %d keys", len(current), len(byID))
+	}
 	show := connectd(t, 30*time.Second, "offsets", "show", "-c", p.config, p.name)
 	if show.code != 0 || !strings.Contains(show.stdout, "reset epoch 3, ") || !strings.Contains(show.stdout, "snapshot complete") && !strings.Contains(show.stdout, "lsn ") {
 		t.Errorf("offsets show after the epoch-3 sync: %s", show)
 	}
 	lakeFilesByEpoch(t, db, dir)
+}
+
+// currentEpochQuery is the reader's query of docs/operations.md ("What a reset does
+// to the lake"), tree being a DuckDB read_parquet(...) of one table keyed by id.
+func currentEpochQuery(tree string) string {
+	return `WITH lake AS (SELECT * FROM ` + tree + `),
+     cur AS (SELECT max(CASE WHEN _pos LIKE 'ff%' THEN left(_pos, 10) ELSE '' END) AS since FROM lake)
+SELECT lake.* FROM lake, cur
+WHERE lake._pos >= cur.since
+QUALIFY row_number() OVER (PARTITION BY id ORDER BY _pos DESC) = 1 AND _op <> 'd'`
 }
 
 // reset runs `connectd offsets reset` and checks it reports the new epoch.
