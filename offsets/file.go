@@ -37,8 +37,12 @@ var _ Store = (*File)(nil)
 // (and, in an emergency, write) it by hand.
 type fileContent struct {
 	Connector   string    `json:"connector"`
-	Position    string    `json:"position"` // record.Position.String (hex)
+	Position    string    `json:"position"` // record.Position.String (hex); "" only with a generation: no position yet
 	CommittedAt time.Time `json:"committed_at"`
+	// Generation is the lease generation of the process that wrote it (0: written
+	// without a lease). An s3:// store rewrites it when a new owner takes the lease,
+	// so that the previous owner's conditional write fails.
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // NewFile returns a Store keeping offsets in dir, creating the directory if needed.
@@ -92,52 +96,65 @@ func (f *File) Load(ctx context.Context, connector string) (record.Position, err
 	l := f.lock(connector)
 	l.Lock()
 	defer l.Unlock()
-
-	path := f.Path(connector)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("offsets: load %s: %w", connector, err)
-	}
-	return decodeOffset(connector, "offset file "+path, data)
+	pos, _, err := f.read(connector)
+	return pos, err
 }
 
 // decodeOffset reads what encodeOffset wrote; where names the file or object in errors.
 func decodeOffset(connector, where string, data []byte) (record.Position, error) {
+	pos, _, err := decodeOffsetGen(connector, where, data)
+	return pos, err
+}
+
+// decodeOffsetGen is decodeOffset with the generation that wrote the offset. A
+// position "" with a generation is a lease's marker: no position yet.
+func decodeOffsetGen(connector, where string, data []byte) (record.Position, int64, error) {
 	var c fileContent
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("offsets: load %s: corrupt %s: %w (restore it from a backup, or reset the connector)", connector, where, err)
+		return nil, 0, fmt.Errorf("offsets: load %s: corrupt %s: %w (restore it from a backup, or reset the connector)", connector, where, err)
 	}
 	if c.Connector != connector {
-		return nil, fmt.Errorf("offsets: load %s: %s belongs to connector %q", connector, where, c.Connector)
+		return nil, 0, fmt.Errorf("offsets: load %s: %s belongs to connector %q", connector, where, c.Connector)
+	}
+	if c.Position == "" && c.Generation > 0 {
+		return nil, c.Generation, nil
 	}
 	pos, err := record.ParsePosition(c.Position)
 	if err != nil {
-		return nil, fmt.Errorf("offsets: load %s: corrupt %s: position: %w", connector, where, err)
+		return nil, 0, fmt.Errorf("offsets: load %s: corrupt %s: position: %w", connector, where, err)
 	}
 	if len(pos) == 0 {
-		return nil, fmt.Errorf("offsets: load %s: corrupt %s: empty position", connector, where)
+		return nil, 0, fmt.Errorf("offsets: load %s: corrupt %s: empty position", connector, where)
 	}
-	return pos, nil
+	return pos, c.Generation, nil
 }
 
 // encodeOffset is the JSON an offset file or object holds.
 func encodeOffset(connector string, pos record.Position) ([]byte, error) {
+	return encodeOffsetGen(connector, pos, 0)
+}
+
+// encodeOffsetGen is encodeOffset by the owner of lease generation gen.
+func encodeOffsetGen(connector string, pos record.Position, gen int64) ([]byte, error) {
 	if len(pos) == 0 {
 		// Load reports "no position" as nil, so an empty one could not be told apart.
 		return nil, fmt.Errorf("offsets: commit %s: empty position", connector)
 	}
-	data, err := json.MarshalIndent(fileContent{
-		Connector:   connector,
-		Position:    pos.String(),
-		CommittedAt: time.Now().UTC(),
-	}, "", "  ")
+	return marshalOffset(fileContent{Connector: connector, Position: pos.String(), CommittedAt: time.Now().UTC(), Generation: gen})
+}
+
+// encodeMarker is an offset object without a position, written by a new owner of
+// the lease (s3://) so that the object exists and carries its generation.
+func encodeMarker(connector string, gen int64) ([]byte, error) {
+	return marshalOffset(fileContent{Connector: connector, CommittedAt: time.Now().UTC(), Generation: gen})
+}
+
+func marshalOffset(c fileContent) ([]byte, error) {
+	data, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("offsets: commit %s: %w", connector, err)
+		return nil, fmt.Errorf("offsets: commit %s: %w", c.Connector, err)
 	}
 	return append(data, '\n'), nil
 }
@@ -157,10 +174,31 @@ func (f *File) Commit(ctx context.Context, connector string, pos record.Position
 	l := f.lock(connector)
 	l.Lock()
 	defer l.Unlock()
+	committed, _, err := f.read(connector)
+	if err != nil {
+		return err
+	}
+	if err := checkForward(connector, committed, pos); err != nil {
+		return err
+	}
 	if err := f.writeAtomic(f.Path(connector), data); err != nil {
 		return fmt.Errorf("offsets: commit %s: %w", connector, err)
 	}
 	return nil
+}
+
+// read returns the connector's position and the generation that wrote it; the
+// caller holds the connector's lock.
+func (f *File) read(connector string) (record.Position, int64, error) {
+	path := f.Path(connector)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("offsets: load %s: %w", connector, err)
+	}
+	return decodeOffsetGen(connector, "offset file "+path, data)
 }
 
 func (f *File) writeAtomic(path string, data []byte) (err error) {

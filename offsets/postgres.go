@@ -18,6 +18,7 @@ import (
 const (
 	pgOffsetsTable = "connectd_offsets"
 	pgStateTable   = "connectd_state"
+	pgLeasesTable  = "connectd_leases"
 	pgSchema       = `
 CREATE TABLE IF NOT EXISTS ` + pgOffsetsTable + ` (
 	connector    text PRIMARY KEY,
@@ -30,7 +31,14 @@ CREATE TABLE IF NOT EXISTS ` + pgStateTable + ` (
 	data      bytea NOT NULL,
 	saved_at  timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (connector, key)
-)`
+);
+CREATE TABLE IF NOT EXISTS ` + pgLeasesTable + ` (
+	connector  text PRIMARY KEY,
+	generation bigint NOT NULL,
+	holder     jsonb NOT NULL,
+	taken_at   timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE ` + pgOffsetsTable + ` ADD COLUMN IF NOT EXISTS generation bigint NOT NULL DEFAULT 0`
 )
 
 // Postgres is a Store keeping offsets in two tables of a PostgreSQL database. It
@@ -139,7 +147,8 @@ func (p *Postgres) Load(ctx context.Context, connector string) (record.Position,
 	return record.Position(pos), nil
 }
 
-// Commit durably replaces the connector's position.
+// Commit durably replaces the connector's position, unless pos is below it. It is
+// not fenced: connectd commits through a lease (Acquire).
 func (p *Postgres) Commit(ctx context.Context, connector string, pos record.Position) error {
 	if err := checkName(connector); err != nil {
 		return err
@@ -147,11 +156,26 @@ func (p *Postgres) Commit(ctx context.Context, connector string, pos record.Posi
 	if len(pos) == 0 {
 		return fmt.Errorf("offsets: commit %s: empty position", connector)
 	}
-	return p.do(ctx, "commit "+connector, func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, `INSERT INTO `+pgOffsetsTable+` (connector, position, committed_at) VALUES ($1, $2, now())
-ON CONFLICT (connector) DO UPDATE SET position = excluded.position, committed_at = excluded.committed_at`, connector, []byte(pos))
-		return err
+	var backwards error
+	err := p.do(ctx, "commit "+connector, func(ctx context.Context, c *pgx.Conn) error {
+		// bytea compares as bytes.Compare does: byte by byte, then the shorter first.
+		tag, err := c.Exec(ctx, `INSERT INTO `+pgOffsetsTable+` (connector, position, committed_at) VALUES ($1, $2, now())
+ON CONFLICT (connector) DO UPDATE SET position = excluded.position, committed_at = excluded.committed_at, generation = 0
+WHERE `+pgOffsetsTable+`.position <= excluded.position`, connector, []byte(pos))
+		if err != nil || tag.RowsAffected() == 1 {
+			return err
+		}
+		var committed []byte
+		if err := c.QueryRow(ctx, `SELECT position FROM `+pgOffsetsTable+` WHERE connector = $1`, connector).Scan(&committed); err != nil {
+			return err
+		}
+		backwards = checkForward(connector, committed, pos)
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return backwards
 }
 
 // Reset forgets the connector's source state and replaces its position with to

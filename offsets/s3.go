@@ -28,6 +28,8 @@ type S3Location struct {
 	Bucket string
 	Prefix string    // without leading or trailing '/'; may be empty
 	S3     config.S3 // endpoint, region, path style; credentials from the AWS chain
+	// LeaseTTL is how long a connector's lease lasts without renewal (0: DefaultLeaseTTL).
+	LeaseTTL time.Duration
 }
 
 // ParseS3URL reads s3://bucket/prefix?region=eu-west-1&endpoint=http://host:9000&path_style=true.
@@ -53,8 +55,14 @@ func ParseS3URL(raw string) (S3Location, error) {
 				return S3Location{}, fmt.Errorf("offsets: %s: path_style=%q: want true or false", raw, val)
 			}
 			loc.S3.PathStyle = b
+		case "lease":
+			d, err := time.ParseDuration(val)
+			if err != nil || d < 3*time.Second {
+				return S3Location{}, fmt.Errorf("offsets: %s: lease=%q: want a duration of at least 3s, like 30s", raw, val)
+			}
+			loc.LeaseTTL = d
 		default:
-			return S3Location{}, fmt.Errorf("offsets: %s: unknown parameter %q (have region, endpoint, path_style; credentials come from the AWS_* environment or shared config)", raw, k)
+			return S3Location{}, fmt.Errorf("offsets: %s: unknown parameter %q (have region, endpoint, path_style, lease; credentials come from the AWS_* environment or shared config)", raw, k)
 		}
 	}
 	return loc, nil
@@ -173,13 +181,21 @@ func (s *S3) Load(ctx context.Context, connector string) (record.Position, error
 	return decodeOffset(connector, "object s3://"+s.loc.Bucket+"/"+key, data)
 }
 
-// Commit durably replaces the connector's position.
+// Commit durably replaces the connector's position, unless pos is below it. It is
+// not fenced: connectd commits through a lease (Acquire).
 func (s *S3) Commit(ctx context.Context, connector string, pos record.Position) error {
 	if err := checkName(connector); err != nil {
 		return err
 	}
 	data, err := encodeOffset(connector, pos)
 	if err != nil {
+		return err
+	}
+	committed, err := s.Load(ctx, connector)
+	if err != nil {
+		return err
+	}
+	if err := checkForward(connector, committed, pos); err != nil {
 		return err
 	}
 	key := s.offsetKey(connector)
@@ -270,7 +286,16 @@ func (s *S3) List(ctx context.Context) ([]string, error) {
 		if strings.Contains(base, "/") || !strings.HasSuffix(base, fileExt) {
 			continue
 		}
-		if name, ok := unescapeName(strings.TrimSuffix(base, fileExt)); ok {
+		name, ok := unescapeName(strings.TrimSuffix(base, fileExt))
+		if !ok {
+			continue
+		}
+		// A small object may be a lease's marker (no position yet); only a read tells.
+		pos, err := s.Load(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if pos != nil {
 			names = append(names, name)
 		}
 	}

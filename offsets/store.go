@@ -24,6 +24,10 @@ type Store interface {
 	Reset(ctx context.Context, connector string, to record.Position) error
 	// List names the connectors that have a committed position, sorted.
 	List(ctx context.Context) ([]string, error)
+	// Acquire takes the connector's lease for holder, or returns a *HeldError naming
+	// the process that has it. Commits through the lease are fenced; the Store's own
+	// Commit is not, and connectd never uses it.
+	Acquire(ctx context.Context, connector string, holder Holder) (Lease, error)
 	// State returns the store of the connector's source state.
 	State(connector string) connector.StateStore
 	// Close releases the store's connections.

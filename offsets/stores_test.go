@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/connectd/connectd/e2e/testenv"
 	"github.com/connectd/connectd/record"
 )
@@ -30,6 +32,7 @@ func TestStores(t *testing.T) {
 			}
 			return s
 		})
+		t.Run("lease", func(t *testing.T) { leaseContract(t, "file://"+dir, nil) })
 	})
 
 	t.Run("s3", func(t *testing.T) {
@@ -46,13 +49,20 @@ func TestStores(t *testing.T) {
 		t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 		t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
 		t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-		base := "s3://state/connectd/offsets?path_style=true&region=" + srv.Region + "&endpoint=" + url.QueryEscape(srv.Endpoint)
+		// A short lease, so that a takeover after an expiry takes seconds.
+		base := "s3://state/connectd/offsets?lease=3s&path_style=true&region=" + srv.Region + "&endpoint=" + url.QueryEscape(srv.Endpoint)
 		storeContract(t, func(t *testing.T) Store {
 			s, err := Open(ctx, base)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return s
+		})
+		t.Run("lease", func(t *testing.T) {
+			leaseContract(t, base, func(t *testing.T, a Lease) {
+				// The owner stops renewing, as a process frozen or cut off would.
+				a.(*s3Lease).stopRenewing()
+			})
 		})
 
 		_, err = Open(ctx, "s3://missing/offsets?path_style=true&endpoint="+url.QueryEscape(srv.Endpoint))
@@ -92,6 +102,23 @@ func TestStores(t *testing.T) {
 				t.Fatal(err)
 			}
 			return s
+		})
+		t.Run("lease", func(t *testing.T) {
+			leaseContract(t, dsn, func(t *testing.T, a Lease) {
+				// An operator (or a network failure) ends the owner's session.
+				admin, err := NewPostgres(ctx, dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer admin.Close()
+				err = admin.do(ctx, "terminate", func(ctx context.Context, c *pgx.Conn) error {
+					_, err := c.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'connectd lease takeover'`)
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			})
 		})
 
 		// The store outlives a restart of its server: the next call reconnects.
