@@ -12,6 +12,7 @@ const (
 	StateStarting = "starting" // opening connections, loading the committed offset
 	StateRunning  = "running"  // reading and writing
 	StateRetrying = "retrying" // failed with a transient error, waiting to restart
+	StateWaiting  = "waiting"  // another process holds the connector's lease
 	StateFailed   = "failed"   // failed with a permanent error; not restarted
 	StateStopped  = "stopped"  // stopped cleanly on cancellation
 	StateDone     = "done"     // the source had nothing more to read (sync, initial_only)

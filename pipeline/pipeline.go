@@ -34,12 +34,32 @@ type Store interface {
 	Commit(ctx context.Context, connector string, pos record.Position) error
 }
 
+// Fenced is what a Store held under a lease adds (offsets.Lease is one): Lost is
+// closed once another process may own the connector; Err then says why. The
+// runtime stops at once when it closes, without flushing or committing, so that it
+// writes nothing after the new owner has started.
+type Fenced interface {
+	Lost() <-chan struct{}
+	Err() error
+}
+
+// Lease is a connector's Store held by this process alone until Release.
+type Lease interface {
+	Store
+	Fenced
+	// Release gives the connector up, so that another process can take it at once.
+	Release(ctx context.Context) error
+}
+
+// ErrLeaseLost ends a run stopped because its lease was lost.
+var ErrLeaseLost = errors.New("stopped at once, without flushing: another process owns the connector now")
+
 // Options is one connector's runtime.
 type Options struct {
 	Name        string // the connector's name: its identity in the offset store
 	Source      connector.Source
 	Destination connector.Destination
-	Store       Store
+	Store       Store        // a Fenced one (a lease) stops the run when it is lost
 	Flush       config.Flush // zero fields take the Default* values
 	// Buffer is how many batches may wait between source and destination; a full
 	// buffer blocks the source's emit, which bounds memory (default 16).
@@ -119,6 +139,25 @@ func (r *runner) run(ctx context.Context) (err error) {
 	// stop can still flush and commit; it ends StopTimeout after ctx does.
 	opCtx, cancelOp := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelOp()
+	ctx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	if f, ok := r.o.Store.(Fenced); ok {
+		// A lost lease ends everything at once, the final flush included: the new
+		// owner may already be writing.
+		go func() {
+			select {
+			case <-f.Lost():
+				cancelOp()
+				cancelRun()
+			case <-opCtx.Done():
+			}
+		}()
+		defer func() {
+			if lost := r.lost(); lost != nil {
+				err = lost
+			}
+		}()
+	}
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -173,6 +212,21 @@ func (r *runner) run(ctx context.Context) (err error) {
 	r.log.Info("pipeline "+state, "committed", r.last.String())
 	r.obs.SetState(state, nil)
 	return nil
+}
+
+// lost is the error of a lost lease, or nil while the store's lease holds (or it has
+// none).
+func (r *runner) lost() error {
+	f, ok := r.o.Store.(Fenced)
+	if !ok {
+		return nil
+	}
+	select {
+	case <-f.Lost():
+		return fmt.Errorf("%w; %w", f.Err(), ErrLeaseLost)
+	default:
+		return nil
+	}
 }
 
 // read runs the source in its own goroutine; a panic becomes an error so that one

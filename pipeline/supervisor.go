@@ -21,7 +21,11 @@ type Spec struct {
 	// Open connects the source (opened in the mode the command wants) and the
 	// destination. It is called again for every restart. On error it closes whatever
 	// it opened; an error marked connector.Permanent is not retried.
-	Open     func(ctx context.Context) (connector.Source, connector.Destination, error)
+	Open func(ctx context.Context) (connector.Source, connector.Destination, error)
+	// Acquire, when set, takes the connector's lease before each Open; the run
+	// commits through it and it is released after the run. An error marked
+	// connector.Permanent is not retried. Without it, the run commits to Store.
+	Acquire  func(ctx context.Context) (Lease, error)
 	Store    Store
 	Flush    config.Flush
 	Logger   *slog.Logger // with the connector's name attached; nil: the supervisor's
@@ -164,7 +168,8 @@ func (s *Supervisor) runOne(ctx context.Context, sp Spec, untilDone bool) outcom
 				return outcome{name: sp.Name, err: errInterrupted}
 			}
 			return outcome{name: sp.Name}
-		case connector.IsPermanent(err):
+		case connector.IsPermanent(err) || (untilDone && errors.Is(err, ErrLeaseLost)):
+			// A sync that lost its lease stops: another process is running the connector.
 			log.Error("connector failed permanently; not restarting it", "err", err)
 			obs.SetState(StateFailed, err)
 			return outcome{name: sp.Name, err: err, permanent: true}
@@ -196,6 +201,21 @@ func (s *Supervisor) runOne(ctx context.Context, sp Spec, untilDone bool) outcom
 
 // attempt opens the connector and runs it once; opened says whether Open succeeded.
 func (s *Supervisor) attempt(ctx context.Context, sp Spec, log *slog.Logger, obs Observer) (opened bool, err error) {
+	store := sp.Store
+	if sp.Acquire != nil {
+		// The lease comes first: opening a destination may clean up after an earlier
+		// run (the S3 store's staging folder), which only the owner may do.
+		l, err := sp.Acquire(ctx)
+		if err != nil {
+			return false, fmt.Errorf("connector %s: %w", sp.Name, err)
+		}
+		defer func() {
+			if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+				log.Warn("releasing the lease", "err", err)
+			}
+		}()
+		store = l
+	}
 	src, dst, err := sp.Open(ctx)
 	if err != nil {
 		return false, fmt.Errorf("connector %s: open: %w", sp.Name, err)
@@ -204,7 +224,7 @@ func (s *Supervisor) attempt(ctx context.Context, sp Spec, log *slog.Logger, obs
 		Name:        sp.Name,
 		Source:      src,
 		Destination: dst,
-		Store:       sp.Store,
+		Store:       store,
 		Flush:       sp.Flush,
 		StopTimeout: s.stopTimeout,
 		Logger:      log,

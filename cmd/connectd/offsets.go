@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/offsets"
 	"github.com/connectd/connectd/pipeline"
 	"github.com/connectd/connectd/record"
 )
@@ -78,7 +80,21 @@ func newOffsetsCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer a.close()
-			pos, err := a.store.Load(c.Context(), args[0])
+			// A reset under a running connector would be undone by its next commit:
+			// it takes the connector's lease like a run does.
+			lease, err := a.store.Acquire(c.Context(), args[0], offsets.ThisProcess(version, "connectd offsets reset"))
+			if offsets.IsHeld(err) {
+				return fmt.Errorf("offsets reset %s: %w; stop that process first, then reset", args[0], err)
+			}
+			if err != nil {
+				return fmt.Errorf("offsets reset %s: %w", args[0], err)
+			}
+			defer func() {
+				if err := lease.Release(context.WithoutCancel(c.Context())); err != nil {
+					a.log.Warn("releasing the lease", "err", err)
+				}
+			}()
+			pos, err := lease.Load(c.Context(), args[0])
 			if err != nil {
 				return fmt.Errorf("offsets reset %s: %w", args[0], err)
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/offsets"
 	"github.com/connectd/connectd/pipeline"
 	"github.com/connectd/connectd/status"
 )
@@ -75,15 +76,18 @@ func (g *globalFlags) runConnectors(ctx context.Context, names []string, mode co
 		go printProgress(ctx, g, reg)
 	}
 
+	holder := offsets.ThisProcess(version, a.cfg.Path)
 	specs := make([]pipeline.Spec, 0, len(sel))
 	for _, n := range sel {
 		obs := reg.Observer(n)
 		specs = append(specs, pipeline.Spec{
 			Name: n,
+			Acquire: func(ctx context.Context) (pipeline.Lease, error) {
+				return a.acquire(ctx, n, holder, mode, obs)
+			},
 			Open: func(ctx context.Context) (connector.Source, connector.Destination, error) {
 				return a.openPair(ctx, n, mode, obs)
 			},
-			Store:    a.store,
 			Flush:    a.cfg.Connectors[n].Destination.Flush,
 			Logger:   a.log.With("connector", n),
 			Observer: obs,
