@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/connectd/connectd/record"
 )
@@ -23,6 +26,9 @@ type Holder struct {
 	Since   time.Time `json:"since"`
 	Version string    `json:"version,omitempty"` // connectd's version
 	Config  string    `json:"config,omitempty"`  // the config file, or the command
+	// Local names the kernel boot and pid namespace the PID belongs to: a process
+	// with the same Local can tell whether the holder is still alive.
+	Local string `json:"local,omitempty"`
 }
 
 // ThisProcess is the Holder describing the calling process, from now on.
@@ -31,7 +37,31 @@ func ThisProcess(version, config string) Holder {
 	if err != nil {
 		host = "unknown-host"
 	}
-	return Holder{Host: host, PID: os.Getpid(), Since: time.Now().UTC().Truncate(time.Second), Version: version, Config: config}
+	return Holder{Host: host, PID: os.Getpid(), Since: time.Now().UTC().Truncate(time.Second), Version: version, Config: config, Local: localSpace()}
+}
+
+// localSpace is this kernel's boot id and this process's pid namespace, or "" when
+// they cannot be read (then no holder is ever presumed dead).
+func localSpace() string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(boot)) + "/" + ns
+}
+
+// deadHere reports whether h is a process of this kernel and pid namespace that no
+// longer exists: its lease can be taken without waiting for the expiry.
+func deadHere(h Holder) bool {
+	if h.Local == "" || h.PID <= 0 || h.PID == os.Getpid() || h.Local != localSpace() {
+		return false
+	}
+	err := unix.Kill(h.PID, 0)
+	return errors.Is(err, unix.ESRCH)
 }
 
 func (h Holder) String() string {

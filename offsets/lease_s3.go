@@ -23,7 +23,8 @@ import (
 // (the other gets 412). The owner renews it every TTL/3; one that could not renew
 // it by TTL-TTL/6 after its last renewal began gives up (Lost) before the expiry it
 // wrote. Another process takes an expired lease only TTL/3 after that expiry, which
-// covers clocks that disagree by less than that (see docs/operations.md).
+// covers clocks that disagree by less than that (see docs/operations.md); or at once
+// when the holder was a process of the same kernel and pid namespace that is gone.
 //
 // The fence is the offset object itself: every commit writes it with If-Match on
 // the etag its owner last saw, and a new owner rewrites it (with its generation)
@@ -116,7 +117,7 @@ func (s *S3) readLease(ctx context.Context, connector string) (leaseRecord, stri
 
 // takeable reports whether a lease record may be taken over at now.
 func (s *S3) takeable(r leaseRecord, now time.Time) bool {
-	if r.Released || r.Expires == "" {
+	if r.Released || r.Expires == "" || deadHere(r.Holder) {
 		return true
 	}
 	exp, err := time.Parse(time.RFC3339Nano, r.Expires)
