@@ -297,7 +297,7 @@ func (d *Destination) openBytes() (mem, total int64) {
 func (d *Destination) fileFor(r *record.Record, day int64) (*openFile, error) {
 	se := d.schemas[r.Schema]
 	if se == nil {
-		fp := r.Schema.Fingerprint()
+		fp := fileFingerprint(r.Schema)
 		fs := d.byFP[fp]
 		if fs == nil {
 			var err error

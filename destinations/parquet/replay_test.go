@@ -294,3 +294,52 @@ func TestLargeFileHasBoundedRowGroups(t *testing.T) {
 		t.Errorf("count, distinct, sum = %v, want %v", got, want)
 	}
 }
+
+// TestReplayWithOtherNullabilityWritesSameFiles: a source that describes replayed
+// records with other nullability or key flags than the first time (the postgres
+// source after an ALTER TABLE ... DROP NOT NULL, or a primary key changed, between
+// the first run and the replay) still writes them to the same file names, so the
+// replay replaces the first run's files instead of adding a second copy.
+func TestReplayWithOtherNullabilityWritesSameFiles(t *testing.T) {
+	strict := record.NewSchema("public", "t", []record.Column{
+		{Name: "id", Type: typ(record.KindInt32), Key: true},
+		{Name: "note", Type: typ(record.KindString)},
+	})
+	loose := record.NewSchema("public", "t", []record.Column{
+		{Name: "id", Type: typ(record.KindInt32), Nullable: true},
+		{Name: "note", Type: typ(record.KindString), Nullable: true, Key: true},
+	})
+	recs := func(first, rest *record.Schema) []record.Record {
+		out := make([]record.Record, 6)
+		for i := range out {
+			s := first
+			if i >= 3 {
+				s = rest
+			}
+			out[i] = record.Record{Op: record.OpCreate, Schema: s, After: []record.Value{int32(i), nil}, Pos: pos8(uint64(i + 1)), CommitTS: day1}
+		}
+		return out
+	}
+	dir := t.TempDir()
+	ctx := context.Background()
+	for _, run := range [][]record.Record{recs(strict, loose), recs(loose, loose)} {
+		d := openLocal(t, dir, "nullability")
+		if err := d.Write(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if files := parquetFiles(t, dir); strings.Join(files, " ") != "public/t/date=2026-03-04/0000000000000001.parquet" {
+		t.Fatalf("files = %v, want the one file both runs write", files)
+	}
+	db := lakedb.DuckDB(t)
+	got := queryStrings(t, db, "SELECT count(*), count(DISTINCT _pos) FROM "+lakedb.ParquetTree(dir))[0]
+	if strings.Join(got, " ") != "6 6" {
+		t.Errorf("count, distinct _pos = %v, want 6 6", got)
+	}
+}

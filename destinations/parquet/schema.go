@@ -1,6 +1,9 @@
 package parquet
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 	"reflect"
@@ -43,6 +46,29 @@ type colInfo struct {
 	// fallback, when set, says why the column is written as text instead of its
 	// usual mapping; it is logged once when the schema is built.
 	fallback string
+}
+
+// fileFingerprint tells apart the record schemas that need different Parquet
+// files: those with other column names or logical types. Nullability and key flags
+// are left out, as buildSchema makes every column optional either way. They must be:
+// a source may describe the same change with other flags when it replays it (the
+// postgres source reads them from the catalog as it is when the stream restarts,
+// after an ALTER TABLE ... DROP NOT NULL), and a replay must write the records to
+// files of the same names, or the first run's files stay beside the replay's and
+// their records appear twice (docs/reliability.md).
+func fileFingerprint(s *record.Schema) string {
+	h := sha256.New()
+	var n [4]byte
+	for _, c := range s.Columns {
+		t := c.Type.String()
+		binary.BigEndian.PutUint32(n[:], uint32(len(c.Name)))
+		h.Write(n[:])
+		h.Write([]byte(c.Name))
+		binary.BigEndian.PutUint32(n[:], uint32(len(t)))
+		h.Write(n[:])
+		h.Write([]byte(t))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // buildSchema maps a record schema to Parquet (SPEC 3). Every table column is
