@@ -53,15 +53,12 @@ func (a *acks) setEmitted(p record.Position) {
 	a.mu.Unlock()
 }
 
-// committed queues a transaction whose records (if any) end at last. A transaction
-// without records passes last = nil and becomes confirmable as soon as everything
-// queued before it is.
+// committed queues a transaction whose records end at last, confirmable up to end
+// once last is acked: just past its commit record's start for a transaction with
+// records, the mark's LSN for a mark (see position.go).
 func (a *acks) committed(last record.Position, end pglogrepl.LSN) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if last == nil && len(a.queue) > 0 {
-		last = a.queue[len(a.queue)-1].last
-	}
 	a.queue = append(a.queue, txnMark{last: last, end: end})
 	a.advance()
 }
@@ -93,16 +90,19 @@ func (a *acks) advance() {
 	}
 }
 
-// idle lets the slot follow the server's WAL while nothing delivered is unacked and
-// no transaction is being read: WAL up to serverEnd holds nothing for us then.
+// idle reports whether the slot may follow the server's WAL up to serverEnd:
+// nothing delivered is unacked and no transaction is being read, so WAL up to
+// serverEnd holds nothing for us. The caller then emits a mark at serverEnd, and the
+// slot confirms it once the mark is committed, never before: the committed position
+// must always cover what the slot confirmed.
 func (a *acks) idle(serverEnd pglogrepl.LSN) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.queue) > 0 || bytes.Compare(a.emitted, a.acked) > 0 || serverEnd <= a.confirm {
 		return false
 	}
-	a.confirm = serverEnd
-	return true
+	// After a restart at a mark the server may resend from an earlier point.
+	return bytes.Compare(streamMark(serverEnd), a.emitted) > 0
 }
 
 // confirmed is the LSN the slot may be told.

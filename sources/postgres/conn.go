@@ -31,6 +31,7 @@ var slotNameRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 // settings is a validated PostgresSource with its defaults applied.
 type settings struct {
+	name        string // the connector's name, for messages
 	dsn         string
 	password    string
 	tables      []string
@@ -47,7 +48,8 @@ func settingsFrom(p connector.SourceParams) (settings, error) {
 		return settings{}, connector.Permanent(errors.New("postgres: source config missing (type: postgres needs dsn and tables)"))
 	}
 	s := settings{
-		dsn: c.DSN, password: c.Password, tables: c.Tables, slot: c.Slot,
+		name: p.Name,
+		dsn:  c.DSN, password: c.Password, tables: c.Tables, slot: c.Slot,
 		publication: c.Publication, snapshot: c.Snapshot, heartbeat: c.Heartbeat,
 	}
 	def := "connectd_" + strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9_]`).ReplaceAllString(p.Name, "_"))

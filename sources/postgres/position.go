@@ -15,6 +15,17 @@ import (
 //	          + 0x01 | key columns uint16 | per column: length uint32, text  on the last
 //	            record of every emitted batch of a keyed table (the resume key)
 //	stream:   0x02 | commit LSN uint64 | sequence in transaction uint32                    (13 bytes)
+//	mark:     0x02 | LSN uint64                                                             (9 bytes)
+//
+// A mark is a checkpoint: every transaction that commits before its LSN has been
+// delivered, and the slot may confirm up to it. It sorts after every record of
+// those transactions and before the first record of any transaction committing at
+// or after it (a prefix sorts first). The stream emits one when it is idle with
+// everything acked (at the server's WAL position) and at the commit of a
+// transaction without records for the connector (at the transaction's end), so that
+// the committed position always says how far the slot may be: at start, a slot
+// confirmed beyond it has skipped WAL that was never delivered (README: "The slot
+// moved past the committed position").
 //
 // Every snapshot position sorts before every stream position, and the completion
 // marker sorts after the record it extends but before anything in the stream. The
@@ -31,6 +42,7 @@ const (
 	snapshotDoneByte = 0xff
 	snapshotKeyByte  = 0x01
 	streamPosLen     = 13
+	streamMarkLen    = 9
 )
 
 func putSnapshotPos(b []byte, epoch, table, chunk, row uint32) {
@@ -112,6 +124,32 @@ func parseSnapshotPos(p record.Position) (snapshotPos, bool) {
 	return sp, true
 }
 
+// streamMark returns the mark position of lsn.
+func streamMark(lsn pglogrepl.LSN) record.Position {
+	p := make(record.Position, streamMarkLen)
+	p[0] = posStream
+	binary.BigEndian.PutUint64(p[1:9], uint64(lsn))
+	return p
+}
+
+func parseStreamMark(p record.Position) (pglogrepl.LSN, bool) {
+	if len(p) != streamMarkLen || p[0] != posStream {
+		return 0, false
+	}
+	return pglogrepl.LSN(binary.BigEndian.Uint64(p[1:9])), true
+}
+
+// coveredLSN is how far the slot may have confirmed when p is the committed stream
+// position: past the commit record of p's transaction (the server skips a
+// transaction whose commit record starts before the confirmed LSN), or up to a
+// mark. ok is false when p is not a stream position.
+func coveredLSN(p record.Position) (lsn pglogrepl.LSN, ok bool) {
+	if l, _, ok := parseStreamPos(p); ok {
+		return l + 1, true
+	}
+	return parseStreamMark(p)
+}
+
 func parseStreamPos(p record.Position) (lsn pglogrepl.LSN, seq uint32, ok bool) {
 	if len(p) != streamPosLen || p[0] != posStream {
 		return 0, 0, false
@@ -141,6 +179,9 @@ func describePosition(p record.Position, tableName func(uint32) string) string {
 	}
 	if lsn, seq, ok := parseStreamPos(p); ok {
 		return fmt.Sprintf("lsn %s #%d", lsn, seq)
+	}
+	if lsn, ok := parseStreamMark(p); ok {
+		return fmt.Sprintf("lsn %s (everything before delivered)", lsn)
 	}
 	if len(p) == 0 {
 		return "start"

@@ -157,6 +157,9 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 		if !slot.exists {
 			return s.slotGone(start)
 		}
+		if err := s.checkSlotNotAhead(ctx, start, slot); err != nil {
+			return err
+		}
 	case isSnap:
 		st, why, err := s.resumable(ctx, sp, slot)
 		if err != nil {
@@ -170,11 +173,14 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 		s.log.Warn("the previous snapshot was interrupted and cannot be resumed ("+why+"); taking it again from the start, so rows it already delivered appear again (with new positions)",
 			"interrupted_at", s.DescribePosition(start), "epoch", epoch)
 	default:
-		if _, _, ok := parseStreamPos(start); !ok {
+		if _, ok := coveredLSN(start); !ok {
 			return permanentf("position %s is not a postgres source position; run `connectd offsets reset` to start again", start)
 		}
 		if !slot.exists {
 			return s.slotGone(start)
+		}
+		if err := s.checkSlotNotAhead(ctx, start, slot); err != nil {
+			return err
 		}
 	}
 
@@ -349,6 +355,40 @@ func (s *Source) resumable(ctx context.Context, sp snapshotPos, slot slotInfo) (
 		return nil, fmt.Sprintf("the slot is at %s, not at the snapshot's consistent point %s", slot.confirmed, st.ConsistentPoint), nil
 	}
 	return st, "", nil
+}
+
+// checkSlotNotAhead stops the connector when the slot has confirmed WAL beyond what
+// the committed position start covers. The slot confirms only what is committed
+// (a transaction's records, or a mark: position.go), so a slot further on was moved
+// by someone else: advanced by hand (pg_replication_slot_advance), dropped and
+// created again, or the offsets were restored from an older backup. Streaming from
+// it would silently skip every change in between.
+func (s *Source) checkSlotNotAhead(ctx context.Context, start record.Position, slot slotInfo) error {
+	covered, ok := coveredLSN(start)
+	if !ok {
+		// A completed snapshot: the slot stays at its consistent point until the
+		// stream commits something.
+		sp, _ := parseSnapshotPos(start)
+		st, err := s.loadSnapState(ctx)
+		if err != nil {
+			return err
+		}
+		if st == nil || st.Slot != s.st.slot || st.Epoch != sp.epoch || st.ConsistentPoint == "" {
+			s.log.Debug("no saved consistent point for the completed snapshot; the slot's position cannot be checked")
+			return nil
+		}
+		if covered, err = pglogrepl.ParseLSN(st.ConsistentPoint); err != nil {
+			return nil
+		}
+	}
+	if slot.confirmed <= covered {
+		return nil
+	}
+	return permanentf("replication slot %s has confirmed WAL up to %s, but the committed position (%s) covers it only up to %s: "+
+		"%d bytes of WAL in between were never delivered, and streaming would skip every change in them "+
+		"(the slot was advanced by hand, dropped and created again, or the offsets were restored from an older backup); "+
+		"those changes can no longer be read from the slot: run `connectd offsets reset %s` to take a new snapshot",
+		s.st.slot, slot.confirmed, s.DescribePosition(start), covered, uint64(slot.confirmed-covered), s.st.name)
 }
 
 func (s *Source) slotGone(start record.Position) error {

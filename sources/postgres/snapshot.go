@@ -166,6 +166,13 @@ func (s *Source) snapshot(ctx context.Context, plan snapPlan, emit connector.Emi
 		ctx: ctx, emit: emit, status: s.status, acks: &s.ack, epoch: st.Epoch, chunkRows: st.Chunk,
 		commitTS: st.CommitTS, txid: st.TxID, vals: record.ValueSlab{Rows: snapshotBatch / 4},
 	}
+	if r := plan.resume; r != nil {
+		// Until a table is read the sink stands at the committed position, so that
+		// a resume with nothing left to read (its remaining tables no longer
+		// selected or dropped, or every remaining row deleted) still ends with a
+		// completion marker after it, never before it.
+		sink.ordinal, sink.chunk, sink.row = r.table, r.chunk, r.row
+	}
 	started := time.Now()
 	var total int64
 	for _, tb := range plan.tables {

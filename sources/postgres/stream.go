@@ -97,6 +97,8 @@ func (s *Source) stream(ctx context.Context, start record.Position, confirmed, t
 	st := &streamer{s: s, emit: emit, sync: s.mode == connector.ModeSync, target: target, rels: map[uint32]*relation{}}
 	if lsn, _, ok := parseStreamPos(start); ok {
 		st.skipTo, st.skipLSN = start, lsn
+	} else if lsn, ok := parseStreamMark(start); ok {
+		st.skipTo, st.skipLSN = start, lsn
 	}
 	s.ack.reset(confirmed, start)
 	pub := strings.ReplaceAll(pgx.Identifier{s.st.publication}.Sanitize(), "'", "''")
@@ -235,7 +237,9 @@ func (st *streamer) keepalive(ctx context.Context, ka pglogrepl.PrimaryKeepalive
 	}
 	reply := ka.ReplyRequested
 	if !st.inTxn && len(st.pending) == 0 && s.ack.idle(ka.ServerWALEnd) {
-		reply = true
+		if err := st.mark(ctx, ka.ServerWALEnd, time.Now().UTC().Truncate(time.Microsecond)); err != nil {
+			return err
+		}
 	}
 	if st.sync && !st.inTxn && ka.ServerWALEnd >= st.target {
 		if err := st.flush(ctx); err != nil {
@@ -320,7 +324,18 @@ func (st *streamer) message(ctx context.Context, data []byte) error {
 func (st *streamer) commit(ctx context.Context, m pglogrepl.CommitMessage) error {
 	s := st.s
 	st.inTxn = false
-	s.ack.committed(st.txLast, m.TransactionEndLSN)
+	switch {
+	case st.txLast != nil:
+		// Confirming just past the commit record's start is enough for the server
+		// to skip the transaction after a restart, and it is what the committed
+		// position of its last record covers (coveredLSN).
+		s.ack.committed(st.txLast, m.CommitLSN+1)
+	case st.skipTo == nil || bytes.Compare(streamMark(m.TransactionEndLSN), st.skipTo) > 0:
+		// Nothing for us: a mark lets the slot move past it once committed.
+		if err := st.mark(ctx, m.TransactionEndLSN, st.txTS); err != nil {
+			return err
+		}
+	}
 	if lag := int64(st.serverAt) - int64(m.TransactionEndLSN); lag >= 0 {
 		s.status.SourceLag(lag, time.Since(st.txTS).Seconds())
 	}
@@ -528,6 +543,19 @@ func (st *streamer) add(ctx context.Context, r record.Record) error {
 		st.pending = make([]record.Record, 0, streamBatch)
 	}
 	st.pending = append(st.pending, r)
+	if len(st.pending) >= streamBatch {
+		return st.flush(ctx)
+	}
+	return nil
+}
+
+// mark adds a checkpoint at lsn to the pending records: every transaction
+// committing before lsn is delivered (position.go). The slot confirms lsn once the
+// pipeline committed it.
+func (st *streamer) mark(ctx context.Context, lsn pglogrepl.LSN, ts time.Time) error {
+	pos := streamMark(lsn)
+	st.s.ack.committed(pos, lsn)
+	st.pending = append(st.pending, record.Record{Op: record.OpCheckpoint, Pos: pos, CommitTS: ts})
 	if len(st.pending) >= streamBatch {
 		return st.flush(ctx)
 	}

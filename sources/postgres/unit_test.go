@@ -142,23 +142,36 @@ func TestAcksConfirmOnlyWholeAckedTransactions(t *testing.T) {
 	var a acks
 	a.reset(100, nil)
 	a.setEmitted(pos(200, 1))
-	a.committed(pos(200, 1), 210) // txn 1: two records
+	a.committed(pos(200, 1), 201) // txn 1: two records
 	a.setEmitted(pos(300, 0))
-	a.committed(pos(300, 0), 310) // txn 2: one record
-	a.committed(nil, 320)         // txn 3: no records
+	a.committed(pos(300, 0), 301) // txn 2: one record
+	a.setEmitted(streamMark(320))
+	a.committed(streamMark(320), 320) // txn 3: no records, a mark at its end
 	if a.idle(400) {
-		t.Fatal("idle confirm with unacked records")
+		t.Fatal("idle with unacked records")
 	}
 	if a.ack(pos(200, 0)) || a.confirmed() != 100 {
 		t.Fatalf("half a transaction acked moved confirm to %v", a.confirmed())
 	}
-	if !a.ack(pos(200, 1)) || a.confirmed() != 210 {
-		t.Fatalf("confirm = %v, want 210", a.confirmed())
+	if !a.ack(pos(200, 1)) || a.confirmed() != 201 {
+		t.Fatalf("confirm = %v, want 201", a.confirmed())
 	}
-	if !a.ack(pos(300, 0)) || a.confirmed() != 320 {
-		t.Fatalf("confirm = %v, want 320 (txn 3 has no records)", a.confirmed())
+	if !a.ack(pos(300, 0)) || a.confirmed() != 301 {
+		t.Fatalf("confirm = %v, want 301 (the mark after it is not acked)", a.confirmed())
 	}
-	if !a.idle(400) || a.confirmed() != 400 {
+	if !a.ack(streamMark(320)) || a.confirmed() != 320 {
+		t.Fatalf("confirm = %v, want 320 (the acked mark)", a.confirmed())
+	}
+	// Idle: the slot may follow the server, but only through a committed mark.
+	if !a.idle(400) || a.confirmed() != 320 {
+		t.Fatalf("idle(400) refused or confirmed %v before its mark was acked", a.confirmed())
+	}
+	a.setEmitted(streamMark(400))
+	a.committed(streamMark(400), 400)
+	if a.idle(500) {
+		t.Fatal("idle again while a mark waits for its ack")
+	}
+	if !a.ack(streamMark(400)) || a.confirmed() != 400 {
 		t.Fatalf("idle confirm = %v, want 400", a.confirmed())
 	}
 	if a.idle(350) || a.confirmed() != 400 {
@@ -168,8 +181,43 @@ func TestAcksConfirmOnlyWholeAckedTransactions(t *testing.T) {
 	// confirmable at once.
 	var b acks
 	b.reset(100, pos(200, 1))
-	b.committed(pos(200, 1), 210)
-	if b.confirmed() != 210 {
+	b.committed(pos(200, 1), 201)
+	if b.confirmed() != 201 {
 		t.Fatalf("resent transaction not confirmed: %v", b.confirmed())
+	}
+	// A restart at a mark the slot did not confirm yet: no mark before it.
+	var c acks
+	c.reset(100, streamMark(500))
+	if c.idle(300) {
+		t.Fatal("idle mark at 300 after a restart at the mark 500")
+	}
+	if !c.idle(600) {
+		t.Fatal("no idle mark at 600 after a restart at the mark 500")
+	}
+}
+
+func TestMarksSortBetweenTransactionsAndCoverTheSlot(t *testing.T) {
+	rec := func(lsn pglogrepl.LSN, seq uint32) record.Position {
+		p := make(record.Position, streamPosLen)
+		putStreamPos(p, lsn, seq)
+		return p
+	}
+	m := streamMark(1000)
+	if rec(999, 1<<31).Compare(m) >= 0 || m.Compare(rec(1000, 0)) >= 0 {
+		t.Fatal("a mark must sort after transactions committing before it and before those committing at it")
+	}
+	if l, ok := coveredLSN(m); !ok || l != 1000 {
+		t.Fatalf("coveredLSN(mark 1000) = %v %v", l, ok)
+	}
+	if l, ok := coveredLSN(rec(700, 3)); !ok || l != 701 {
+		t.Fatalf("coveredLSN(record at 700) = %v %v, want 701", l, ok)
+	}
+	snap := make(record.Position, snapshotPosLen)
+	putSnapshotPos(snap, 1, 0, 0, 1)
+	if _, ok := coveredLSN(snap); ok {
+		t.Fatal("a snapshot position covers no stream LSN")
+	}
+	if got := describePosition(m, nil); got != "lsn 0/3E8 (everything before delivered)" {
+		t.Errorf("describePosition(mark) = %q", got)
 	}
 }

@@ -1,0 +1,266 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+		"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/connectd/connectd/e2e/testenv/lakedb"
+)
+
+// offsetsGate keeps a pipe's offsets in a postgres:// store whose commits the test
+// can hold back: close blocks every offset commit after the lake's flush (a crash
+// between the two, once connectd is killed), open lets them through again after
+// ending the sessions that waited, so that the killed process's last commit never
+// lands.
+type offsetsGate struct {
+	conn *pgx.Conn
+	tx   pgx.Tx
+}
+
+func newOffsetsGate(t *testing.T, p *pipe) *offsetsGate {
+	t.Helper()
+	dsn, conn := newDatabase(t, "e2e_offsets")
+	p.offsets = dsn
+	return &offsetsGate{conn: conn}
+}
+
+func (g *offsetsGate) close(t *testing.T) {
+	t.Helper()
+	tx, err := g.conn.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(context.Background(), "LOCK TABLE connectd_offsets IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+		t.Fatalf("lock the offsets table: %v", err)
+	}
+	g.tx = tx
+}
+
+func (g *offsetsGate) open(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := g.tx.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitSent waits until the walsender of slot has sent the WAL written so far, so
+// that connectd has decoded everything committed before the call.
+func waitSent(t *testing.T, conn *pgx.Conn, d *daemon, slot string) {
+	t.Helper()
+	var lsn string
+	if err := conn.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, d, "the walsender to send "+lsn, func() (bool, string) {
+		var sent bool
+		err := conn.QueryRow(context.Background(), `SELECT coalesce(bool_or(r.sent_lsn >= $1::pg_lsn), false)
+FROM pg_catalog.pg_stat_replication r JOIN pg_catalog.pg_replication_slots s ON s.active_pid = r.pid
+WHERE s.slot_name = $2`, lsn, slot).Scan(&sent)
+		if err != nil {
+			return false, err.Error()
+		}
+		return sent, "not sent yet"
+	})
+}
+
+// TestReplayAcrossDropNotNullWritesNoPositionTwice: a flush holds changes from before
+// and after an ALTER TABLE ... DROP NOT NULL, connectd is killed before it commits
+// the offset, and the restart replays them. pgoutput does not send nullability, so
+// the first run describes the rows before the ALTER as NOT NULL (the catalog when it
+// decoded them) and the replay as nullable (the catalog now). The lake's files are
+// split by what changes the Parquet schema only, so the replay rewrites the same
+// files and no _pos appears twice.
+func TestReplayAcrossDropNotNullWritesNoPositionTwice(t *testing.T) {
+	dsn, conn := newDatabase(t, "e2e_dropnotnull")
+	mustExec(t, conn, `CREATE TABLE public.notes (id int PRIMARY KEY, note text NOT NULL);
+INSERT INTO public.notes SELECT g, 'snap ' || g FROM generate_series(1, 10) g`)
+	p := newPipe(t, "drop_not_null", dsn, false, "public.notes")
+	gate := newOffsetsGate(t, p)
+	// One flush for the 11 changes below: it starts when the 11th is written.
+	p.flush = "{rows: 11, bytes: 16MiB, interval: 300s}"
+	p.writeConfig(t)
+	db := lakedb.DuckDB(t)
+	dir := lakeTable(p.lakeDir, "public", "notes")
+
+	p.sync(t) // the snapshot, committed
+	d := startRun(t, p.config)
+	slot := "connectd_" + p.name
+	waitFor(t, 30*time.Second, d, "the stream to start", func() (bool, string) {
+		var active bool
+		_ = conn.QueryRow(context.Background(), "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&active)
+		return active, "slot not active"
+	})
+	// The offsets were loaded: from now on the commit waits.
+	gate.close(t)
+	mustExec(t, conn, "INSERT INTO public.notes SELECT g, 'before ' || g FROM generate_series(11, 15) g")
+	waitSent(t, conn, d, slot) // decoded with the catalog saying NOT NULL
+	time.Sleep(300 * time.Millisecond)
+	mustExec(t, conn, "ALTER TABLE public.notes ALTER COLUMN note DROP NOT NULL")
+	mustExec(t, conn, "INSERT INTO public.notes SELECT g, CASE WHEN g % 2 = 0 THEN 'after ' || g END FROM generate_series(16, 20) g")
+	mustExec(t, conn, "UPDATE public.notes SET note = NULL WHERE id = 3")
+	waitFor(t, 30*time.Second, d, "the flush of the 11 changes", func() (bool, string) {
+		n := lakeCount(t, db, dir)
+		return n >= 21, fmt.Sprintf("%d rows in the lake", n)
+	})
+	r := d.stop(t, syscall.SIGKILL)
+	gate.open(t)
+	if r.code != -1 {
+		t.Fatalf("SIGKILL should have killed connectd run, got %s", r)
+	}
+	if n := len(parquetFiles(t, dir)); n < 2 {
+		t.Fatalf("%d files at the kill: the first run did not split the flush at the ALTER; the test proves nothing", n)
+	}
+
+	p.sync(t)
+	rows := readTable(t, db, dir, "CAST(id AS VARCHAR) AS id", "note")
+	checkPositions(t, rows)
+	if len(rows) != 21 {
+		t.Errorf("lake has %d records, want 21 (10 snapshot rows, 10 inserts, 1 update)", len(rows))
+	}
+	compareTable(t, rebuild(rows, "id"), pgRows(t, conn, "SELECT id::text AS id, note FROM public.notes"), "id", "note")
+}
+
+// slotConfirmedLSN reads the slot's confirmed_flush_lsn as text.
+func slotConfirmedLSN(t *testing.T, conn *pgx.Conn, slot string) string {
+	t.Helper()
+	var lsn string
+	if err := conn.QueryRow(context.Background(), "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&lsn); err != nil {
+		t.Fatalf("read slot %s: %v", slot, err)
+	}
+	return lsn
+}
+
+// syncFails runs `connectd sync`, which must fail with every one of wants in its
+// output.
+func (p *pipe) syncFails(t *testing.T, wants ...string) result {
+	t.Helper()
+	r := connectd(t, 90*time.Second, "sync", "-c", p.config)
+	if r.code == 0 {
+		t.Fatalf("connectd sync: want a failure, got %s", r)
+	}
+	for _, w := range wants {
+		if !strings.Contains(r.stdout+r.stderr, w) {
+			t.Errorf("connectd sync output lacks %q: %s", w, r)
+		}
+	}
+	return r
+}
+
+// TestSlotMovedPastTheCommittedPositionStopsTheConnector: a slot whose
+// confirmed_flush_lsn is beyond what the committed offset covers has skipped WAL
+// connectd never delivered. An operator's pg_replication_slot_advance, a slot
+// dropped and created again, and offsets restored from an older backup each stop
+// the sync with an error naming the gap and the reset; a connector that was only
+// idle while other tables wrote (its slot followed the server) restarts without one.
+func TestSlotMovedPastTheCommittedPositionStopsTheConnector(t *testing.T) {
+	setup := func(t *testing.T, name string) (*pipe, *pgx.Conn, string) {
+		dsn, conn := newDatabase(t, "e2e_"+name)
+		mustExec(t, conn, `CREATE TABLE public.items (id int PRIMARY KEY, v text);
+CREATE TABLE public.other (id serial PRIMARY KEY, pad text);
+INSERT INTO public.items SELECT g, 'v' || g FROM generate_series(1, 20) g`)
+		p := newPipe(t, name, dsn, false, "public.items")
+		p.writeConfig(t)
+		p.sync(t)
+		return p, conn, "connectd_" + p.name
+	}
+	reconcile := func(t *testing.T, p *pipe, conn *pgx.Conn) {
+		t.Helper()
+		rows := readTable(t, lakedb.DuckDB(t), lakeTable(p.lakeDir, "public", "items"), "CAST(id AS VARCHAR) AS id", "v")
+		checkPositions(t, rows)
+		compareTable(t, rebuild(rows, "id"), pgRows(t, conn, "SELECT id::text AS id, v FROM public.items"), "id", "v")
+	}
+
+	t.Run("idle while other tables write", func(t *testing.T) {
+		p, conn, slot := setup(t, "slot_idle")
+		mustExec(t, conn, "INSERT INTO public.items VALUES (21, 'streamed')")
+		p.sync(t)
+		d := startRun(t, p.config)
+		for i := 0; i < 5; i++ {
+			mustExec(t, conn, "INSERT INTO public.other (pad) SELECT repeat('x', 100) FROM generate_series(1, 2000)")
+		}
+		var now string
+		if err := conn.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&now); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 60*time.Second, d, "the idle slot to confirm past the other table's WAL", func() (bool, string) {
+			var past bool
+			lsn := slotConfirmedLSN(t, conn, slot)
+			if err := conn.QueryRow(context.Background(), "SELECT $1::pg_lsn >= $2::pg_lsn", lsn, now).Scan(&past); err != nil {
+				return false, err.Error()
+			}
+			return past, "confirmed " + lsn + ", WAL at " + now
+		})
+		d.stopClean(t)
+		show := connectd(t, 30*time.Second, "offsets", "show", "-c", p.config, p.name)
+		if !strings.Contains(show.stdout, "everything before delivered") {
+			t.Errorf("the idle connector's committed position is not a mark: %s", show)
+		}
+		mustExec(t, conn, "INSERT INTO public.items VALUES (22, 'after the idle time'); UPDATE public.items SET v = 'changed' WHERE id = 1")
+		p.sync(t)
+		p.sync(t)
+		reconcile(t, p, conn)
+	})
+
+	t.Run("advanced by hand", func(t *testing.T) {
+		p, conn, slot := setup(t, "slot_advanced")
+		mustExec(t, conn, "INSERT INTO public.items VALUES (21, 'streamed')")
+		p.sync(t)
+		before := slotConfirmedLSN(t, conn, slot)
+		mustExec(t, conn, "INSERT INTO public.items VALUES (22, 'skipped by the operator'); DELETE FROM public.items WHERE id = 2")
+		mustExec(t, conn, "SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())", slot)
+		after := slotConfirmedLSN(t, conn, slot)
+		t.Logf("slot advanced from %s to %s", before, after)
+		for i := 0; i < 2; i++ { // the error stays until the operator acts
+			p.syncFails(t, "replication slot "+slot+" has confirmed WAL up to "+after, "bytes of WAL in between were never delivered",
+				"connectd offsets reset "+p.name)
+		}
+		if r := connectd(t, 30*time.Second, "offsets", "reset", "-c", p.config, p.name); r.code != 0 {
+			t.Fatalf("offsets reset: %s", r)
+		}
+		p.lakeDir = filepath.Join(t.TempDir(), "lake-after-reset")
+		p.writeConfig(t)
+		p.sync(t)
+		reconcile(t, p, conn)
+	})
+
+	t.Run("dropped and created again after the snapshot", func(t *testing.T) {
+		p, conn, slot := setup(t, "slot_recreated")
+		mustExec(t, conn, "INSERT INTO public.items VALUES (21, 'lost with the old slot')")
+		mustExec(t, conn, "SELECT pg_drop_replication_slot($1)", slot)
+		mustExec(t, conn, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", slot)
+		p.syncFails(t, "replication slot "+slot+" has confirmed WAL up to", "connectd offsets reset "+p.name)
+	})
+
+	t.Run("offsets restored from an older backup", func(t *testing.T) {
+		p, conn, slot := setup(t, "slot_backup")
+		backup := filepath.Join(t.TempDir(), "offsets-backup")
+		if err := os.CopyFS(backup, os.DirFS(p.offsets)); err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, conn, "INSERT INTO public.items VALUES (21, 'delivered after the backup')")
+		p.sync(t)
+		// A sync after the one above confirms its changes; then the old offsets return.
+		p.sync(t)
+		if err := os.RemoveAll(p.offsets); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.CopyFS(p.offsets, os.DirFS(backup)); err != nil {
+			t.Fatal(err)
+		}
+		p.syncFails(t, "replication slot "+slot+" has confirmed WAL up to", "connectd offsets reset "+p.name)
+	})
+}
