@@ -3,7 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-		"os"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
