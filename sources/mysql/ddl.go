@@ -235,6 +235,10 @@ const (
 	stmtRename                   // RENAME TABLE
 	stmtTruncate                 // TRUNCATE TABLE
 	stmtDropDB                   // DROP DATABASE
+	stmtSequence                 // CREATE SEQUENCE (MariaDB), or CREATE TABLE ... SEQUENCE=1
+	stmtDropSeq                  // DROP SEQUENCE
+	stmtDBCharset                // CREATE or ALTER DATABASE: the default character set of db
+	stmtServerCharset            // SET GLOBAL character_set_server (written into the history only)
 )
 
 // alterOp is one clause of ALTER TABLE that matters to the schema.
@@ -259,7 +263,8 @@ type ddl struct {
 	tables  []tableName // stmtDrop
 	renames [][2]tableName
 	ops     []alterOp
-	db      string // stmtDropDB
+	db      string // stmtDropDB, stmtDBCharset
+	charset string // stmtDBCharset, stmtServerCharset ("" when the statement names none)
 	ifNot   bool   // CREATE TABLE IF NOT EXISTS
 	replace bool   // CREATE OR REPLACE TABLE
 }
@@ -267,6 +272,11 @@ type ddl struct {
 // errUnsupported marks a statement that changes a table in a way the parser cannot
 // follow; the connector must stop rather than mislabel columns.
 var errUnsupported = errors.New("unsupported DDL")
+
+// errNoRowEvents marks a statement that changes a table's rows without row events
+// (dropping or exchanging a partition): no definition, however exact, makes up
+// for the rows it changes, so the connector stops.
+var errNoRowEvents = fmt.Errorf("%w: rows change without row events", errUnsupported)
 
 type parser struct {
 	toks   []token
@@ -331,6 +341,10 @@ func (p *parser) errf(format string, args ...any) error {
 		at = fmt.Sprintf("%q", p.toks[p.i].text)
 	}
 	return fmt.Errorf("%w: "+format+" at %s", append([]any{errUnsupported}, append(args, at)...)...)
+}
+
+func (p *parser) noRowEvents(what string) error {
+	return fmt.Errorf("%w: %s at %q", errNoRowEvents, what, p.peek().text)
 }
 
 // ident reads an identifier (quoted or not).
@@ -424,12 +438,20 @@ func (p *parser) statement() (*ddl, error) {
 			// Temporary tables never reach a row-based binlog's rows events.
 			return &ddl{kind: stmtOther}, nil
 		}
-		if !p.accept("TABLE") {
+		switch {
+		case p.accept("SEQUENCE"):
+			return p.sequence(d)
+		case p.accept("DATABASE"), p.accept("SCHEMA"):
+			return p.database(true)
+		case !p.accept("TABLE"):
 			return &ddl{kind: stmtOther}, nil
 		}
 		return p.create(d)
 	case p.accept("ALTER"):
 		for p.accept("ONLINE") || p.accept("OFFLINE") || p.accept("IGNORE") {
+		}
+		if p.accept("DATABASE") || p.accept("SCHEMA") {
+			return p.database(false)
 		}
 		if !p.accept("TABLE") {
 			return &ddl{kind: stmtOther}, nil
@@ -447,11 +469,13 @@ func (p *parser) statement() (*ddl, error) {
 		if p.accept("TEMPORARY") {
 			return &ddl{kind: stmtOther}, nil
 		}
-		if !p.accept("TABLE") && !p.accept("TABLES") {
+		d := &ddl{kind: stmtDrop}
+		if p.accept("SEQUENCE") {
+			d.kind = stmtDropSeq
+		} else if !p.accept("TABLE") && !p.accept("TABLES") {
 			return &ddl{kind: stmtOther}, nil
 		}
 		p.accept("IF", "EXISTS")
-		d := &ddl{kind: stmtDrop}
 		for {
 			t, err := p.tableName()
 			if err != nil {
@@ -491,6 +515,13 @@ func (p *parser) statement() (*ddl, error) {
 			}
 		}
 		return d, nil
+	case p.accept("SET", "GLOBAL", "character_set_server"):
+		p.acceptPunct("=")
+		cs, err := p.ident()
+		if err != nil {
+			return nil, err
+		}
+		return &ddl{kind: stmtServerCharset, charset: strings.ToLower(cs)}, nil
 	case p.accept("TRUNCATE"):
 		p.accept("TABLE")
 		t, err := p.tableName()
@@ -500,6 +531,46 @@ func (p *parser) statement() (*ddl, error) {
 		return &ddl{kind: stmtTruncate, table: t}, nil
 	}
 	return &ddl{kind: stmtOther}, nil
+}
+
+// sequence reads the name of CREATE [OR REPLACE] SEQUENCE [IF NOT EXISTS] name ...:
+// a sequence is a table whose rows events carry its state, not data for the lake.
+func (p *parser) sequence(d *ddl) (*ddl, error) {
+	d.ifNot = p.accept("IF", "NOT", "EXISTS")
+	t, err := p.tableName()
+	if err != nil {
+		return nil, err
+	}
+	d.kind, d.table = stmtSequence, t
+	return d, nil
+}
+
+// database reads CREATE DATABASE [IF NOT EXISTS] name options, or ALTER DATABASE
+// [name] options, keeping the default character set the options name.
+func (p *parser) database(create bool) (*ddl, error) {
+	d := &ddl{kind: stmtDBCharset, db: p.db}
+	if create {
+		p.accept("IF", "NOT", "EXISTS")
+	}
+	if t := p.peek(); t.kind == tokIdent || t.kind == tokWord && !t.is("DEFAULT") && !t.is("CHARACTER") &&
+		!t.is("CHARSET") && !t.is("COLLATE") && !t.is("UPGRADE") {
+		p.i++
+		d.db = t.text
+	}
+	for !p.eof() {
+		cs, ok, err := p.charsetOption()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			p.i++
+			continue
+		}
+		if cs != "" {
+			d.charset = cs
+		}
+	}
+	return d, nil
 }
 
 func (p *parser) create(d *ddl) (*ddl, error) {
@@ -542,8 +613,13 @@ func (p *parser) create(d *ddl) (*ddl, error) {
 		}
 		break
 	}
-	if err := p.tableOptions(def); err != nil {
+	seq, err := p.tableOptions(def)
+	if err != nil {
 		return nil, err
+	}
+	if seq {
+		d.kind = stmtSequence
+		return d, nil
 	}
 	for _, c := range def.Columns {
 		if c.Primary && len(def.Key) == 0 {
@@ -555,21 +631,27 @@ func (p *parser) create(d *ddl) (*ddl, error) {
 }
 
 // tableOptions reads the options after a CREATE TABLE column list, keeping the
-// default character set. A trailing SELECT would add columns it does not declare.
-func (p *parser) tableOptions(def *tableDef) error {
+// default character set; seq reports SEQUENCE=1 (MariaDB's other way to create a
+// sequence, and how SHOW CREATE TABLE shows one). A trailing SELECT would add
+// columns it does not declare.
+func (p *parser) tableOptions(def *tableDef) (seq bool, err error) {
 	for !p.eof() {
 		switch {
 		case p.peek().is("SELECT") || p.peek().is("AS") || p.peek().punct("("):
-			return p.errf("CREATE TABLE ... SELECT")
+			return false, p.errf("CREATE TABLE ... SELECT")
 		case p.peek().is("WITH") && p.peekAt(1).is("SYSTEM"):
-			return p.errf("WITH SYSTEM VERSIONING adds hidden columns to the row images")
+			return false, p.errf("WITH SYSTEM VERSIONING adds hidden columns to the row images")
 		case p.peek().is("PARTITION"):
 			// Partitioning does not change columns; it runs to the end.
 			p.i = len(p.toks)
-			return nil
+			return seq, nil
+		case p.accept("SEQUENCE"):
+			p.acceptPunct("=")
+			seq = p.next().text == "1"
+			continue
 		}
 		if cs, ok, err := p.charsetOption(); err != nil {
-			return err
+			return false, err
 		} else if ok {
 			if cs != "" {
 				def.Charset = cs
@@ -578,7 +660,7 @@ func (p *parser) tableOptions(def *tableDef) error {
 		}
 		p.i++
 	}
-	return nil
+	return seq, nil
 }
 
 // charsetOption reads [DEFAULT] {CHARACTER SET|CHARSET|COLLATE} [=] name. For a
@@ -973,7 +1055,7 @@ func (p *parser) alterSpec() ([]alterOp, bool, error) {
 		case p.accept("PRIMARY", "KEY"):
 			return []alterOp{{op: "drop_pk"}}, true, nil
 		case p.peek().is("PARTITION"):
-			return nil, false, p.errf("DROP PARTITION deletes rows without row events")
+			return nil, false, p.noRowEvents("DROP PARTITION deletes rows")
 		case p.peek().is("SYSTEM"):
 			return nil, false, p.errf("SYSTEM VERSIONING changes the columns of the row images")
 		case p.peek().is("INDEX") || p.peek().is("KEY") || p.peek().is("FOREIGN") || p.peek().is("CHECK") ||
@@ -1072,7 +1154,7 @@ func (p *parser) alterSpec() ([]alterOp, bool, error) {
 		}
 		return []alterOp{op}, true, p.skipItem()
 	case p.peek().is("TRUNCATE") || p.peek().is("EXCHANGE") || p.peek().is("DISCARD") || p.peek().is("IMPORT"):
-		return nil, false, p.errf("partition or tablespace operation that changes rows without row events")
+		return nil, false, p.noRowEvents("a partition or tablespace operation changes rows")
 	}
 	if cs, ok, err := p.charsetOption(); err != nil {
 		return nil, false, err

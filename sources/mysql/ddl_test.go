@@ -60,7 +60,7 @@ func TestParseShowCreateTable(t *testing.T) {
 }
 
 func TestAlterTableFollowsColumnChanges(t *testing.T) {
-	cat := newCatalog(func(db string) bool { return db == "shop" })
+	cat := newCatalog(settings{patterns: []pattern{{db: "shop", table: "*"}}})
 	steps := []struct {
 		sql  string
 		want string // columns of shop.t afterwards; "-" when gone
@@ -109,7 +109,7 @@ func TestAlterTableFollowsColumnChanges(t *testing.T) {
 }
 
 func TestUnfollowableDDLOnTrackedTableIsAnError(t *testing.T) {
-	cat := newCatalog(func(db string) bool { return db == "shop" })
+	cat := newCatalog(settings{patterns: []pattern{{db: "shop", table: "*"}}})
 	if _, err := cat.apply("CREATE TABLE t (id int)", "shop"); err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func FuzzParseDDL(f *testing.F) {
 		if d.kind == stmtCreate {
 			_, _ = buildSchema(d.table, d.def, typeOpts{})
 		}
-		cat := newCatalog(func(string) bool { return true })
+		cat := newCatalog(settings{patterns: []pattern{{db: "*", table: "*"}}})
 		_, _ = cat.apply("CREATE TABLE t (id int primary key, a int)", "db")
 		_, _ = cat.apply(sql, "db")
 	})

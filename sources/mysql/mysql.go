@@ -422,7 +422,7 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 			}
 		}
 	}
-	if s.cat, err = s.hist.replay(s.st.tracked); err != nil {
+	if s.cat, err = s.hist.replay(s.st); err != nil {
 		return err
 	}
 	return s.stream(ctx, from, skip, target, emit)
@@ -456,7 +456,7 @@ func (s *Source) continueSnapshot(ctx context.Context, d decodedPos, target *coo
 			why = "no schema history stored"
 			break
 		}
-		if s.cat, err = s.hist.replay(s.st.tracked); err != nil {
+		if s.cat, err = s.hist.replay(s.st); err != nil {
 			return err
 		}
 		s.schemas = map[tableName]*tableSchema{}
@@ -511,7 +511,10 @@ func (s *Source) baseDefinitions(ctx context.Context, q queryer) ([]histEntry, e
 	if err != nil {
 		return nil, err
 	}
-	var out []histEntry
+	out, err := s.baseContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
 	for _, t := range tables {
 		ddl, err := showCreate(ctx, q, t)
 		if err != nil {

@@ -117,7 +117,7 @@ func (s *Source) snapshotThenStream(ctx context.Context, epoch uint32, target *c
 	if err := s.hist.reset(ctx, base); err != nil {
 		return err
 	}
-	if s.cat, err = s.hist.replay(s.st.tracked); err != nil {
+	if s.cat, err = s.hist.replay(s.st); err != nil {
 		return err
 	}
 	s.schemas = map[tableName]*tableSchema{} // built from the catalog just replaced
@@ -174,7 +174,7 @@ func (s *Source) resumeSnapshot(ctx context.Context, st *snapState, from decoded
 		s.log.Warn("the interrupted snapshot cannot be resumed: no schema history stored")
 		return true, nil
 	}
-	if s.cat, err = s.hist.replay(s.st.tracked); err != nil {
+	if s.cat, err = s.hist.replay(s.st); err != nil {
 		return false, err
 	}
 	s.schemas = map[tableName]*tableSchema{}

@@ -316,6 +316,10 @@ func (st *streamer) ddl(ctx context.Context, offset uint64, db, sql string) erro
 		return err
 	}
 	ch, err := s.cat.apply(sql, db)
+	var de *ddlError
+	if errors.As(err, &de) && de.table.name != "" {
+		return st.definitionFromServer(ctx, de, offset, prefix, sql)
+	}
 	if err != nil {
 		if errors.Is(err, errUnsupported) {
 			return connector.Permanent(fmt.Errorf("mysql: cannot follow DDL at %s:%d (%v); statement: %s; the connector stops rather than mislabel columns",
@@ -323,7 +327,14 @@ func (st *streamer) ddl(ctx context.Context, offset uint64, db, sql string) erro
 		}
 		return err
 	}
-	if len(ch.touched) > 0 {
+	if err := st.checkProvisional(ch.touched, offset, sql); err != nil {
+		return err
+	}
+	for _, t := range ch.forgotten {
+		s.warnOnce("forgotten "+t.String(), "a DDL on a table that is not selected could not be followed; the table is no longer tracked (selecting it later needs a new snapshot)",
+			"table", t.String(), "statement", sql)
+	}
+	if len(ch.touched) > 0 || ch.keep {
 		if err := s.hist.add(ctx, prefix, db, sql); err != nil {
 			return err
 		}
@@ -347,7 +358,8 @@ func (st *streamer) ddl(ctx context.Context, offset uint64, db, sql string) erro
 func (st *streamer) rows(ctx context.Context, et replication.EventType, offset uint64, e *replication.RowsEvent, seq *uint32) error {
 	s := st.s
 	t := tableName{db: string(e.Table.Schema), name: string(e.Table.Table)}
-	if !s.st.selected(t) {
+	if !s.st.selected(t) || s.cat.sequences[t] {
+		// A sequence's rows events (NEXTVAL, SETVAL) carry its state, not data.
 		return nil
 	}
 	ts, err := s.schemaOf(t)
