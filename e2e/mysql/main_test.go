@@ -86,7 +86,8 @@ type pipe struct {
 	config     string
 	flush      string
 	serverID   int
-	snapshotOf string // snapshot mode
+	snapshotOf string   // snapshot mode
+	tables     []string // the tables patterns; default db.*
 }
 
 var nextServerID = 6100
@@ -112,7 +113,15 @@ func (p *pipe) write(t *testing.T) {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "offsets: file://%s\nconnectors:\n  %s:\n    source:\n      type: mysql\n      dsn: %q\n", p.offsets, p.name, fmt.Sprintf("mysql://root@127.0.0.1:%d/", maria.Port))
-	fmt.Fprintf(&b, "      server_id: %d\n      tables: [\"%s.*\"]\n      snapshot: %s\n", p.serverID, p.db, p.snapshotOf)
+	tables := fmt.Sprintf("%q", p.db+".*")
+	if p.tables != nil {
+		var qs []string
+		for _, t := range p.tables {
+			qs = append(qs, fmt.Sprintf("%q", t))
+		}
+		tables = strings.Join(qs, ", ")
+	}
+	fmt.Fprintf(&b, "      server_id: %d\n      tables: [%s]\n      snapshot: %s\n", p.serverID, tables, p.snapshotOf)
 	b.WriteString("    destination:\n      type: parquet\n")
 	if p.bucket != "" {
 		fmt.Fprintf(&b, "      url: s3://%s/lake\n      s3: {endpoint: %q, region: %s, path_style: true, access_key_id: %s, secret_access_key: %s}\n",

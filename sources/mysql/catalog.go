@@ -107,6 +107,9 @@ func (c *catalog) apply(sql, db string) (change, error) {
 		ch.keep = true
 	case stmtDBCharset:
 		ch.keep = true
+		if _, known := c.dbCharset[d.db]; known && d.ifNot {
+			return ch, nil
+		}
 		if d.charset != "" {
 			c.dbCharset[d.db] = d.charset
 		} else if _, ok := c.dbCharset[d.db]; !ok && c.server != "" {

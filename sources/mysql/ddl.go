@@ -550,7 +550,7 @@ func (p *parser) sequence(d *ddl) (*ddl, error) {
 func (p *parser) database(create bool) (*ddl, error) {
 	d := &ddl{kind: stmtDBCharset, db: p.db}
 	if create {
-		p.accept("IF", "NOT", "EXISTS")
+		d.ifNot = p.accept("IF", "NOT", "EXISTS")
 	}
 	if t := p.peek(); t.kind == tokIdent || t.kind == tokWord && !t.is("DEFAULT") && !t.is("CHARACTER") &&
 		!t.is("CHARSET") && !t.is("COLLATE") && !t.is("UPGRADE") {

@@ -26,7 +26,7 @@ func (st *streamer) definitionFromServer(ctx context.Context, de *ddlError, offs
 		return stop("the statement changes rows without row events")
 	}
 	if until, ok := s.cat.provisional[t]; ok && before(coords{file: st.file, offset: offset}, until) {
-		return stop(fmt.Sprintf("its definition was already taken from SHOW CREATE TABLE when the binlog ended at %s, past this statement", until))
+		return stop(fmt.Sprintf("the table changed again before the binlog end (%s) at which its definition was already taken from SHOW CREATE TABLE", until))
 	}
 	create, err := showCreate(ctx, s.db, t)
 	if err != nil {
@@ -67,7 +67,7 @@ func (st *streamer) checkProvisional(touched []tableName, offset uint64, sql str
 			continue
 		}
 		if before(here, until) {
-			return connector.Permanent(fmt.Errorf("mysql: table %s: its definition was taken from SHOW CREATE TABLE (an earlier DDL could not be parsed) when the binlog ended at %s, and the table changed again before that point (%s:%d: %s), so the rows in between cannot be labelled with certainty: run `connectd offsets reset` to snapshot again",
+			return connector.Permanent(fmt.Errorf("mysql: table %s: its definition was taken from SHOW CREATE TABLE (an earlier DDL could not be parsed) when the binlog ended at %s, and the table changed again before that point, at %s:%d (%s), so the rows in between cannot be labelled with certainty: run `connectd offsets reset` to snapshot again",
 				t, until, st.file, offset, sql))
 		}
 		delete(st.s.cat.provisional, t)
