@@ -227,18 +227,18 @@ func (d *tableDef) clone() *tableDef {
 type stmtKind uint8
 
 const (
-	stmtOther    stmtKind = iota // does not touch table columns
-	stmtCreate                   // CREATE TABLE with columns
-	stmtLike                     // CREATE TABLE ... LIKE
-	stmtAlter                    // ALTER TABLE
-	stmtDrop                     // DROP TABLE
-	stmtRename                   // RENAME TABLE
-	stmtTruncate                 // TRUNCATE TABLE
-	stmtDropDB                   // DROP DATABASE
-	stmtSequence                 // CREATE SEQUENCE (MariaDB), or CREATE TABLE ... SEQUENCE=1
-	stmtDropSeq                  // DROP SEQUENCE
-	stmtDBCharset                // CREATE or ALTER DATABASE: the default character set of db
-	stmtServerCharset            // SET GLOBAL character_set_server (written into the history only)
+	stmtOther         stmtKind = iota // does not touch table columns
+	stmtCreate                        // CREATE TABLE with columns
+	stmtLike                          // CREATE TABLE ... LIKE
+	stmtAlter                         // ALTER TABLE
+	stmtDrop                          // DROP TABLE
+	stmtRename                        // RENAME TABLE
+	stmtTruncate                      // TRUNCATE TABLE
+	stmtDropDB                        // DROP DATABASE
+	stmtSequence                      // CREATE SEQUENCE (MariaDB), or CREATE TABLE ... SEQUENCE=1
+	stmtDropSeq                       // DROP SEQUENCE
+	stmtDBCharset                     // CREATE or ALTER DATABASE: the default character set of db
+	stmtServerCharset                 // SET GLOBAL character_set_server (written into the history only)
 )
 
 // alterOp is one clause of ALTER TABLE that matters to the schema.
