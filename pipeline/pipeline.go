@@ -1,7 +1,9 @@
 // Package pipeline is the runtime: it moves records from one source through a
 // bounded buffer into one destination, and owns the delivery order of SPEC 5:
-// write -> flush (durable) -> commit offset -> ack the source. A Supervisor runs many
-// connectors and restarts those that fail with a transient error.
+// write -> flush (durable) -> commit offset -> ack the source. After an `offsets reset`
+// it also puts the reset epoch in front of every position (epoch.go), which sources
+// never see. A Supervisor runs many connectors and restarts those that fail with a
+// transient error.
 package pipeline
 
 import (
