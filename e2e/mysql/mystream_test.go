@@ -3,6 +3,7 @@ package mysqle2e
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/offsets"
+	"github.com/connectd/connectd/record"
 )
 
 // TestNeverSnapshotSyncsCommitTheirStart: with `snapshot: never`, the first sync
@@ -184,4 +187,199 @@ func lastLine(s, sub string) string {
 		}
 	}
 	return ""
+}
+
+// binlogEnd is where MariaDB writes its next event: the start of the next
+// transaction when nothing else writes.
+func binlogEnd(t *testing.T, db *sql.DB) uint64 {
+	t.Helper()
+	var file, doDB, ignoreDB string
+	var pos uint64
+	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+		t.Fatal(err)
+	}
+	return pos
+}
+
+// resumeOffset is the transaction start a stream position resumes at
+// (sources/mysql/position.go: 0x02 | file u32 | offset u64 | seq u32 | resume offset u64 ...).
+func resumeOffset(p record.Position) (uint64, bool) {
+	if len(p) < 25 || p[0] != 0x02 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(p[17:25]), true
+}
+
+// killWhenResumingAt runs `connectd run` and kills it with SIGKILL as soon as the
+// committed position resumes at the transaction starting at offset, that is, once
+// part of that transaction's records is committed. It returns that position.
+func killWhenResumingAt(t *testing.T, p *pipe, offset uint64) record.Position {
+	t.Helper()
+	store, err := offsets.NewFile(p.offsets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := p.start(t)
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if pos, err := store.Load(context.Background(), p.name); err == nil {
+			if off, ok := resumeOffset(pos); ok && off == offset {
+				d.kill()
+				<-d.proc.Done()
+				return pos
+			}
+		}
+		select {
+		case <-d.proc.Done():
+			t.Fatalf("connectd run exited: %v\n%s", d.proc.Err(), tail(d.stderr.String(), 40))
+		case <-time.After(time.Millisecond):
+		}
+	}
+	t.Fatalf("no committed position inside the transaction at offset %d\n%s", offset, tail(d.stderr.String(), 40))
+	return nil
+}
+
+// txnShape checks the stream records of the lake (every op but r): one transaction
+// id, one commit time, and the committed position killedAt before the last of them
+// (the kill fell inside the transaction's delivery).
+func txnShape(t *testing.T, p *pipe, ns string, killedAt record.Position) {
+	t.Helper()
+	db := lakeDuck(t)
+	rows := query(t, db, "SELECT COUNT(*) AS n, COUNT(DISTINCT _txid) AS txids, COUNT(DISTINCT _commit_ts) AS times, COUNT(*) FILTER (WHERE COALESCE(_txid, '') = '') AS untagged, MIN(_txid) AS txid, MAX(_pos) AS last FROM "+
+		treeOf(p.localLake(t), ns, "t")+" WHERE _op <> 'r'")
+	r := rows[0]
+	t.Logf("stream records %s, transaction ids %s (%s), without one %s, commit times %s", r["n"], r["txids"], r["txid"], r["untagged"], r["times"])
+	if r["txids"] != "1" || r["untagged"] != "0" || r["times"] != "1" {
+		t.Errorf("the transaction's records carry %s transaction ids (%q), %s none, and %s commit times: want one id on every record and one time", r["txids"], r["txid"], r["untagged"], r["times"])
+	}
+	if killedAt != nil && killedAt.String() >= r["last"] {
+		t.Errorf("the kill did not fall inside the transaction: committed %s, last record %s", killedAt, r["last"])
+	}
+}
+
+// TestSavepointTransactionKeepsOneTxidAcrossAKill: a transaction with SAVEPOINT,
+// ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT, delivered in many batches; connectd
+// is killed after part of it is committed and resumes inside it. Every record of it
+// has one _txid and one commit time, and the lake equals the table.
+func TestSavepointTransactionKeepsOneTxidAcrossAKill(t *testing.T) {
+	db := openDB(t)
+	mustExec(t, db, "CREATE DATABASE e2esave; CREATE TABLE e2esave.t (id int PRIMARY KEY, n int, s varchar(20))")
+	seed(t, db, "e2esave.t", 1000)
+	p := newPipe(t, "e2e_save", "e2esave", false)
+	p.flush = "{rows: 700, bytes: 16MiB, interval: 200ms}"
+	p.write(t)
+	p.sync(t)
+	start := binlogEnd(t, db)
+	mustExec(t, db, `BEGIN;
+INSERT INTO e2esave.t SELECT seq, 1, 'first' FROM e2esave.seq_1001_to_11000;
+SAVEPOINT a;
+INSERT INTO e2esave.t SELECT seq, 2, 'undone' FROM e2esave.seq_11001_to_16000;
+UPDATE e2esave.t SET n = 99 WHERE id <= 500;
+ROLLBACK TO SAVEPOINT a;
+UPDATE e2esave.t SET n = n + 10, s = 'after a' WHERE id BETWEEN 200 AND 2200;
+SAVEPOINT b;
+DELETE FROM e2esave.t WHERE id BETWEEN 300 AND 400;
+RELEASE SAVEPOINT b;
+INSERT INTO e2esave.t SELECT seq, 3, 'last' FROM e2esave.seq_20001_to_30000;
+COMMIT`)
+	killedAt := killWhenResumingAt(t, p, start)
+	p.sync(t)
+	checkRebuild(t, db, p, "e2esave", "t")
+	txnShape(t, p, "e2esave", killedAt)
+}
+
+// xaPrepare runs an XA transaction up to XA PREPARE on a connection of its own,
+// then disconnects: the transaction stays prepared on the server.
+func xaPrepare(t *testing.T, db *sql.DB, xid, body string) {
+	t.Helper()
+	conn := openDB(t)
+	conn.SetMaxOpenConns(1)
+	for _, q := range []string{"XA START '" + xid + "'", body, "XA END '" + xid + "'", "XA PREPARE '" + xid + "'"} {
+		mustExec(t, conn, q)
+	}
+	conn.Close()
+	for _, r := range query(t, db, "XA RECOVER") {
+		if r["data"] == xid {
+			return
+		}
+	}
+	t.Fatalf("XA %s is not prepared after XA PREPARE", xid)
+}
+
+// xaFinish runs XA COMMIT or XA ROLLBACK, retrying while the server has not yet
+// detached the prepared transaction from its closed session (XAER_NOTA).
+func xaFinish(t *testing.T, db *sql.DB, q string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		_, err := db.Exec(q)
+		if err == nil {
+			return
+		}
+		if i == 100 || !strings.Contains(err.Error(), "XAER_NOTA") {
+			t.Fatalf("mariadb: %s: %v", q, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestXALandsOnlyAtXACommit: XA transactions are prepared (their rows are in the
+// binlog from then), other transactions commit, a sync runs while they are still
+// prepared and commits a position after them; then one is committed and one rolled
+// back. The lake has the committed one's rows (with the XA COMMIT's transaction id),
+// never the rolled-back one's, nothing before its XA COMMIT; then a large XA
+// transaction is delivered with a kill in the middle.
+func TestXALandsOnlyAtXACommit(t *testing.T) {
+	db := openDB(t)
+	mustExec(t, db, "CREATE DATABASE e2exa; CREATE TABLE e2exa.t (id int PRIMARY KEY, n int, s varchar(20)); CREATE TABLE e2exa.u (id int PRIMARY KEY)")
+	seed(t, db, "e2exa.t", 10)
+	p := newPipe(t, "e2e_xa", "e2exa", false)
+	p.flush = "{rows: 700, bytes: 16MiB, interval: 200ms}"
+	p.write(t)
+	p.sync(t)
+	xaPrepare(t, db, "keep", "INSERT INTO e2exa.t VALUES (100, 1, 'xa keep'), (101, 1, 'xa keep'); UPDATE e2exa.t SET n = 5, s = 'xa keep' WHERE id = 1")
+	xaPrepare(t, db, "drop", "INSERT INTO e2exa.t VALUES (200, 1, 'xa drop'); DELETE FROM e2exa.t WHERE id = 2")
+	mustExec(t, db, "INSERT INTO e2exa.t VALUES (30, 0, 'plain')")
+	p.sync(t) // commits the plain insert's position, after both XA PREPAREs
+	ids := func() string {
+		var got []string
+		for _, r := range lakeRows(t, p.localLake(t), "e2exa", "t", "CAST(id AS VARCHAR) AS id") {
+			if r["_op"] != "r" {
+				got = append(got, r["_op"]+r["id"])
+			}
+		}
+		return strings.Join(got, " ")
+	}
+	if got := ids(); got != "c30" {
+		t.Fatalf("stream records while the XA transactions are prepared: %q, want only c30", got)
+	}
+	xaFinish(t, db, "XA ROLLBACK 'drop'")
+	mustExec(t, db, "INSERT INTO e2exa.t VALUES (31, 0, 'plain')")
+	xaFinish(t, db, "XA COMMIT 'keep'")
+	p.sync(t) // resumes after c30, yet must deliver what XA 'keep' prepared before it
+	if got, want := ids(), "c30 c31 c100 c101 u1"; got != want {
+		t.Errorf("stream records: %q, want %q", got, want)
+	}
+	checkRebuild(t, db, p, "e2exa", "t")
+	var commitGTID string
+	if err := db.QueryRow("SELECT @@gtid_binlog_pos").Scan(&commitGTID); err != nil {
+		t.Fatal(err)
+	}
+	txids := query(t, lakeDuck(t), "SELECT DISTINCT _txid FROM "+treeOf(p.localLake(t), "e2exa", "t")+" WHERE CAST(id AS INT) IN (100, 101, 1) AND _op <> 'r'")
+	if len(txids) != 1 || txids[0]["_txid"] != commitGTID {
+		t.Errorf("XA 'keep' records carry transaction ids %v, want the XA COMMIT's %s", txids, commitGTID)
+	}
+
+	// A large XA transaction, killed while its records are being delivered.
+	mustExec(t, db, "DELETE FROM e2exa.t WHERE id > 1000")
+	p.sync(t)
+	start := binlogEnd(t, db)
+	xaPrepare(t, db, "big", "INSERT INTO e2exa.t SELECT seq, 7, 'xa big' FROM e2exa.seq_1001_to_21000; UPDATE e2exa.t SET n = n + 1 WHERE id <= 1500")
+	mustExec(t, db, "INSERT INTO e2exa.u VALUES (1)") // commits while 'big' is prepared
+	xaFinish(t, db, "XA COMMIT 'big'")
+	killedAt := killWhenResumingAt(t, p, start)
+	p.sync(t)
+	checkRebuild(t, db, p, "e2exa", "t")
+	if off, _ := resumeOffset(killedAt); off != start {
+		t.Errorf("the kill did not fall while the XA transaction was pending or delivered")
+	}
 }

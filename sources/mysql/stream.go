@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,9 @@ type streamer struct {
 	inTxn  bool
 	batch  []record.Record
 
+	xa      *xaTxn   // the XA transaction whose prepared part is being read
+	pending []*xaTxn // prepared XA transactions awaiting XA COMMIT or ROLLBACK, oldest first
+
 	// Slabs that row values and positions are cut from: a few allocations per
 	// thousand records instead of two per record. A slab is never reused; the
 	// records cut from it keep it alive.
@@ -42,12 +46,13 @@ type streamer struct {
 
 // position returns the stream position of a record, cut from the slab.
 func (st *streamer) position(offset uint64, seq uint32) record.Position {
-	n := streamPrefix + 9 + min(len(st.txn.file), 255) + len(st.txn.gtid)
+	resume := st.resumePoint()
+	n := streamPrefix + 9 + min(len(resume.file), 255) + len(resume.gtid)
 	if cap(st.pos)-len(st.pos) < n {
 		st.pos = make([]byte, 0, max(n, 32<<10))
 	}
 	start := len(st.pos)
-	st.pos = appendStreamPos(st.pos, st.fileNo, offset, seq, st.txn)
+	st.pos = appendStreamPos(st.pos, st.fileNo, offset, seq, resume)
 	return record.Position(st.pos[start:len(st.pos):len(st.pos)])
 }
 
@@ -184,6 +189,10 @@ func (st *streamer) handle(ctx context.Context, ev *replication.BinlogEvent) (bo
 	case *replication.MariadbGTIDEvent:
 		st.beginTxn(offset, e.GTID.String(), time.Unix(int64(h.Timestamp), 0))
 		st.inTxn = !e.IsStandalone()
+		if e.Flags&mariadbFlPreparedXA != 0 {
+			st.xa = &xaTxn{start: st.txn}
+			st.inTxn = true // ends at the XA_PREPARE event
+		}
 		return false, nil
 	case *replication.GTIDEvent:
 		gtid := ""
@@ -200,25 +209,11 @@ func (st *streamer) handle(ctx context.Context, ev *replication.BinlogEvent) (bo
 		st.beginTxn(offset, gtid, ts)
 		return false, nil
 	case *replication.QueryEvent:
-		q := strings.TrimSpace(string(e.Query))
-		switch {
-		case strings.EqualFold(q, "BEGIN"):
-			if !st.inTxn && st.txid == "" {
-				// No GTID event: the transaction starts here.
-				st.beginTxn(offset, "", time.Unix(int64(h.Timestamp), 0))
-			}
-			st.inTxn = true
-			return false, nil
-		case strings.EqualFold(q, "COMMIT"):
-			return st.endTxn(ctx, uint64(h.LogPos))
+		return st.query(ctx, offset, uint64(h.LogPos), time.Unix(int64(h.Timestamp), 0), string(e.Schema), strings.TrimSpace(string(e.Query)))
+	case *replication.GenericEvent:
+		if h.EventType == replication.XA_PREPARE_LOG_EVENT {
+			return st.xaPrepared(ctx, offset, uint64(h.LogPos), len(e.Data) > 0 && e.Data[0] != 0)
 		}
-		if st.txid == "" && !st.inTxn {
-			st.beginTxn(offset, "", time.Unix(int64(h.Timestamp), 0))
-		}
-		if err := st.ddl(ctx, offset, string(e.Schema), q); err != nil {
-			return false, err
-		}
-		return st.endTxn(ctx, uint64(h.LogPos))
 	case *replication.XIDEvent:
 		return st.endTxn(ctx, uint64(h.LogPos))
 	case *replication.RowsEvent:
@@ -247,6 +242,51 @@ func (st *streamer) handle(ctx context.Context, ev *replication.BinlogEvent) (bo
 		return st.atBoundary(ctx, uint64(h.LogPos))
 	}
 	return false, nil
+}
+
+// query handles a QUERY event: a transaction boundary, a statement inside a
+// transaction (savepoints; the CREATE of CREATE TABLE ... SELECT), an XA step, or
+// a DDL statement that is a transaction of its own.
+func (st *streamer) query(ctx context.Context, offset, end uint64, ts time.Time, db, q string) (bool, error) {
+	kind, xid := classifyQuery(q)
+	switch kind {
+	case queryBegin:
+		if !st.inTxn && st.txid == "" {
+			// No GTID event: the transaction starts here.
+			st.beginTxn(offset, "", ts)
+		}
+		st.inTxn = true
+		return false, nil
+	case queryCommit, queryRollback:
+		return st.endTxn(ctx, end)
+	case querySavepoint:
+		// Savepoints never end the transaction: its id, commit time and resume
+		// point stay those of its start. The binlog holds only the rows that
+		// survived a ROLLBACK TO (transactional tables) or that cannot be undone
+		// (non-transactional ones), so there is nothing to take back.
+		return false, nil
+	case queryXAStart:
+		st.xa = &xaTxn{start: st.txn}
+		st.inTxn = true
+		return false, nil
+	case queryXAEnd:
+		if st.xa != nil {
+			st.xa.xid = xid
+		}
+		return false, nil
+	case queryXACommit, queryXARollback:
+		return st.xaResolved(ctx, offset, end, xid, kind == queryXACommit)
+	}
+	if st.txid == "" && !st.inTxn {
+		st.beginTxn(offset, "", ts)
+	}
+	if err := st.ddl(ctx, offset, db, q); err != nil {
+		return false, err
+	}
+	if st.inTxn {
+		return false, nil // a statement inside a transaction: its COMMIT ends it
+	}
+	return st.endTxn(ctx, end)
 }
 
 func (st *streamer) beginTxn(offset uint64, gtid string, ts time.Time) {
@@ -307,7 +347,7 @@ func (st *streamer) add(ctx context.Context, r record.Record) error {
 // truncate record of a TRUNCATE.
 func (st *streamer) ddl(ctx context.Context, offset uint64, db, sql string) error {
 	s := st.s
-	pos := streamPos(st.fileNo, offset, 0, st.txn)
+	pos := streamPos(st.fileNo, offset, 0, st.resumePoint())
 	prefix := pos[:streamPrefix]
 	if st.skip != nil && atOrBefore(prefix, st.skip) {
 		return nil // already in the history (and delivered, for a TRUNCATE)
@@ -362,6 +402,12 @@ func (st *streamer) rows(ctx context.Context, et replication.EventType, offset u
 		// A sequence's rows events (NEXTVAL, SETVAL) carry its state, not data.
 		return nil
 	}
+	if st.skip != nil && st.xa == nil && atOrBefore(streamPos(st.fileNo, offset, math.MaxUint32, coords{})[:streamPrefix], st.skip) {
+		// Delivered before the restart, which re-reads from an earlier resume
+		// point (a prepared XA transaction's): the catalog describes the table as
+		// of the committed position, perhaps not as of this event.
+		return nil
+	}
 	ts, err := s.schemaOf(t)
 	if err != nil {
 		return err
@@ -385,6 +431,10 @@ func (st *streamer) rows(ctx context.Context, et replication.EventType, offset u
 	}
 	base := record.Record{Schema: ts.schema, CommitTS: st.commit, TxID: st.txid}
 	next := func(r record.Record) error {
+		if st.xa != nil {
+			st.xa.recs = append(st.xa.recs, r)
+			return nil
+		}
 		r.Pos = st.position(offset, *seq)
 		*seq++
 		if st.skip != nil && atOrBefore(r.Pos[:streamPrefix], st.skip) {
