@@ -800,11 +800,16 @@ func (d *decoder) finishPlugin(pc *PluginConfig, st *pluginState, path string, s
 // MaxPutObject is the largest object one S3 PutObject may upload (5 GiB).
 const MaxPutObject = Size(5 << 30)
 
+// MaxS3FlushBytes is the largest flush.bytes of an s3:// lake: a flush happens once
+// the buffered bytes reach the limit, so a file can outgrow it by the batch that
+// crossed it; 1 GiB under MaxPutObject leaves room for that.
+const MaxS3FlushBytes = MaxPutObject - 1<<30
+
 // checkUploadSize refuses a flush.bytes an s3:// lake cannot upload: each flushed
 // file goes up in one PutObject, which S3 refuses above 5 GiB, so such a flush would
 // fail on every retry.
 func (d *decoder) checkUploadSize(pq *ParquetDestination, f Flush, path string, de entry) {
-	if !strings.HasPrefix(pq.URL, "s3://") || f.Bytes <= MaxPutObject {
+	if !strings.HasPrefix(pq.URL, "s3://") || f.Bytes <= MaxS3FlushBytes {
 		return
 	}
 	p := joinPath(path, "flush.bytes")
@@ -812,8 +817,8 @@ func (d *decoder) checkUploadSize(pq *ParquetDestination, f Flush, path string, 
 	if at, ok := d.keys[p]; ok {
 		line, col = at[0], at[1]
 	}
-	d.errorf(line, col, p, "%s is more than one S3 PutObject can upload (%s): a file that large could never be uploaded; set bytes to 5GiB or less (files of 128MiB-1GiB read best)",
-		f.Bytes, MaxPutObject)
+	d.errorf(line, col, p, "%s is too much for an s3:// lake: each file is uploaded with one PutObject, which S3 refuses above %s, and a file can outgrow the limit by one batch; set bytes to %s or less (files of 128MiB-1GiB read best)",
+		f.Bytes, MaxPutObject, MaxS3FlushBytes)
 }
 
 type parquetState struct {

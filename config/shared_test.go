@@ -86,13 +86,13 @@ func TestConnectorsApartAreAccepted(t *testing.T) {
 }
 
 func TestFlushBytesAboveOnePutObjectIsRefusedForS3(t *testing.T) {
-	s3 := strings.Replace(validPostgres, "url: file:///data/lake", "url: s3://bucket/raw\n      flush: {rows: 10, bytes: 6GiB}", 1)
-	want := []string{`c.yaml:11: connectors.orders.destination.flush.bytes: 6GiB is more than one S3 PutObject can upload (5GiB): a file that large could never be uploaded; set bytes to 5GiB or less (files of 128MiB-1GiB read best)`}
+	s3 := strings.Replace(validPostgres, "url: file:///data/lake", "url: s3://bucket/raw\n      flush: {rows: 10, bytes: 5GiB}", 1)
+	want := []string{`c.yaml:11: connectors.orders.destination.flush.bytes: 5GiB is too much for an s3:// lake: each file is uploaded with one PutObject, which S3 refuses above 5GiB, and a file can outgrow the limit by one batch; set bytes to 4GiB or less (files of 128MiB-1GiB read best)`}
 	if got := errLines(t, s3, nil); !reflect.DeepEqual(got, want) {
 		t.Errorf("got:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 	for _, ok := range []string{
-		strings.Replace(validPostgres, "url: file:///data/lake", "url: s3://bucket/raw\n      flush: {bytes: 5GiB}", 1),
+		strings.Replace(validPostgres, "url: file:///data/lake", "url: s3://bucket/raw\n      flush: {bytes: 4GiB}", 1),
 		strings.Replace(validPostgres, "url: file:///data/lake", "url: file:///data/lake\n      flush: {bytes: 6GiB}", 1),
 	} {
 		if _, err := Parse("c.yaml", []byte(ok), nil); err != nil {
