@@ -264,3 +264,78 @@ INSERT INTO public.items SELECT g, 'v' || g FROM generate_series(1, 20) g`)
 		p.syncFails(t, "replication slot "+slot+" has confirmed WAL up to", "connectd offsets reset "+p.name)
 	})
 }
+
+// killMidSnapshot starts `connectd run` on p (an s3:// lake), kills it once the
+// snapshot has committed part of its rows, and returns the committed position as
+// `connectd offsets show` prints it.
+func killMidSnapshot(t *testing.T, p *pipe) string {
+	t.Helper()
+	d := startRun(t, p.config)
+	waitForObjects(t, d, p.bucket, 2)
+	if err := s3Server.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	r := d.stop(t, syscall.SIGKILL)
+	if err := s3Server.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if r.code != -1 {
+		t.Fatalf("SIGKILL should have killed connectd run, got %s", r)
+	}
+	show := connectd(t, 30*time.Second, "offsets", "show", "-c", p.config, p.name)
+	if show.code != 0 {
+		t.Fatalf("offsets show: %s", show)
+	}
+	return show.stdout
+}
+
+// TestResumedSnapshotWhoseRemainingTablesAreGoneFinishes: a snapshot killed inside
+// its last table resumes after that table was removed from `tables`, or dropped in
+// the source. There is nothing left to read; the resume must still end the snapshot
+// (with a warning naming the table) and go on streaming, not fail on a completion
+// marker that sorts before the committed position.
+func TestResumedSnapshotWhoseRemainingTablesAreGoneFinishes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		gone func(t *testing.T, p *pipe, conn *pgx.Conn)
+	}{
+		{"removed from the config", func(t *testing.T, p *pipe, _ *pgx.Conn) {
+			p.tables = []string{"public.a"}
+			p.writeConfig(t)
+		}},
+		{"dropped in the source", func(t *testing.T, _ *pipe, conn *pgx.Conn) {
+			mustExec(t, conn, "DROP TABLE public.big")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn, conn := newDatabase(t, "e2e_snapgone")
+			mustExec(t, conn, `CREATE TABLE public.a (id int PRIMARY KEY, v text);
+INSERT INTO public.a SELECT g, 'a' || g FROM generate_series(1, 10) g;
+CREATE TABLE public.big (id int PRIMARY KEY, pad text NOT NULL);
+INSERT INTO public.big SELECT g, repeat(md5(g::text), 2) FROM generate_series(1, 30000) g`)
+			p := newPipe(t, "snapshot_gone", dsn, true, "public.*")
+			p.extra = "      snapshot_chunk: 1000\n"
+			p.flush = "{rows: 500, bytes: 16MiB, interval: 1s}"
+			p.writeConfig(t)
+			at := killMidSnapshot(t, p)
+			if !strings.Contains(at, "table #1") || strings.Contains(at, "snapshot complete") {
+				t.Fatalf("committed position is not inside the second table: %s", at)
+			}
+			t.Logf("killed at %s", strings.TrimSpace(at))
+
+			tc.gone(t, p, conn)
+			mustExec(t, conn, "INSERT INTO public.a VALUES (11, 'written while stopped'); UPDATE public.a SET v = 'changed' WHERE id = 1")
+			r := p.sync(t)
+			if !strings.Contains(r.stderr, "no longer selected or no longer exists") || !strings.Contains(r.stderr, "public.big") {
+				t.Errorf("the sync did not warn that public.big's remaining rows are not read: %s", r)
+			}
+			mustExec(t, conn, "INSERT INTO public.a VALUES (12, 'streamed'); DELETE FROM public.a WHERE id = 2")
+			p.sync(t)
+			db := lakedb.DuckDB(t)
+			rows := readTable(t, db, p.tableDir(t, "public", "a"), "CAST(id AS VARCHAR) AS id", "v")
+			checkPositions(t, rows)
+			compareTable(t, rebuild(rows, "id"), pgRows(t, conn, "SELECT id::text AS id, v FROM public.a"), "id", "v")
+			checkPositions(t, readTable(t, db, p.tableDir(t, "public", "big"), "CAST(id AS VARCHAR) AS id"))
+		})
+	}
+}
