@@ -339,3 +339,60 @@ INSERT INTO public.big SELECT g, repeat(md5(g::text), 2) FROM generate_series(1,
 		})
 	}
 }
+
+// TestMultiDimensionalArraysKeepTheirDimensions: int[][] and text[][][] columns
+// become nested Parquet lists, alike in the snapshot (COPY) and in the stream
+// (pgoutput), and DuckDB reads back the source's arrays. A two-dimensional value in
+// a column declared int[] is not flattened: the sync stops with the ALTER TABLE that
+// declares the dimensions, and after it the value arrives with its shape.
+func TestMultiDimensionalArraysKeepTheirDimensions(t *testing.T) {
+	dsn, conn := newDatabase(t, "e2e_arrays")
+	mustExec(t, conn, `CREATE TABLE public.grids (id int PRIMARY KEY, m int[][], words text[][][], flat int[]);
+INSERT INTO public.grids VALUES
+  (1, '{{1,2},{3,4}}', '{{{a,"b,c"}},{{NULL,"{d}"}}}', '{1,2}'),
+  (2, '{}', '{}', '{}'),
+  (3, '{{NULL,-5,6}}', NULL, NULL),
+  (4, '[0:1][5:6]={{7,8},{9,10}}', '{{{x}}}', '{3}');
+CREATE TABLE public.shapes (id int PRIMARY KEY, a int[]);
+INSERT INTO public.shapes VALUES (1, '{1,2}')`)
+	p := newPipe(t, "arrays", dsn, false, "public.grids", "public.shapes")
+	p.writeConfig(t)
+	p.sync(t)
+	mustExec(t, conn, `INSERT INTO public.grids VALUES (5, '{{11,12},{13,14},{15,NULL}}', '{{{"q r",s},{t,u}}}', '{4,5}');
+UPDATE public.grids SET m = '{{0,0},{0,1}}', words = '{{{changed}}}' WHERE id = 1`)
+	p.sync(t)
+
+	db := lakedb.DuckDB(t)
+	rows := readTable(t, db, lakeTable(p.lakeDir, "public", "grids"), "CAST(id AS VARCHAR) AS id",
+		"CAST(to_json(m) AS VARCHAR) AS m", "CAST(to_json(words) AS VARCHAR) AS words", "CAST(to_json(flat) AS VARCHAR) AS flat")
+	checkPositions(t, rows)
+	compareTable(t, rebuild(rows, "id"), pgRows(t, conn, `SELECT id::text AS id, array_to_json(m)::text AS m,
+  array_to_json(words)::text AS words, array_to_json(flat)::text AS flat FROM public.grids`), "id", "m", "words", "flat")
+	types := queryRows(t, db, "SELECT column_name, column_type FROM (DESCRIBE SELECT m, words FROM "+lakedb.ParquetTree(lakeTable(p.lakeDir, "public", "grids"))+")")
+	for _, r := range types {
+		want := map[string]string{"m": "INTEGER[][]", "words": "VARCHAR[][][]"}[r.val("column_name")]
+		if r.val("column_type") != want {
+			t.Errorf("lake column %s is %s, want %s", r.val("column_name"), r.val("column_type"), want)
+		}
+	}
+
+	// A value with more dimensions than its column declares.
+	mustExec(t, conn, "INSERT INTO public.shapes VALUES (2, '{{5,6},{7,8}}')")
+	p.syncFails(t, "public.shapes column a", "the value has 2 dimensions, the column is declared with 1", "TYPE integer[][]")
+	mustExec(t, conn, "ALTER TABLE public.shapes ALTER COLUMN a TYPE integer[][]")
+	p.sync(t)
+	found := false
+	for _, f := range parquetFiles(t, lakeTable(p.lakeDir, "public", "shapes")) {
+		for _, r := range queryRows(t, db, "SELECT CAST(id AS VARCHAR) AS id, CAST(to_json(a) AS VARCHAR) AS a FROM read_parquet('"+strings.ReplaceAll(f, "'", "''")+"')") {
+			if r.val("id") == "2" {
+				found = true
+				if r.val("a") != "[[5,6],[7,8]]" {
+					t.Errorf("shapes id 2 in the lake: %s, want [[5,6],[7,8]]", r.str("a"))
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("shapes id 2 is not in the lake after the ALTER")
+	}
+}

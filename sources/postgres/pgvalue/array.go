@@ -3,6 +3,7 @@ package pgvalue
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/connectd/connectd/record"
 )
@@ -23,17 +24,19 @@ var (
 
 // arrayParser walks an array_out literal: optional "[lb:ub]...=" decoration, braces,
 // elements separated by ',', double-quoted elements with backslash escapes, and
-// unquoted NULL (any case) for null elements.
+// unquoted NULL (any case) for null elements. Each brace level becomes one list, so
+// a value keeps its dimensions; it must have exactly the column's (dims).
 type arrayParser struct {
 	b       []byte
 	i       int
 	elem    *Codec
-	out     []record.Value
+	dims    int
+	n       int    // elements decoded so far, for messages
 	scratch []byte // unescaped element text, reused between elements
 }
 
 func (c *Codec) decodeArray(text []byte) (record.Value, error) {
-	p := arrayParser{b: text, elem: c.elem}
+	p := arrayParser{b: text, elem: c.elem, dims: max(c.dims, 1)}
 	p.skipSpace()
 	if p.i < len(p.b) && p.b[p.i] == '[' {
 		if err := p.skipDims(); err != nil {
@@ -43,22 +46,45 @@ func (c *Codec) decodeArray(text []byte) (record.Value, error) {
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
 		return nil, errArrayStart
 	}
-	// Commas bound the element count; quoted commas only over-allocate.
-	n := 1
-	for _, ch := range text {
-		if ch == ',' {
-			n++
+	capacity := 4
+	if p.dims == 1 {
+		// Commas bound the element count; quoted commas only over-allocate.
+		capacity = 1
+		for _, ch := range text {
+			if ch == ',' {
+				capacity++
+			}
 		}
 	}
-	p.out = make([]record.Value, 0, n)
-	if err := p.parseLevel(1); err != nil {
+	out, err := p.parseLevel(1, make([]record.Value, 0, capacity))
+	if err != nil {
 		return nil, err
 	}
 	p.skipSpace()
 	if p.i != len(p.b) {
 		return nil, errArrayTrail
 	}
-	return p.out, nil
+	return out, nil
+}
+
+// dimsError says that the value's dimensions are not the column's. PostgreSQL does
+// not enforce declared dimensions, so an int[] column may hold a two-dimensional
+// value; flattening it would lose its shape without a word.
+func (p *arrayParser) dimsError() error {
+	n := 0
+	for _, ch := range p.b {
+		if ch == '{' {
+			n++
+		} else if ch != '[' && ch != ']' && ch != ':' && ch != '=' && ch != '-' && (ch < '0' || ch > '9') && !isArraySpace(ch) {
+			break
+		}
+	}
+	name := "<element type>"
+	if p.elem != nil {
+		name = p.elem.name
+	}
+	return fmt.Errorf("array: the value has %d dimensions, the column is declared with %d (PostgreSQL does not enforce declared dimensions): declare the column with the dimensions its values have, ALTER TABLE ... ALTER COLUMN ... TYPE %s%s, and restart",
+		n, p.dims, name, strings.Repeat("[]", max(n, 1)))
 }
 
 func isArraySpace(ch byte) bool {
@@ -102,52 +128,58 @@ func (p *arrayParser) skipDims() error {
 	return nil
 }
 
-// parseLevel parses one brace level starting at '{'; nested levels append their elements
-// in row-major order, flattening a multi-dimensional value.
-func (p *arrayParser) parseLevel(depth int) error {
+// parseLevel parses one brace level starting at '{' and appends its elements to
+// out: sub-lists below the column's dimensions, values at the last one.
+func (p *arrayParser) parseLevel(depth int, out []record.Value) ([]record.Value, error) {
 	if depth > maxArrayDims {
-		return errArrayDepth
+		return nil, errArrayDepth
 	}
 	p.i++ // '{'
 	p.skipSpace()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
-		return nil
+		return out, nil
 	}
 	for {
 		p.skipSpace()
 		if p.i >= len(p.b) {
-			return errArrayEnd
+			return nil, errArrayEnd
 		}
+		var v record.Value
 		var err error
-		switch p.b[p.i] {
-		case '{':
-			err = p.parseLevel(depth + 1)
-		case '"':
-			err = p.parseQuoted()
+		switch ch := p.b[p.i]; {
+		case ch == '{' && depth < p.dims:
+			v, err = p.parseLevel(depth+1, make([]record.Value, 0, 4))
+		case ch == '{' && depth >= maxArrayDims:
+			err = errArrayDepth
+		case ch == '{' || depth < p.dims:
+			err = p.dimsError()
+		case ch == '"':
+			v, err = p.parseQuoted()
 		default:
-			err = p.parseUnquoted()
+			v, err = p.parseUnquoted()
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
+		out = append(out, v)
 		p.skipSpace()
 		if p.i >= len(p.b) {
-			return errArrayEnd
+			return nil, errArrayEnd
 		}
 		switch p.b[p.i] {
 		case ',':
 			p.i++
 		case '}':
 			p.i++
-			return nil
+			return out, nil
 		default:
-			return errArrayDelim
+			return nil, errArrayDelim
 		}
 	}
 }
 
-func (p *arrayParser) parseQuoted() error {
+func (p *arrayParser) parseQuoted() (record.Value, error) {
 	p.i++ // opening quote
 	start := p.i
 	escaped := false
@@ -159,17 +191,17 @@ func (p *arrayParser) parseQuoted() error {
 		p.i++
 	}
 	if p.i >= len(p.b) {
-		return errArrayQuote
+		return nil, errArrayQuote
 	}
 	raw := p.b[start:p.i]
 	p.i++ // closing quote
 	if escaped {
 		raw = p.unescape(raw)
 	}
-	return p.add(raw)
+	return p.value(raw)
 }
 
-func (p *arrayParser) parseUnquoted() error {
+func (p *arrayParser) parseUnquoted() (record.Value, error) {
 	start := p.i
 	escaped := false
 	lastEscaped := -1 // index of the last byte taken literally after a backslash
@@ -179,11 +211,11 @@ func (p *arrayParser) parseUnquoted() error {
 			break
 		}
 		if ch == '{' || ch == '"' {
-			return errArrayUnquot
+			return nil, errArrayUnquot
 		}
 		if ch == '\\' {
 			if p.i+1 >= len(p.b) {
-				return errArrayEnd
+				return nil, errArrayEnd
 			}
 			escaped = true
 			p.i++
@@ -199,13 +231,13 @@ func (p *arrayParser) parseUnquoted() error {
 	raw := p.b[start:end]
 	if !escaped && len(raw) == 4 && (raw[0]|0x20) == 'n' && (raw[1]|0x20) == 'u' &&
 		(raw[2]|0x20) == 'l' && (raw[3]|0x20) == 'l' {
-		p.out = append(p.out, nil)
-		return nil
+		p.n++
+		return nil, nil
 	}
 	if escaped {
 		raw = p.unescape(raw)
 	}
-	return p.add(raw)
+	return p.value(raw)
 }
 
 // unescape drops the backslashes of raw into the reused scratch buffer.
@@ -221,11 +253,11 @@ func (p *arrayParser) unescape(raw []byte) []byte {
 	return s
 }
 
-func (p *arrayParser) add(raw []byte) error {
+func (p *arrayParser) value(raw []byte) (record.Value, error) {
+	p.n++
 	v, err := p.elem.decode(nil, raw)
 	if err != nil {
-		return fmt.Errorf("array element %d: %w", len(p.out)+1, err)
+		return nil, fmt.Errorf("array element %d: %w", p.n, err)
 	}
-	p.out = append(p.out, v)
-	return nil
+	return v, nil
 }

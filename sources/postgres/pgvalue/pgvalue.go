@@ -20,10 +20,12 @@
 //   - time '24:00:00' decodes to 86400000000 microseconds.
 //   - timetz, interval, enums, inet, cidr, macaddr, bit, varbit, money and xml are kept as
 //     the text the server sent.
-//   - One-dimensional arrays decode to KindList. A column declared with more than one
-//     dimension (TypeInfo.Dims > 1) is kept as its text form (KindString). Postgres does
-//     not enforce declared dimensions, so a multi-dimensional value arriving in a column
-//     mapped to a list is flattened in row-major order. Non-default lower bounds
+//   - Arrays decode to nested KindList, one level per declared dimension
+//     (TypeInfo.Dims; 0, as for a column made by CREATE TABLE AS, counts as 1): an
+//     int[][] value {{1,2},{3,4}} is [[1,2],[3,4]]. Postgres does not enforce declared
+//     dimensions; a value with other dimensions than its column declares is a decode
+//     error naming the ALTER TABLE that declares them, never flattened. The empty
+//     array {} is an empty list whatever the dimensions. Non-default lower bounds
 //     ("[0:2]={1,2,3}") are dropped.
 package pgvalue
 
@@ -91,7 +93,7 @@ type TypeInfo struct {
 	Elem     *TypeInfo // for arrays: the element type (typelem), with the column's typmod
 	Base     *TypeInfo // for domains: the base type (typbasetype with typtypmod)
 	// Dims is pg_attribute.attndims, the declared number of array dimensions (0 when
-	// unknown or not an array). A column declared int[][] (Dims 2) is kept as text.
+	// unknown or not an array). A column declared int[][] (Dims 2) is a list of lists.
 	Dims int
 }
 
@@ -122,6 +124,7 @@ type Codec struct {
 	typ   record.Type
 	op    decodeOp
 	elem  *Codec
+	dims  int // arrays: the dimensions of every value, each one a level of lists
 	known bool
 }
 
@@ -151,17 +154,19 @@ func newCodec(t *TypeInfo, name string, depth int) *Codec {
 		return c
 	case u.Category == 'A' && u.Elem != nil && u.OID != oidInt2Vector && u.OID != oidOIDVector:
 		// int2vector and oidvector claim category 'A' but print space-separated lists.
-		if t.Dims > 1 || depth >= maxDomainDepth {
-			c.known = t.Dims > 1
+		if t.Dims > maxArrayDims || depth >= maxDomainDepth {
 			return c
 		}
 		ec := newCodec(u.Elem, u.Elem.Name, depth+1)
 		if !ec.known {
 			return c
 		}
-		et := ec.typ
-		c.op, c.elem, c.known = opArray, ec, true
-		c.typ = record.Type{Kind: record.KindList, Elem: &et}
+		c.op, c.elem, c.known, c.dims = opArray, ec, true, max(t.Dims, 1)
+		c.typ = ec.typ
+		for range c.dims {
+			et := c.typ
+			c.typ = record.Type{Kind: record.KindList, Elem: &et}
+		}
 		return c
 	case u.Type != 'b':
 		return c // composite, range, multirange, pseudo: text, unknown

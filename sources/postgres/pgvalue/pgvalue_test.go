@@ -116,7 +116,7 @@ func TestNewCodecMapsTypes(t *testing.T) {
 		{"int4[]", arrayOf(tiInt4), list(k(record.KindInt32)), true},
 		{"numeric(10,2)[]", arrayOf(numericOf(10, 2)), list(record.Type{Kind: record.KindDecimal, Precision: 10, Scale: 2}), true},
 		{"mood[]", arrayOf(enum), list(k(record.KindString)), true},
-		{"int4[][]", multi, k(record.KindString), true},
+		{"int4[][]", multi, list(list(k(record.KindInt32))), true},
 		{"domain over numeric(12,3)", domainOf("money_amount", numericOf(12, 3)), record.Type{Kind: record.KindDecimal, Precision: 12, Scale: 3}, true},
 		{"domain over domain over int8", domainOf("d2", domainOf("d1", tiInt8)), k(record.KindInt64), true},
 		{"array of domain", arrayOf(domainOf("posint", tiInt4)), list(k(record.KindInt32)), true},
@@ -359,6 +359,10 @@ func TestDecodeDateTime(t *testing.T) {
 func TestDecodeArrays(t *testing.T) {
 	ints := arrayOf(tiInt4)
 	texts := arrayOf(tiText)
+	ints2 := arrayOf(tiInt4)
+	ints2.Name, ints2.Dims = "integer[][]", 2
+	texts3 := arrayOf(tiText)
+	texts3.Name, texts3.Dims = "text[][][]", 3
 	L := func(v ...record.Value) []record.Value {
 		if v == nil {
 			return []record.Value{}
@@ -372,8 +376,14 @@ func TestDecodeArrays(t *testing.T) {
 		{ints, "{null,NuLl}", L(nil, nil), ""},
 		{ints, "[0:2]={1,2,3}", L(int32(1), int32(2), int32(3)), ""},
 		{ints, "[-5:-4]={7,8}", L(int32(7), int32(8)), ""},
-		{ints, "{{1,2},{3,4}}", L(int32(1), int32(2), int32(3), int32(4)), ""},
-		{ints, "[1:2][0:1]={{1,2},{3,4}}", L(int32(1), int32(2), int32(3), int32(4)), ""},
+		{ints, "{{1,2},{3,4}}", nil, "the value has 2 dimensions, the column is declared with 1"},
+		{ints, "[1:2][0:1]={{1,2},{3,4}}", nil, "TYPE integer[][]"},
+		{ints2, "{{1,2},{3,NULL}}", L(L(int32(1), int32(2)), L(int32(3), nil)), ""},
+		{ints2, "[1:2][0:1]={{1,2},{3,4}}", L(L(int32(1), int32(2)), L(int32(3), int32(4))), ""},
+		{ints2, "{}", L(), ""},
+		{ints2, "{1,2}", nil, "the value has 1 dimensions, the column is declared with 2"},
+		{ints2, "{{{1}}}", nil, "the value has 3 dimensions"},
+		{texts3, `{{{a,"b,c"}},{{NULL,"{d}"}}}`, L(L(L("a", "b,c")), L(L(nil, "{d}"))), ""},
 		{ints, " { 1 , 2 } ", L(int32(1), int32(2)), ""},
 		{ints, `{"1","2"}`, L(int32(1), int32(2)), ""},
 		{ints, "{1,x}", nil, "array element 2: invalid syntax"},
@@ -382,7 +392,7 @@ func TestDecodeArrays(t *testing.T) {
 		{ints, "1,2", nil, "want '{'"},
 		{ints, "[0:2]{1}", nil, "dimension decoration"},
 		{ints, "[a]={1}", nil, "dimension decoration"},
-		{ints, "{{{{{{{1}}}}}}}", nil, "too many dimensions"},
+		{ints, "{{{{{{{1}}}}}}}", nil, "the value has 7 dimensions"},
 		{ints, "{1 2}", nil, "invalid syntax"},
 		{texts, `{a,b}`, L("a", "b"), ""},
 		{texts, `{"a,b","{c}","d\"e","f\\g",""}`, L("a,b", "{c}", `d"e`, `f\g`, ""), ""},
