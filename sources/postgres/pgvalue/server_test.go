@@ -212,7 +212,7 @@ func serverCases() []serverCase {
 		{expr: "'{}'::int4[]", want: L()},
 		{expr: "'{1,NULL,3}'::int4[]", want: L(int32(1), nil, int32(3))},
 		{expr: "'[0:2]={1,2,3}'::int4[]", want: L(int32(1), int32(2), int32(3))},
-		{expr: "'{{1,2},{3,4}}'::int4[]", want: L(int32(1), int32(2), int32(3), int32(4))},
+		{expr: "'{{1,2},{3,4}}'::int4[]", err: "the value has 2 dimensions, the column is declared with 1"},
 		{expr: "ARRAY['a,b', '{c}', 'd\"e', E'f\\\\g', '', 'NULL', NULL, ' sp ', " + nastySQ + "]",
 			want: L("a,b", "{c}", `d"e`, `f\g`, "", "NULL", nil, " sp ", nastyS)},
 		{expr: `ARRAY['\x0102'::bytea, NULL, '']`, want: L([]byte{1, 2}, nil, []byte{})},
