@@ -383,3 +383,88 @@ func TestXALandsOnlyAtXACommit(t *testing.T) {
 		t.Errorf("the kill did not fall while the XA transaction was pending or delivered")
 	}
 }
+
+// setTables rewrites the connector's tables patterns.
+func setTables(t *testing.T, p *pipe, patterns string) {
+	t.Helper()
+	cfg, err := os.ReadFile(p.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf("tables: [\"%s.*\"]", p.db)
+	if !strings.Contains(string(cfg), old) {
+		t.Fatalf("config has no %s", old)
+	}
+	if err := os.WriteFile(p.config, []byte(strings.Replace(string(cfg), old, "tables: "+patterns, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTablesCreatedLaterAreStreamedFromTheirCreate: tables matching the pattern are
+// created while `connectd run` streams (one by CREATE TABLE with rows inserted right
+// after it, one by CREATE TABLE ... SELECT), connectd is killed, more rows and a table
+// are created while it is down, and a sync delivers the rest: every table rebuilt
+// from the lake equals MariaDB's. A table renamed into the pattern then stops the
+// connector, naming the table and the reset.
+func TestTablesCreatedLaterAreStreamedFromTheirCreate(t *testing.T) {
+	db := openDB(t)
+	mustExec(t, db, `CREATE DATABASE e2enew;
+CREATE TABLE e2enew.line_a (id int PRIMARY KEY, n int, s varchar(20));
+CREATE TABLE e2enew.staging (id int PRIMARY KEY, n int, s varchar(20))`)
+	seed(t, db, "e2enew.line_a", 100)
+	seed(t, db, "e2enew.staging", 50)
+	p := newPipe(t, "e2e_new", "e2enew", false)
+	p.flush = "{rows: 300, bytes: 16MiB, interval: 200ms}"
+	p.write(t)
+	setTables(t, p, `["e2enew.line_*"]`)
+	p.sync(t)
+
+	d := p.start(t)
+	time.Sleep(time.Second)
+	mustExec(t, db, "CREATE TABLE e2enew.line_b (id int PRIMARY KEY, n int, s varchar(20)); INSERT INTO e2enew.line_b VALUES (1, 1, 'right after')")
+	for i := 0; i < 10; i++ {
+		mustExec(t, db, fmt.Sprintf("INSERT INTO e2enew.line_b SELECT seq, %d, 'b' FROM e2enew.seq_%d_to_%d", i, 2+i*200, 201+i*200))
+	}
+	mustExec(t, db, "CREATE TABLE e2enew.line_c (PRIMARY KEY (id)) SELECT * FROM e2enew.staging; UPDATE e2enew.line_c SET n = 9 WHERE id < 10")
+	mustExec(t, db, "UPDATE e2enew.line_b SET s = 'updated' WHERE id % 7 = 0; DELETE FROM e2enew.line_b WHERE id % 11 = 0")
+	time.Sleep(300 * time.Millisecond)
+	d.kill()
+	mustExec(t, db, "CREATE TABLE e2enew.line_d (id int PRIMARY KEY, n int, s varchar(20)); INSERT INTO e2enew.line_d VALUES (1, 0, 'd'), (2, 0, 'd'); INSERT INTO e2enew.line_b VALUES (5000, 0, 'while down'); INSERT INTO e2enew.line_c VALUES (1000, 0, 'while down')")
+	p.sync(t)
+	for _, table := range []string{"line_a", "line_b", "line_c", "line_d"} {
+		checkRebuild(t, db, p, "e2enew", table)
+	}
+	if lake := lakeRows(t, p.localLake(t), "e2enew", "staging"); len(lake) != 0 {
+		t.Errorf("the unselected table staging has %d records in the lake", len(lake))
+	}
+
+	mustExec(t, db, "RENAME TABLE e2enew.staging TO e2enew.line_s")
+	r := connectd(t, 60*time.Second, "sync", "-c", p.config)
+	if r.code == 0 || !strings.Contains(r.stderr, "e2enew.line_s") || !strings.Contains(r.stderr, "connectd offsets reset e2e_new") {
+		t.Fatalf("sync after a table was renamed into the pattern: want a failure naming it and the reset, got %s", r)
+	}
+	t.Logf("sync after the rename: %s", lastLine(r.stderr, "line_s"))
+}
+
+// TestPatternsNowSelectingAnOldTableStop: the tables patterns are widened to a table
+// that existed all along; the next sync fails naming it (its rows were never read)
+// instead of streaming only its changes from now on.
+func TestPatternsNowSelectingAnOldTableStop(t *testing.T) {
+	db := openDB(t)
+	mustExec(t, db, `CREATE DATABASE e2epat;
+CREATE TABLE e2epat.t (id int PRIMARY KEY, n int, s varchar(20)); INSERT INTO e2epat.t VALUES (1, 0, 'a');
+CREATE TABLE e2epat.other (id int PRIMARY KEY, n int, s varchar(20)); INSERT INTO e2epat.other VALUES (1, 0, 'old')`)
+	p := newPipe(t, "e2e_pat", "e2epat", false)
+	setTables(t, p, `["e2epat.t"]`)
+	p.sync(t)
+	mustExec(t, db, "INSERT INTO e2epat.t VALUES (2, 0, 'b'); CREATE TABLE e2epat.later (id int PRIMARY KEY, n int, s varchar(20)); INSERT INTO e2epat.later VALUES (1, 0, 'x')")
+	p.sync(t)
+	p.write(t) // tables: e2epat.*: selects other (old) and later (created after the position)
+	r := connectd(t, 60*time.Second, "sync", "-c", p.config)
+	if r.code == 0 || !strings.Contains(r.stderr, "e2epat.other") || strings.Contains(r.stderr, "e2epat.later,") ||
+		!strings.Contains(r.stderr, "connectd offsets reset e2e_pat") {
+		t.Fatalf("sync with widened patterns: want a failure naming e2epat.other (only) and the reset, got %s", r)
+	}
+	t.Logf("sync with widened patterns: %s", lastLine(r.stderr, "e2epat.other"))
+	checkRebuild(t, db, p, "e2epat", "t")
+}

@@ -425,6 +425,13 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 	if s.cat, err = s.hist.replay(s.st); err != nil {
 		return err
 	}
+	check := s.saveSelection
+	if start != nil {
+		check = s.checkSelection
+	}
+	if err := check(ctx); err != nil {
+		return err
+	}
 	return s.stream(ctx, from, skip, target, emit)
 }
 

@@ -120,6 +120,9 @@ func (s *Source) snapshotThenStream(ctx context.Context, epoch uint32, target *c
 	if s.cat, err = s.hist.replay(s.st); err != nil {
 		return err
 	}
+	if err := s.saveSelection(ctx); err != nil {
+		return err
+	}
 	s.schemas = map[tableName]*tableSchema{} // built from the catalog just replaced
 	st := &snapState{Version: 1, Epoch: epoch, File: start.file, Offset: start.offset, GTID: start.gtid,
 		CommitTS: ts.UTC().Truncate(time.Microsecond), Chunk: s.chunk}

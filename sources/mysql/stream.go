@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"strconv"
 	"strings"
@@ -355,6 +356,7 @@ func (st *streamer) ddl(ctx context.Context, offset uint64, db, sql string) erro
 	if err := st.flush(ctx); err != nil {
 		return err
 	}
+	before := maps.Clone(s.cat.tables)
 	ch, err := s.cat.apply(sql, db)
 	var de *ddlError
 	if errors.As(err, &de) && de.table.name != "" {
@@ -369,6 +371,10 @@ func (st *streamer) ddl(ctx context.Context, offset uint64, db, sql string) erro
 	}
 	if err := st.checkProvisional(ch.touched, offset, sql); err != nil {
 		return err
+	}
+	if in := s.renamedIn(before, ch.touched); len(in) > 0 {
+		return connector.Permanent(fmt.Errorf("mysql: %s at %s:%d renames a table the tables patterns do not select to %v, which they do: its rows from before the rename were never read and the binlog cannot bring them; run `connectd offsets reset %s` to snapshot again, or leave it out of tables",
+			sql, st.file, offset, in, s.st.name))
 	}
 	for _, t := range ch.forgotten {
 		s.warnOnce("forgotten "+t.String(), "a DDL on a table that is not selected could not be followed; the table is no longer tracked (selecting it later needs a new snapshot)",
