@@ -143,7 +143,7 @@ func (s *Source) snapshotThenStream(ctx context.Context, epoch uint32, target *c
 	if err := s.saveSnapState(ctx, st); err != nil {
 		return err
 	}
-	if err := s.readSnapshot(ctx, conn, st, nil, nil, emit); err != nil {
+	if err := s.readSnapshot(ctx, conn, st, nil, nil, nil, emit); err != nil {
 		return err
 	}
 	return s.afterSnapshot(ctx, st, target, emit)
@@ -187,7 +187,8 @@ func (s *Source) resumeSnapshot(ctx context.Context, st *snapState, from decoded
 		return false, classify("open snapshot connection", err)
 	}
 	defer conn.Close()
-	if _, _, err := s.beginSnapshot(ctx, conn, false); err != nil {
+	now, _, err := s.beginSnapshot(ctx, conn, true)
+	if err != nil {
 		return false, err
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
@@ -220,8 +221,16 @@ func (s *Source) resumeSnapshot(ctx context.Context, st *snapState, from decoded
 			return true, nil
 		}
 	}
-	s.log.Info("resuming the interrupted snapshot", "after", describePos(from.prefix), "epoch", st.Epoch, "stream_from", st.start().String())
-	if err := s.readSnapshot(ctx, conn, st, &from, gone, emit); err != nil {
+	changed, err := s.changedSince(ctx, st, from.table, now)
+	if err != nil {
+		return false, err
+	}
+	if changed == nil {
+		return true, nil
+	}
+	s.log.Info("resuming the interrupted snapshot", "after", describePos(from.prefix), "epoch", st.Epoch, "stream_from", st.start().String(),
+		"keys_left_to_the_stream", changed.size())
+	if err := s.readSnapshot(ctx, conn, st, &from, gone, changed, emit); err != nil {
 		return false, err
 	}
 	return false, s.afterSnapshot(ctx, st, target, emit)
@@ -338,7 +347,7 @@ func (k *snapSink) add(r record.Record, key [][]byte) error {
 // readSnapshot reads the tables of st (after the committed position from, when
 // resuming) on conn, whose consistent-snapshot transaction it ends, and marks the
 // snapshot complete.
-func (s *Source) readSnapshot(ctx context.Context, conn *sql.Conn, st *snapState, from *decodedPos, gone map[tableName]bool, emit connector.EmitFunc) error {
+func (s *Source) readSnapshot(ctx context.Context, conn *sql.Conn, st *snapState, from *decodedPos, gone map[tableName]bool, changed keySet, emit connector.EmitFunc) error {
 	sink := &snapSink{ctx: ctx, emit: emit}
 	started := time.Now()
 	var total int64
@@ -354,11 +363,15 @@ func (s *Source) readSnapshot(ctx context.Context, conn *sql.Conn, st *snapState
 			}
 		}
 		t := st.table(ord)
+		if !s.st.selected(t) {
+			s.log.Warn("a table of the interrupted snapshot is no longer selected; its remaining rows are not read", "table", t.String())
+			continue
+		}
 		if _, ok := s.cat.tables[t]; !ok || gone[t] {
 			s.log.Warn("a table of the interrupted snapshot no longer exists; its remaining rows are not read", "table", t.String())
 			continue
 		}
-		n, err := s.snapshotTable(ctx, conn, sink, st, ord, t, resume)
+		n, err := s.snapshotTable(ctx, conn, sink, st, ord, t, resume, changed[t.String()])
 		if err != nil {
 			return err
 		}
@@ -476,7 +489,7 @@ func afterKey(sch *tableSchema, key []int, vals [][]byte) (string, []any, error)
 // snapshotTable reads one table, chunk by chunk in primary-key order, from the start
 // or after the committed position from. It returns the rows it read.
 func (s *Source) snapshotTable(ctx context.Context, conn *sql.Conn, sink *snapSink, st *snapState, ordinal uint32, t tableName,
-	from *decodedPos) (int64, error) {
+	from *decodedPos, changed map[string]bool) (int64, error) {
 	sch, err := s.schemaOf(t)
 	if err != nil {
 		return 0, err
@@ -516,7 +529,8 @@ func (s *Source) snapshotTable(ctx context.Context, conn *sql.Conn, sink *snapSi
 		order = " ORDER BY " + strings.Join(ks, ", ")
 	}
 	read := int64(chunk)*int64(st.Chunk) + int64(row)
-	r := &chunkReader{s: s, sink: sink, sch: sch, key: key, epoch: st.Epoch, ordinal: ordinal, commit: st.CommitTS, name: name, total: total}
+	r := &chunkReader{s: s, sink: sink, sch: sch, key: key, epoch: st.Epoch, ordinal: ordinal, commit: st.CommitTS, name: name, total: total,
+		changed: changed}
 	for {
 		q, args := sel, []any(nil)
 		limit := uint32(math.MaxUint32)
@@ -561,6 +575,9 @@ type chunkReader struct {
 	commit         time.Time
 	name           string
 	read, total    int64 // rows of the table before this query, estimated rows
+	// changed holds the keys (keyString) the binlog changed between the snapshot's
+	// point and a resumed read: the stream delivers them, the snapshot must not.
+	changed map[string]bool
 }
 
 // query reads the rows of q, numbering them after row in chunk; it returns how many
@@ -613,6 +630,9 @@ func (r *chunkReader) query(ctx context.Context, conn *sql.Conn, q string, args 
 		if n%batchSize == 0 {
 			done := r.read + int64(n)
 			r.s.status.SnapshotProgress(r.name, done, max(r.total, done))
+		}
+		if len(r.changed) > 0 && len(r.sch.key) > 0 && r.changed[keyString(r.sch.key, after)] {
+			continue
 		}
 		rec := record.Record{Op: record.OpRead, Schema: r.sch.schema, After: after,
 			Pos: snapshotPos(r.epoch, r.ordinal, chunk, row), CommitTS: r.commit}

@@ -35,8 +35,10 @@ type streamer struct {
 	inTxn  bool
 	batch  []record.Record
 
-	xa      *xaTxn   // the XA transaction whose prepared part is being read
-	pending []*xaTxn // prepared XA transactions awaiting XA COMMIT or ROLLBACK, oldest first
+	scan    bool               // rows only: no DDL applied (resumeSnapshot's look-ahead)
+	only    map[tableName]bool // scan: the tables whose rows are wanted
+	xa      *xaTxn             // the XA transaction whose prepared part is being read
+	pending []*xaTxn           // prepared XA transactions awaiting XA COMMIT or ROLLBACK, oldest first
 
 	// Slabs that row values and positions are cut from: a few allocations per
 	// thousand records instead of two per record. A slab is never reused; the
@@ -60,6 +62,14 @@ func (st *streamer) position(offset uint64, seq uint32) record.Position {
 // stream reads the binlog from the transaction starting at from.
 func (s *Source) stream(ctx context.Context, from coords, skip []byte, target *coords, emit connector.EmitFunc) error {
 	s.status.SetPhase("streaming")
+	return s.readBinlog(ctx, from, skip, target, emit, nil)
+}
+
+// readBinlog reads the binlog from the transaction starting at from. With scan set,
+// it only hands the rows of those tables to emit: DDL is neither applied nor
+// recorded (a resumed snapshot looks at what changed since its point before the
+// stream replays it).
+func (s *Source) readBinlog(ctx context.Context, from coords, skip []byte, target *coords, emit connector.EmitFunc, scan map[tableName]bool) error {
 	// Checked even when a sync has nothing to read: a position this server cannot
 	// continue from must stop the connector, not end the run with success.
 	if err := s.checkResumable(ctx, from); err != nil {
@@ -119,8 +129,12 @@ func (s *Source) stream(ctx context.Context, from coords, skip []byte, target *c
 		return classify("start binlog dump at "+from.String(), err)
 	}
 	st := &streamer{s: s, emit: emit, skip: skip, target: target, file: from.file, fileNo: fileNo, gset: gset,
-		txn: from}
-	s.log.Info("streaming binlog", "from", from.String(), "server_id", s.st.serverID)
+		txn: from, scan: scan != nil, only: scan}
+	if scan != nil {
+		s.log.Info("reading the binlog between the snapshot's point and now", "from", from.String(), "to", target.String())
+	} else {
+		s.log.Info("streaming binlog", "from", from.String(), "server_id", s.st.serverID)
+	}
 	for {
 		ev, err := bs.GetEvent(ctx)
 		if err != nil {
@@ -281,8 +295,10 @@ func (st *streamer) query(ctx context.Context, offset, end uint64, ts time.Time,
 	if st.txid == "" && !st.inTxn {
 		st.beginTxn(offset, "", ts)
 	}
-	if err := st.ddl(ctx, offset, db, q); err != nil {
-		return false, err
+	if !st.scan { // a scan leaves the statement to the stream that replays it
+		if err := st.ddl(ctx, offset, db, q); err != nil {
+			return false, err
+		}
 	}
 	if st.inTxn {
 		return false, nil // a statement inside a transaction: its COMMIT ends it
@@ -404,7 +420,7 @@ func (st *streamer) ddl(ctx context.Context, offset uint64, db, sql string) erro
 func (st *streamer) rows(ctx context.Context, et replication.EventType, offset uint64, e *replication.RowsEvent, seq *uint32) error {
 	s := st.s
 	t := tableName{db: string(e.Table.Schema), name: string(e.Table.Table)}
-	if !s.st.selected(t) || s.cat.sequences[t] {
+	if !s.st.selected(t) || s.cat.sequences[t] || st.scan && !st.only[t] {
 		// A sequence's rows events (NEXTVAL, SETVAL) carry its state, not data.
 		return nil
 	}
