@@ -252,7 +252,7 @@ CREATE TABLE resumedb.d (id bigint unsigned PRIMARY KEY)`)
 		}
 		crashes++
 		if d, _ := parsePos(h.committed); d.snapshot && !d.done {
-			if d.key == nil {
+			if d.key == nil && d.table != 2 { // table #2, c, has no key: read in one piece
 				t.Fatalf("committed batch end %s carries no resume key", describePos(h.committed))
 			}
 			inB = inB || d.table == 1
