@@ -593,3 +593,23 @@ func TestResumedSnapshotWithItsRemainingTablesDeselectedFinishes(t *testing.T) {
 		t.Errorf("the deselected table has %d records in the lake", len(lake))
 	}
 }
+
+// TestRenameFromAnUntrackedDatabaseStops: a table of a database no pattern covers is
+// renamed into a selected database: the sync fails naming it and the reset instead of
+// streaming it without the rows it had.
+func TestRenameFromAnUntrackedDatabaseStops(t *testing.T) {
+	db := openDB(t)
+	mustExec(t, db, `CREATE DATABASE e2erenx; CREATE TABLE e2erenx.t (id int PRIMARY KEY, n int, s varchar(20)); INSERT INTO e2erenx.t VALUES (1, 0, 'a');
+CREATE DATABASE e2eoutside; CREATE TABLE e2eoutside.src (id int PRIMARY KEY, n int, s varchar(20)); INSERT INTO e2eoutside.src VALUES (1, 0, 'never read'), (2, 0, 'never read')`)
+	p := newPipe(t, "e2e_renx", "e2erenx", false)
+	p.sync(t)
+	mustExec(t, db, "INSERT INTO e2erenx.t VALUES (2, 0, 'b'); RENAME TABLE e2eoutside.src TO e2erenx.moved; INSERT INTO e2erenx.moved VALUES (3, 0, 'after')")
+	r := connectd(t, 60*time.Second, "sync", "-c", p.config)
+	if r.code == 0 || !strings.Contains(r.stderr, "e2erenx.moved") || !strings.Contains(r.stderr, "connectd offsets reset e2e_renx") {
+		t.Fatalf("sync after a rename from an untracked database: want a failure naming e2erenx.moved and the reset, got %s", r)
+	}
+	t.Logf("sync after the rename: %s", lastLine(r.stderr, "e2erenx.moved"))
+	if lake := lakeRows(t, p.localLake(t), "e2erenx", "moved"); len(lake) != 0 {
+		t.Errorf("the renamed table has %d records in the lake", len(lake))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -94,3 +95,21 @@ func (s *Source) renamedIn(before map[tableName]*tableDef, touched []tableName) 
 	}
 	return appeared
 }
+
+// renamedInError is the error for tables renamed into the patterns from tables whose
+// rows the connector never read.
+func (st *streamer) renamedInError(sql string, offset uint64, in []tableName) error {
+	names := make([]string, len(in))
+	for i, t := range in {
+		names[i] = t.String()
+	}
+	return connector.Permanent(fmt.Errorf("mysql: %s at %s:%d renames a table the tables patterns do not select (or from a database they do not cover) to %s, which they select: its rows from before the rename were never read and the binlog cannot bring them; run `connectd offsets reset %s` to snapshot again, or leave it out of tables",
+		sql, st.file, offset, strings.Join(names, ", "), st.s.st.name))
+}
+
+var renameStmt = regexp.MustCompile(`(?is)^\s*(RENAME\s+TABLES?\b|ALTER\s+(ONLINE\s+|IGNORE\s+)*TABLE\b.*\bRENAME\b)`)
+
+// isRename reports whether a statement renames a table (RENAME TABLE, ALTER TABLE
+// ... RENAME [TO]). It is asked only about a statement that made a selected table
+// appear, which nothing but a CREATE or a rename does.
+func isRename(sql string) bool { return renameStmt.MatchString(sql) }

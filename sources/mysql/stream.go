@@ -376,6 +376,11 @@ func (st *streamer) ddl(ctx context.Context, offset uint64, db, sql string) erro
 	ch, err := s.cat.apply(sql, db)
 	var de *ddlError
 	if errors.As(err, &de) && de.table.name != "" {
+		if _, was := before[de.table]; !was && isRename(sql) {
+			// From a database the history does not track: as unread as from an
+			// unselected table.
+			return st.renamedInError(sql, offset, []tableName{de.table})
+		}
 		return st.definitionFromServer(ctx, de, offset, prefix, sql)
 	}
 	if err != nil {
@@ -389,8 +394,7 @@ func (st *streamer) ddl(ctx context.Context, offset uint64, db, sql string) erro
 		return err
 	}
 	if in := s.renamedIn(before, ch.touched); len(in) > 0 {
-		return connector.Permanent(fmt.Errorf("mysql: %s at %s:%d renames a table the tables patterns do not select to %v, which they do: its rows from before the rename were never read and the binlog cannot bring them; run `connectd offsets reset %s` to snapshot again, or leave it out of tables",
-			sql, st.file, offset, in, s.st.name))
+		return st.renamedInError(sql, offset, in)
 	}
 	for _, t := range ch.forgotten {
 		s.warnOnce("forgotten "+t.String(), "a DDL on a table that is not selected could not be followed; the table is no longer tracked (selecting it later needs a new snapshot)",
