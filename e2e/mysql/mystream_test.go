@@ -469,6 +469,14 @@ CREATE TABLE e2epat.other (id int PRIMARY KEY, n int, s varchar(20)); INSERT INT
 	}
 	t.Logf("sync with widened patterns: %s", lastLine(r.stderr, "e2epat.other"))
 	checkRebuild(t, db, p, "e2epat", "t")
+
+	// A database the patterns did not cover: its tables have no schema history.
+	mustExec(t, db, "CREATE DATABASE e2epat2; CREATE TABLE e2epat2.x (id int PRIMARY KEY); INSERT INTO e2epat2.x VALUES (1)")
+	setTables(t, p, `["e2epat.t", "e2epat2.*"]`)
+	r = connectd(t, 60*time.Second, "sync", "-c", p.config)
+	if r.code == 0 || !strings.Contains(r.stderr, "e2epat2.x") {
+		t.Fatalf("sync with a newly covered database: want a failure naming e2epat2.x, got %s", r)
+	}
 }
 
 // TestResumedSnapshotDeliversNoRowTwice: `connectd run` is killed inside the

@@ -66,6 +66,17 @@ func (s *Source) checkSelection(ctx context.Context) error {
 			added = append(added, t.String())
 		}
 	}
+	// A database the old patterns did not cover has no schema history at all: each
+	// of its selected tables, whenever created, is unread.
+	fresh, err := listTables(ctx, s.db, func(db string) bool { return s.st.tracked(db) && !before.tracked(db) })
+	if err != nil {
+		return err
+	}
+	for _, t := range fresh {
+		if s.st.selected(t) {
+			added = append(added, t.String())
+		}
+	}
 	if len(added) > 0 {
 		sort.Strings(added)
 		return connector.Permanent(fmt.Errorf("mysql: the tables patterns now select %s, which existed before the committed position but were not selected (patterns were %s): their existing rows were never read and the binlog cannot bring them; run `connectd offsets reset %s` to snapshot every table again, or leave them out of tables",

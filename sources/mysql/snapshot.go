@@ -228,7 +228,11 @@ func (s *Source) resumeSnapshot(ctx context.Context, st *snapState, from decoded
 	if changed == nil {
 		return true, nil
 	}
-	s.log.Info("resuming the interrupted snapshot", "after", describePos(from.prefix), "epoch", st.Epoch, "stream_from", st.start().String(),
+	after := from.prefix
+	if from.key != nil {
+		after = withKey(from.prefix, from.key)
+	}
+	s.log.Info("resuming the interrupted snapshot", "after", describePos(after), "epoch", st.Epoch, "stream_from", st.start().String(),
 		"keys_left_to_the_stream", changed.size())
 	if err := s.readSnapshot(ctx, conn, st, &from, gone, changed, emit); err != nil {
 		return false, err
