@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -55,6 +56,18 @@ func (f *File) readLease(connector string) leaseRecord {
 	return r
 }
 
+// currentHolder reads the holder from the lease file. The new owner writes it just
+// after it got the lock, so a holder that is a dead process of this machine is the
+// previous owner's record: read again for a moment.
+func (f *File) currentHolder(ctx context.Context, connector string) Holder {
+	h := f.readLease(connector).Holder
+	for i := 0; i < 50 && deadHere(h) && ctx.Err() == nil; i++ {
+		time.Sleep(20 * time.Millisecond)
+		h = f.readLease(connector).Holder
+	}
+	return h
+}
+
 // Acquire takes the connector's lock file, or returns a *HeldError naming its holder.
 func (f *File) Acquire(ctx context.Context, connector string, holder Holder) (Lease, error) {
 	if err := checkName(connector); err != nil {
@@ -72,7 +85,7 @@ func (f *File) Acquire(ctx context.Context, connector string, holder Holder) (Le
 	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		lf.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, &HeldError{Connector: connector, Holder: f.readLease(connector).Holder}
+			return nil, &HeldError{Connector: connector, Holder: f.currentHolder(ctx, connector)}
 		}
 		return nil, fmt.Errorf("offsets: lease %s: flock %s: %w", connector, f.lockPath(connector), err)
 	}
