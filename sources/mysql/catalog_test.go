@@ -2,7 +2,12 @@ package mysql
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/connector"
 )
 
 // TestCatalogNeverStopsOnUnselectedTables: statements the parser cannot follow
@@ -81,5 +86,67 @@ func TestCatalogNeverStopsOnUnselectedTables(t *testing.T) {
 	}
 	if got := other.tables[tableName{"fresh", "t"}].Charset; got != "latin1" {
 		t.Errorf("table of a database created without a charset: %q, want the server's latin1", got)
+	}
+}
+
+// TestDDLBetweenSnapshotAndSchemaReadTakesTheSnapshotAgain: a row written and a
+// column added after the snapshot's point but before its table definitions are
+// read would put the ADD COLUMN into the definitions and into the stream alike
+// (and the row before it, with one column fewer, under the new definition); the
+// snapshot is taken again instead, and every row arrives once, with the column.
+func TestDDLBetweenSnapshotAndSchemaReadTakesTheSnapshotAgain(t *testing.T) {
+	exec(t, "CREATE DATABASE swdb; CREATE TABLE swdb.t (id int PRIMARY KEY, a int); INSERT INTO swdb.t VALUES (1, 1), (2, 2)")
+	h := newHarness(t, "schemawindow", "swdb.t")
+	var attempts []int
+	h.setup = func(s *Source) {
+		s.beforeDefinitions = func(attempt int) {
+			attempts = append(attempts, attempt)
+			if attempt == 1 {
+				exec(t, "INSERT INTO swdb.t VALUES (50, 5); ALTER TABLE swdb.t ADD COLUMN b int DEFAULT 7; INSERT INTO swdb.t VALUES (100, 1, 2)")
+			}
+		}
+	}
+	recs := h.sync()
+	if fmt.Sprint(attempts) != "[1 2]" {
+		t.Errorf("snapshot attempts %v, want [1 2]", attempts)
+	}
+	exec(t, "INSERT INTO swdb.t VALUES (200, 3, 4); UPDATE swdb.t SET b = 8 WHERE id = 1")
+	recs = append(recs, h.sync()...)
+	var got []string
+	for _, r := range recs {
+		v := vals(r)
+		got = append(got, fmt.Sprintf("%s%v:%v", r.Op, v["id"], v["b"]))
+	}
+	if want := "r1:7 r2:7 r50:7 r100:2 c200:4 u1:8"; strings.Join(got, " ") != want {
+		t.Errorf("records %q, want %q", strings.Join(got, " "), want)
+	}
+	checkUniquePositions(t, h.got)
+}
+
+// TestDDLSinceSeesOnlyTrackedDatabases: the window check reads the binlog between
+// two points and reports a DDL on a tracked database, not one elsewhere, nor rows.
+func TestDDLSinceSeesOnlyTrackedDatabases(t *testing.T) {
+	exec(t, "CREATE DATABASE swa; CREATE DATABASE swb; CREATE TABLE swa.t (id int PRIMARY KEY); CREATE TABLE swb.t (id int PRIMARY KEY)")
+	st, err := settingsFrom(connector.SourceParams{Name: "w", Config: config.Source{MySQL: &config.MySQLSource{DSN: maria.DSN, Tables: []string{"swa.*"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Source{st: st}
+	ctx := testCtx(t)
+	if s.db, err = st.open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.db.Close()
+	from, err := masterStatus(ctx, s.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec(t, "INSERT INTO swa.t VALUES (1); ALTER TABLE swb.t ADD COLUMN x int; FLUSH BINARY LOGS; INSERT INTO swa.t VALUES (2)")
+	if stmt, err := s.ddlSince(ctx, from); err != nil || stmt != "" {
+		t.Fatalf("ddlSince = %q, %v; want nothing (rows, and DDL on an untracked database)", stmt, err)
+	}
+	exec(t, "ALTER TABLE swa.t ADD COLUMN y int")
+	if stmt, err := s.ddlSince(ctx, from); err != nil || !strings.Contains(stmt, "ADD COLUMN y") {
+		t.Fatalf("ddlSince = %q, %v; want the ALTER on swa.t (in the next binlog file)", stmt, err)
 	}
 }

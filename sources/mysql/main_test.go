@@ -91,6 +91,7 @@ type harness struct {
 	slow      time.Duration // pause per emitted batch, as a slow destination would
 	chunk     uint32        // rows per snapshot query; 0: the default
 	tinyBool  bool          // tinyint1_as_boolean
+	setup     func(*Source) // runs on the source before Read
 }
 
 func newHarness(t *testing.T, name string, tables ...string) *harness {
@@ -139,6 +140,9 @@ func (h *harness) run(mode connector.Mode, limit int) ([]record.Record, error) {
 	}
 	if h.chunk > 0 {
 		src.(*Source).chunk = h.chunk
+	}
+	if h.setup != nil {
+		h.setup(src.(*Source))
 	}
 	defer src.Close(ctx)
 	var got []record.Record

@@ -241,6 +241,9 @@ type Source struct {
 	status connector.Status
 	state  connector.StateStore // nil: an interrupted snapshot cannot be resumed
 	chunk  uint32               // rows per snapshot query
+	// beforeDefinitions, when set (tests), runs between taking a snapshot and
+	// reading its table definitions: where a concurrent DDL does harm.
+	beforeDefinitions func(attempt int)
 
 	// Owned by the Read goroutine.
 	db      *sql.DB

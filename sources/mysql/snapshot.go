@@ -103,17 +103,12 @@ func (s *Source) snapshotThenStream(ctx context.Context, epoch uint32, target *c
 		return classify("open snapshot connection", err)
 	}
 	defer conn.Close()
-	start, ts, err := s.beginSnapshot(ctx, conn, true)
-	if err != nil {
-		return err
-	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-	s.log.Info("consistent snapshot taken", "binlog", start.String(), "at", ts.Format(time.RFC3339Nano), "epoch", epoch)
-
-	base, err := s.baseDefinitions(ctx, conn)
+	start, ts, base, err := s.snapshotWithDefinitions(ctx, conn)
 	if err != nil {
 		return err
 	}
+	s.log.Info("consistent snapshot taken", "binlog", start.String(), "at", ts.Format(time.RFC3339Nano), "epoch", epoch)
 	if err := s.hist.reset(ctx, base); err != nil {
 		return err
 	}
@@ -147,6 +142,39 @@ func (s *Source) snapshotThenStream(ctx context.Context, epoch uint32, target *c
 		return err
 	}
 	return s.afterSnapshot(ctx, st, target, emit)
+}
+
+// snapshotWithDefinitions opens the consistent snapshot on conn and reads the
+// table definitions it starts with, taking it again while DDL on the tracked
+// databases ran in between (see ddlSince).
+func (s *Source) snapshotWithDefinitions(ctx context.Context, conn *sql.Conn) (coords, time.Time, []histEntry, error) {
+	for attempt := 1; ; attempt++ {
+		start, ts, err := s.beginSnapshot(ctx, conn, true)
+		if err != nil {
+			return coords{}, time.Time{}, nil, err
+		}
+		if s.beforeDefinitions != nil {
+			s.beforeDefinitions(attempt)
+		}
+		base, err := s.baseDefinitions(ctx, conn)
+		if err != nil {
+			return coords{}, time.Time{}, nil, err
+		}
+		stmt, err := s.ddlSince(ctx, start)
+		if err != nil {
+			return coords{}, time.Time{}, nil, err
+		}
+		if stmt == "" {
+			return start, ts, base, nil
+		}
+		if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+			return coords{}, time.Time{}, nil, classify("end snapshot transaction", err)
+		}
+		if attempt == snapshotAttempts {
+			return coords{}, time.Time{}, nil, fmt.Errorf("mysql: DDL on the tracked databases ran while each of %d snapshots read its table definitions (last: %s); retrying later", attempt, stmt)
+		}
+		s.log.Warn("a DDL ran between taking the snapshot and reading the table definitions; taking the snapshot again", "statement", stmt, "attempt", attempt)
+	}
 }
 
 // afterSnapshot streams from where a complete snapshot began, unless the config or
