@@ -9,7 +9,7 @@ import (
 // Open returns the Store an offsets URL names:
 //
 //	file:///abs/dir                   a directory (file://rel/dir: relative to the working directory)
-//	s3://bucket/prefix?region=&endpoint=&path_style=true
+//	s3://bucket/prefix?region=&endpoint=&path_style=true&lease=30s
 //	postgres://user@host:5432/db?sslmode=...
 //
 // An s3:// store takes its credentials from the standard AWS chain (AWS_* variables,
