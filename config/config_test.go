@@ -68,6 +68,7 @@ func TestValidConfigGetsDefaults(t *testing.T) {
 		Publication:   "connectd_orders",
 		Snapshot:      "initial",
 		SnapshotChunk: 100000,
+		Discovery:     30 * time.Second,
 	}
 	if !reflect.DeepEqual(c.Source.Postgres, want) || c.Source.Type != "postgres" || c.Source.MySQL != nil || c.Source.Plugin != nil {
 		t.Fatalf("source = %+v / %+v", c.Source, c.Source.Postgres)
@@ -111,6 +112,7 @@ connectors:
       publication: p1
       snapshot: never
       heartbeat: 1m30s
+      discovery: 5s
       snapshot_chunk: 5000
     destination:
       type: parquet
@@ -160,7 +162,7 @@ connectors:
 	wantPG := &PostgresSource{
 		DSN: `host=db port=5432 dbname=app password='a b\'c'`, Password: "12345",
 		Tables: []string{"public.orders", "public.line_?"}, Slot: "s1", Publication: "p1",
-		Snapshot: "never", Heartbeat: 90 * time.Second, SnapshotChunk: 5000,
+		Snapshot: "never", Heartbeat: 90 * time.Second, SnapshotChunk: 5000, Discovery: 5 * time.Second,
 	}
 	if !reflect.DeepEqual(pg.Source.Postgres, wantPG) {
 		t.Fatalf("postgres = %+v", pg.Source.Postgres)

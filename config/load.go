@@ -26,6 +26,8 @@ const (
 // Defaults applied to keys left out.
 const (
 	DefaultSnapshotChunk = 100000
+	// DefaultDiscovery is how often a postgres stream looks for new matching tables.
+	DefaultDiscovery     = 30 * time.Second
 	DefaultCompression   = "zstd"
 	DefaultFlushRows     = 1000000
 	DefaultFlushBytes    = Size(128 << 20)
@@ -540,6 +542,15 @@ func (d *decoder) postgresFields(ps *PostgresSource, st *postgresState) []field 
 				ps.SnapshotChunk = int(v)
 			}
 		}},
+		field{"discovery", func(e entry, p string) {
+			if v, ok := d.duration(e, p); ok {
+				if v < 100*time.Millisecond {
+					d.errorf(e.line, e.col, p, "must be at least 100ms (it is how often the catalog is read for new tables)")
+					return
+				}
+				ps.Discovery = v
+			}
+		}},
 	)
 	return fs
 }
@@ -576,6 +587,9 @@ func (d *decoder) finishPostgres(ps *PostgresSource, st *postgresState, path, na
 	}
 	if ps.SnapshotChunk == 0 {
 		ps.SnapshotChunk = DefaultSnapshotChunk
+	}
+	if ps.Discovery == 0 {
+		ps.Discovery = DefaultDiscovery
 	}
 }
 

@@ -63,6 +63,9 @@ type PostgresSource struct {
 	Heartbeat   time.Duration `yaml:"heartbeat"`   // 0 disables
 	// SnapshotChunk is how many rows one snapshot query reads (default 100000).
 	SnapshotChunk int `yaml:"snapshot_chunk"`
+	// Discovery is how often a running stream looks in the catalog for tables that
+	// began to match Tables since it started (default 30s).
+	Discovery time.Duration `yaml:"discovery"`
 }
 
 // MySQLSource is `type: mysql` (MySQL 8, MariaDB 10.6+).

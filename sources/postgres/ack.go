@@ -24,6 +24,17 @@ type acks struct {
 	emitted record.Position // last position handed to emit
 	acked   record.Position // last position the pipeline acked
 	confirm pglogrepl.LSN   // never beyond the end of a fully acked transaction
+	// holds keep the slot from confirming past a low watermark until the chunk its
+	// high watermark carries is durable: a replay must see the whole window again.
+	holds []ackHold
+}
+
+// ackHold caps the confirmable LSN at lsn (the commit LSN of a low watermark's
+// transaction) until its window closed and everything up to until is acked.
+type ackHold struct {
+	lsn    pglogrepl.LSN
+	closed bool
+	until  record.Position
 }
 
 // reset starts tracking for a new Read: confirmed is the slot's current
@@ -32,6 +43,7 @@ func (a *acks) reset(confirmed pglogrepl.LSN, start record.Position) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.queue = a.queue[:0]
+	a.holds = a.holds[:0]
 	// Acks of snapshot records may have come in already; never move back.
 	if bytes.Compare(start, a.acked) > 0 {
 		a.acked = append(record.Position(nil), start...)
@@ -76,9 +88,63 @@ func (a *acks) ack(pos record.Position) bool {
 	return a.confirm > before
 }
 
+// hold caps the confirmable LSN at lsn until release(lsn) and the ack that follows.
+func (a *acks) hold(lsn pglogrepl.LSN) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, h := range a.holds {
+		if h.lsn == lsn && !h.closed {
+			return
+		}
+	}
+	a.holds = append(a.holds, ackHold{lsn: lsn})
+}
+
+// release ends the hold at lsn once everything up to until is acked; nil until
+// means everything handed to the pipeline so far.
+func (a *acks) release(lsn pglogrepl.LSN, until record.Position) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if until == nil {
+		until = append(record.Position(nil), a.emitted...)
+	}
+	for i := range a.holds {
+		if a.holds[i].lsn == lsn && !a.holds[i].closed {
+			a.holds[i].closed, a.holds[i].until = true, until
+		}
+	}
+	a.advance()
+}
+
+// holdCap drops the holds that are over and returns the lowest LSN still held.
+func (a *acks) holdCap() (pglogrepl.LSN, bool) {
+	n := 0
+	for _, h := range a.holds {
+		if h.closed && bytes.Compare(h.until, a.acked) <= 0 {
+			continue
+		}
+		a.holds[n] = h
+		n++
+	}
+	clear(a.holds[n:])
+	a.holds = a.holds[:n]
+	if n == 0 {
+		return 0, false
+	}
+	low := a.holds[0].lsn
+	for _, h := range a.holds[1:] {
+		low = min(low, h.lsn)
+	}
+	return low, true
+}
+
 func (a *acks) advance() {
+	capLSN, capped := a.holdCap()
 	i := 0
 	for ; i < len(a.queue) && bytes.Compare(a.queue[i].last, a.acked) <= 0; i++ {
+		if capped && a.queue[i].end > capLSN {
+			break
+		}
 		if a.queue[i].end > a.confirm {
 			a.confirm = a.queue[i].end
 		}
@@ -99,6 +165,9 @@ func (a *acks) idle(serverEnd pglogrepl.LSN) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.queue) > 0 || bytes.Compare(a.emitted, a.acked) > 0 || serverEnd <= a.confirm {
+		return false
+	}
+	if _, held := a.holdCap(); held {
 		return false
 	}
 	// After a restart at a mark the server may resend from an earlier point.

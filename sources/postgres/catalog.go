@@ -109,6 +109,34 @@ WHERE c.relkind IN ('r', 'p') `+partition+`
 	return out, nil
 }
 
+// partitionRoot returns the schema.table of the top partitioned table that oid is
+// a partition of (through any number of levels), or "" when it is no partition.
+func (c *catalog) partitionRoot(ctx context.Context, oid uint32) (string, error) {
+	if c.version < 100000 {
+		return "", nil
+	}
+	var ns, name *string
+	err := c.conn.QueryRow(ctx, `
+WITH RECURSIVE up(relid, depth) AS (
+  SELECT $1::oid, 0
+  UNION ALL
+  SELECT i.inhparent, up.depth + 1
+  FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.relid
+  JOIN pg_catalog.pg_class ch ON ch.oid = up.relid AND ch.relispartition
+)
+SELECT n.nspname::text, c.relname::text
+FROM up JOIN pg_catalog.pg_class c ON c.oid = up.relid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE up.depth > 0
+ORDER BY up.depth DESC LIMIT 1`, int64(oid)).Scan(&ns, &name)
+	if err == pgx.ErrNoRows {
+		return "", nil
+	}
+	if err != nil {
+		return "", classify(fmt.Sprintf("find the partitioned table of relation %d", oid), err)
+	}
+	return *ns + "." + *name, nil
+}
+
 func sortTables(ts []table) {
 	sort.Slice(ts, func(i, j int) bool {
 		if ts[i].schema != ts[j].schema {
@@ -118,7 +146,7 @@ func sortTables(ts []table) {
 	})
 }
 
-// matchTables resolves the patterns, each of which must match at least one table.
+// matchTables resolves the patterns; each name without * or ? must match a table.
 // The result is sorted by schema and name, without duplicates.
 func matchTables(all []table, patterns []string) (matched []table, perPattern [][]table, err error) {
 	seen := map[uint32]bool{}
@@ -134,7 +162,8 @@ func matchTables(all []table, patterns []string) (matched []table, perPattern []
 				}
 			}
 		}
-		if len(hits) == 0 {
+		if len(hits) == 0 && !strings.ContainsAny(p, "*?") {
+			// A glob may match nothing yet: tables created later are picked up.
 			empty = append(empty, strconv.Quote(p))
 		}
 		perPattern = append(perPattern, hits)
@@ -576,9 +605,12 @@ func (c *catalog) ensurePublication(ctx context.Context, name string, tables []t
 	pub := pgx.Identifier{name}.Sanitize()
 	var sql string
 	switch {
+	case !p.exists && len(tables) == 0:
+		// Only globs that match nothing yet: the tables join once they exist.
+		sql, changed = "CREATE PUBLICATION "+pub+with, "created"
 	case !p.exists:
 		sql, changed = "CREATE PUBLICATION "+pub+" FOR TABLE "+list+with, "created"
-	case p.allTables || same:
+	case p.allTables || same || len(tables) == 0:
 		return "", nil
 	default:
 		sql, changed = "ALTER PUBLICATION "+pub+" SET TABLE "+list, "altered"

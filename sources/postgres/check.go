@@ -96,10 +96,14 @@ func (Kind) Check(ctx context.Context, p connector.SourceParams) []connector.Che
 			names[j] = t.qualified()
 		}
 		d := fmt.Sprintf("matches %d: %s", len(hits), strings.Join(names, ", "))
-		if len(hits) == 0 {
+		glob := strings.ContainsAny(pat, "*?")
+		switch {
+		case len(hits) == 0 && glob:
+			d = "matches no table yet; tables created later that match are picked up while streaming"
+		case len(hits) == 0:
 			d = "matches no ordinary or partitioned table"
 		}
-		add(connector.CheckResult{Name: "postgres: tables " + pat, OK: len(hits) > 0, Detail: d,
+		add(connector.CheckResult{Name: "postgres: tables " + pat, OK: len(hits) > 0 || glob, Detail: d,
 			Fix: "correct the pattern (schema.table, case-sensitive, * and ? wildcards) or create the table"})
 	}
 	owner := true

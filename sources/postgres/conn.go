@@ -40,6 +40,7 @@ type settings struct {
 	snapshot    string
 	heartbeat   time.Duration
 	chunk       uint32 // rows per snapshot query
+	discovery   time.Duration
 }
 
 func settingsFrom(p connector.SourceParams) (settings, error) {
@@ -51,6 +52,10 @@ func settingsFrom(p connector.SourceParams) (settings, error) {
 		name: p.Name,
 		dsn:  c.DSN, password: c.Password, tables: c.Tables, slot: c.Slot,
 		publication: c.Publication, snapshot: c.Snapshot, heartbeat: c.Heartbeat,
+		discovery: c.Discovery,
+	}
+	if s.discovery <= 0 {
+		s.discovery = config.DefaultDiscovery
 	}
 	def := "connectd_" + strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9_]`).ReplaceAllString(p.Name, "_"))
 	if s.slot == "" {
@@ -110,6 +115,9 @@ func connect(ctx context.Context, st settings) (*pgx.Conn, error) {
 		return nil, connector.Permanent(fmt.Errorf("postgres: parse dsn: %w", err))
 	}
 	applySession(&cfg.Config, st)
+	// The walsender sends only flushed WAL: a watermark committed asynchronously
+	// would wait for the WAL writer (wal_writer_delay) before the stream sees it.
+	cfg.RuntimeParams["synchronous_commit"] = "on"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, classify(fmt.Sprintf("connect to %s:%d", cfg.Host, cfg.Port), err)

@@ -64,6 +64,9 @@ type Source struct {
 	cat      *catalog
 	shapes   map[string]*tableShape // latest shape per qualified table name
 	selected map[string]bool        // qualified names of the selected tables
+	selGen   int                    // counts changes of selected
+	tables   map[string]table       // the selected tables by qualified name
+	incr     *incrState             // tables covered, snapshots of tables added later
 	warned   map[string]bool        // columns already warned about (unknown type)
 
 	retainedEvery time.Duration // how often the slot's retained WAL is measured
@@ -124,6 +127,15 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 	}
 	tables, err := s.selectTables(ctx)
 	if err != nil {
+		return err
+	}
+	pub, err := s.cat.publication(ctx, s.st.publication)
+	if err != nil {
+		return err
+	}
+	// Tables not covered yet are queued (and saved) before the publication
+	// takes them in, so that a crash in between cannot forget them.
+	if err := s.planTables(ctx, tables, pub, start); err != nil {
 		return err
 	}
 	if changed, err := s.cat.ensurePublication(ctx, s.st.publication, tables); err != nil {
@@ -224,6 +236,9 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 			return fmt.Errorf("postgres: slot %s consistent point %q: %w", s.st.slot, res.ConsistentPoint, err)
 		}
 		s.log.Info("replication slot created", "consistent_point", cp.String(), "snapshot", res.SnapshotName)
+		if err := s.coverAll(ctx, tables); err != nil {
+			return err
+		}
 		if s.state == nil {
 			s.log.Warn("the offset store keeps no source state: if this snapshot is interrupted it is taken again from the start")
 		}
@@ -265,7 +280,7 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 	}
 
 	s.log.Debug("sync target", "target", target.String(), "confirmed", slot.confirmed.String())
-	if s.mode == connector.ModeSync && slot.confirmed >= target {
+	if s.mode == connector.ModeSync && slot.confirmed >= target && !s.incrBusy() {
 		// Everything committed before target is at or before the slot's confirmed
 		// point, so it was delivered (by the snapshot or an earlier run).
 		return nil
@@ -434,16 +449,24 @@ func (s *Source) selectTables(ctx context.Context) ([]table, error) {
 	if err != nil {
 		return nil, err
 	}
-	tables, _, err := matchTables(all, s.st.tables)
+	tables, perPattern, err := matchTables(all, s.st.tables)
 	if err != nil {
 		return nil, err
+	}
+	for i, hits := range perPattern {
+		if len(hits) == 0 {
+			s.log.Warn("pattern matches no table yet; tables created later that match are picked up while streaming", "pattern", s.st.tables[i])
+		}
 	}
 	var problems []error
 	names := make([]string, len(tables))
 	s.selected = map[string]bool{}
+	s.tables = map[string]table{}
+	s.selGen++
 	for i, t := range tables {
 		names[i] = t.qualified()
 		s.selected[names[i]] = true
+		s.tables[names[i]] = t
 		cols, err := s.cat.columns(ctx, t)
 		if err != nil {
 			return nil, err

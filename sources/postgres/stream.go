@@ -48,8 +48,11 @@ type relation struct {
 	rowKey bool
 	// ignore: a table the config does not select, published anyway (a
 	// publication made by hand, FOR ALL TABLES). Its changes are dropped and take
-	// no sequence numbers.
+	// no sequence numbers. msg and gen let it be looked at again once the
+	// selection changes (a table that began to match later).
 	ignore bool
+	msg    *pglogrepl.RelationMessage
+	gen    int
 }
 
 // tupleCol is one column of a pgoutput TupleData, aliasing the message buffer.
@@ -89,12 +92,24 @@ type streamer struct {
 
 	oldCols, newCols []tupleCol
 	alloc            pgvalue.Alloc // decoded values come from its blocks
+
+	// Snapshots of tables added later (incremental.go).
+	inflight   string             // nonce of the chunk the driver waits for
+	windows    map[string]*window // open low watermarks by id/chunk/nonce
+	orders     map[string][]int   // key read order per table
+	fields     [][]byte
+	keyBuf     []byte
+	discovered time.Time // when the catalog was last read for new tables
+	// roots maps partitions to the selected partitioned table they belong to
+	// ("" when none), for publications that publish partitions under their own name.
+	roots map[uint32]string
 }
 
 // stream starts replication from the slot's confirmed point and emits changes until
 // ctx ends (ModeStream) or everything before target is delivered (ModeSync).
 func (s *Source) stream(ctx context.Context, start record.Position, confirmed, target pglogrepl.LSN, emit connector.EmitFunc) error {
-	st := &streamer{s: s, emit: emit, sync: s.mode == connector.ModeSync, target: target, rels: map[uint32]*relation{}}
+	st := &streamer{s: s, emit: emit, sync: s.mode == connector.ModeSync, target: target, rels: map[uint32]*relation{},
+		windows: map[string]*window{}, orders: map[string][]int{}, roots: map[uint32]string{}, discovered: time.Now()}
 	if lsn, _, ok := parseStreamPos(start); ok {
 		st.skipTo, st.skipLSN = start, lsn
 	} else if lsn, ok := parseStreamMark(start); ok {
@@ -104,9 +119,14 @@ func (s *Source) stream(ctx context.Context, start record.Position, confirmed, t
 	pub := strings.ReplaceAll(pgx.Identifier{s.st.publication}.Sanitize(), "'", "''")
 	// LSN 0: the server starts at the slot's confirmed_flush_lsn.
 	keeper := s.keeperInterval(ctx)
+	args := []string{"proto_version '1'", "publication_names '" + pub + "'"}
+	if s.cat.version >= 140000 {
+		// Watermarks of tables snapshotted while streaming are logical messages.
+		args = append(args, "messages 'true'")
+	}
 	err := pglogrepl.StartReplication(ctx, s.repl, s.st.slot, 0, pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
-		PluginArgs: []string{"proto_version '1'", "publication_names '" + pub + "'"},
+		PluginArgs: args,
 	})
 	if err != nil {
 		return classify("start replication on slot "+s.st.slot, err)
@@ -137,6 +157,15 @@ func (st *streamer) run(ctx context.Context) error {
 	nextWake := time.Now().Add(st.idleWait())
 	for {
 		s.reportRetained(ctx)
+		if st.discoverDue() {
+			st.discovered = time.Now()
+			if err := s.discover(ctx); err != nil {
+				return err
+			}
+		}
+		if err := st.drive(ctx); err != nil {
+			return err
+		}
 		if len(st.pending) > 0 && time.Until(nextWake) > flushDelay {
 			nextWake = time.Now().Add(flushDelay)
 		}
@@ -241,7 +270,7 @@ func (st *streamer) keepalive(ctx context.Context, ka pglogrepl.PrimaryKeepalive
 			return err
 		}
 	}
-	if st.sync && !st.inTxn && ka.ServerWALEnd >= st.target {
+	if st.sync && !st.inTxn && ka.ServerWALEnd >= st.target && st.incrIdle() {
 		if err := st.flush(ctx); err != nil {
 			return err
 		}
@@ -292,6 +321,8 @@ func (st *streamer) message(ctx context.Context, data []byte) error {
 			return fmt.Errorf("postgres: decode type: %w", err)
 		}
 		st.s.cat.forget(m.DataType)
+	case pglogrepl.MessageTypeMessage:
+		return st.logicalMessage(ctx, data[1:])
 	case pglogrepl.MessageTypeInsert:
 		return st.insert(ctx, data[1:])
 	case pglogrepl.MessageTypeUpdate:
@@ -304,13 +335,14 @@ func (st *streamer) message(ctx context.Context, data []byte) error {
 			return fmt.Errorf("postgres: decode truncate: %w", err)
 		}
 		for _, id := range m.RelationIDs {
-			rel, err := st.rel(id)
+			rel, err := st.rel(ctx, id)
 			if err != nil {
 				return err
 			}
 			if rel.ignore {
 				continue
 			}
+			st.watch(rel, nil)
 			after := st.vals.Take(len(rel.shape.schema.Columns))
 			if err := st.add(ctx, record.Record{Op: record.OpTruncate, Schema: rel.shape.schema, After: after}); err != nil {
 				return err
@@ -339,7 +371,7 @@ func (st *streamer) commit(ctx context.Context, m pglogrepl.CommitMessage) error
 	if lag := int64(st.serverAt) - int64(m.TransactionEndLSN); lag >= 0 {
 		s.status.SourceLag(lag, time.Since(st.txTS).Seconds())
 	}
-	if st.sync && m.TransactionEndLSN >= st.target {
+	if st.sync && m.TransactionEndLSN >= st.target && st.incrIdle() {
 		if err := st.flush(ctx); err != nil {
 			return err
 		}
@@ -351,15 +383,27 @@ func (st *streamer) commit(ctx context.Context, m pglogrepl.CommitMessage) error
 func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
 	s := st.s
 	name := m.Namespace + "." + m.RelationName
+	namespace, table := m.Namespace, m.RelationName
 	if !s.selected[name] {
-		st.rels[m.RelationID] = &relation{name: name, ignore: true}
-		return nil
+		root, err := st.partitionRoot(ctx, m.RelationID)
+		if err != nil {
+			return err
+		}
+		if root == "" {
+			st.rels[m.RelationID] = &relation{name: name, ignore: true, msg: m, gen: s.selGen}
+			return nil
+		}
+		// A publication without publish_via_partition_root (or FOR ALL TABLES)
+		// sends a partition's changes under the partition's name: they belong to
+		// the selected partitioned table.
+		name = root
+		namespace, table, _ = strings.Cut(root, ".")
 	}
 	cols, key, rowKey, err := s.cat.relationColumns(ctx, m)
 	if err != nil {
 		return err
 	}
-	sh, err := s.cat.shape(ctx, m.Namespace, m.RelationName, cols, key)
+	sh, err := s.cat.shape(ctx, namespace, table, cols, key)
 	if err != nil {
 		return err
 	}
@@ -369,10 +413,18 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 	return nil
 }
 
-func (st *streamer) rel(id uint32) (*relation, error) {
+func (st *streamer) rel(ctx context.Context, id uint32) (*relation, error) {
 	rel, ok := st.rels[id]
 	if !ok {
 		return nil, fmt.Errorf("postgres: change for relation %d arrived before its Relation message", id)
+	}
+	if rel.ignore && rel.gen != st.s.selGen && rel.msg != nil {
+		// The selection changed since: the table may be selected now.
+		delete(st.roots, id)
+		if err := st.relation(ctx, rel.msg); err != nil {
+			return nil, err
+		}
+		rel = st.rels[id]
 	}
 	return rel, nil
 }
@@ -381,13 +433,14 @@ func (st *streamer) insert(ctx context.Context, b []byte) error {
 	if len(b) < 5 || b[4] != 'N' {
 		return errors.New("postgres: malformed insert message")
 	}
-	rel, err := st.rel(binary.BigEndian.Uint32(b))
+	rel, err := st.rel(ctx, binary.BigEndian.Uint32(b))
 	if err != nil || rel.ignore {
 		return err
 	}
 	if st.newCols, _, err = parseTuple(b[5:], st.newCols); err != nil {
 		return fmt.Errorf("postgres: insert into %s: %w", rel.name, err)
 	}
+	st.watch(rel, st.newCols)
 	if st.skipNext() {
 		return nil
 	}
@@ -402,7 +455,7 @@ func (st *streamer) update(ctx context.Context, b []byte) error {
 	if len(b) < 5 {
 		return errors.New("postgres: malformed update message")
 	}
-	rel, err := st.rel(binary.BigEndian.Uint32(b))
+	rel, err := st.rel(ctx, binary.BigEndian.Uint32(b))
 	if err != nil || rel.ignore {
 		return err
 	}
@@ -423,7 +476,9 @@ func (st *streamer) update(ctx context.Context, b []byte) error {
 	var old []tupleCol
 	if oldKind != 0 {
 		old = st.oldCols
+		st.watch(rel, old)
 	}
+	st.watch(rel, st.newCols)
 	keyChanged := old != nil && !rel.rowKey && keyDiffers(rel.key, old, st.newCols)
 	if keyChanged {
 		// SPEC 3: a key change is a delete of the old key, then an insert.
@@ -474,13 +529,14 @@ func (st *streamer) delete(ctx context.Context, b []byte) error {
 	if len(b) < 5 || (b[4] != 'K' && b[4] != 'O') {
 		return errors.New("postgres: malformed delete message")
 	}
-	rel, err := st.rel(binary.BigEndian.Uint32(b))
+	rel, err := st.rel(ctx, binary.BigEndian.Uint32(b))
 	if err != nil || rel.ignore {
 		return err
 	}
 	if st.oldCols, _, err = parseTuple(b[5:], st.oldCols); err != nil {
 		return fmt.Errorf("postgres: delete from %s: %w", rel.name, err)
 	}
+	st.watch(rel, st.oldCols)
 	if st.skipNext() {
 		return nil
 	}
