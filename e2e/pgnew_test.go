@@ -314,3 +314,65 @@ func lakeOpCount(t *testing.T, db *sql.DB, dir, op string) int {
 	}
 	return n
 }
+
+// TestPartitionedTableArrivesUnderItsRootName: a partitioned table with rows routed to
+// several partitions, rows moved between partitions, and a partition attached while
+// connectd runs, delivered under the partitioned table's name, both through
+// connectd's publication (publish_via_partition_root) and through a publication the
+// user made without that option (each partition's changes mapped to the root).
+func TestPartitionedTableArrivesUnderItsRootName(t *testing.T) {
+	for _, userPub := range []bool{false, true} {
+		t.Run(fmt.Sprintf("user_publication=%t", userPub), func(t *testing.T) {
+			dsn, conn := newDatabase(t, "e2e_partitions")
+			mustExec(t, conn, `CREATE TABLE public.events (id int, region text, qty int NOT NULL, note text, amount numeric(10,2), flag bool, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+CREATE TABLE public.events_eu PARTITION OF public.events FOR VALUES IN ('eu');
+CREATE TABLE public.events_us PARTITION OF public.events FOR VALUES IN ('us');
+CREATE TABLE public.events_other PARTITION OF public.events DEFAULT;
+INSERT INTO public.events SELECT g, (ARRAY['eu','us','apac'])[1 + g % 3], 1, 'n' || g, g, true FROM generate_series(1, 90) g`)
+			p := newPipe(t, "partitions", dsn, false, "public.events*")
+			if userPub {
+				mustExec(t, conn, "CREATE PUBLICATION userpub_"+p.name+" FOR TABLE public.events")
+				p.extra = "      publication: userpub_" + p.name + "\n"
+			}
+			p.writeConfig(t)
+			db := lakedb.DuckDB(t)
+			dir := lakeTable(p.lakeDir, "public", "events")
+			d := startRun(t, p.config)
+			waitFor(t, 60*time.Second, d, "the snapshot in the lake", func() (bool, string) {
+				n := lakeCount(t, db, dir)
+				return n >= 90, fmt.Sprintf("%d rows", n)
+			})
+			mustExec(t, conn, `INSERT INTO public.events SELECT g, (ARRAY['eu','us','apac'])[1 + g % 3], 2, 'c' || g, g, false FROM generate_series(91, 150) g;
+UPDATE public.events SET qty = qty + 10 WHERE id % 4 = 0;
+UPDATE public.events SET region = 'us' WHERE region = 'eu' AND id % 5 = 0;
+DELETE FROM public.events WHERE id % 7 = 0;
+CREATE TABLE public.events_asia PARTITION OF public.events FOR VALUES IN ('asia');
+INSERT INTO public.events SELECT g, 'asia', 3, 'a' || g, g, NULL FROM generate_series(200, 230) g;
+UPDATE public.events SET note = 'late' WHERE region = 'asia' AND id % 2 = 0`)
+			src := "SELECT id::text || '/' || region AS k, qty::text AS qty, note, amount::text AS amount, flag::text AS flag FROM public.events"
+			cols := []string{"CAST(id AS VARCHAR) || '/' || region AS k", "CAST(qty AS VARCHAR) AS qty", "note", "CAST(amount AS VARCHAR) AS amount", "CAST(flag AS VARCHAR) AS flag"}
+			waitFor(t, 60*time.Second, d, "the lake to equal public.events", func() (bool, string) {
+				lake := rebuild(readTable(t, db, dir, cols...), "k")
+				want := pgRows(t, conn, src)
+				if len(lake) != len(want) {
+					return false, fmt.Sprintf("lake %d rows, source %d", len(lake), len(want))
+				}
+				for _, w := range want {
+					if g, ok := lake[w.val("k")]; !ok || g.str("qty") != w.str("qty") || g.str("note") != w.str("note") {
+						return false, "row " + w.val("k") + " differs"
+					}
+				}
+				return true, ""
+			})
+			d.stopClean(t)
+			rows := readTable(t, db, dir, cols...)
+			checkPositions(t, rows)
+			compareTable(t, rebuild(rows, "k"), pgRows(t, conn, src), "k", "qty", "note", "amount", "flag")
+			for _, leaf := range []string{"events_eu", "events_us", "events_other", "events_asia"} {
+				if files := parquetFiles(t, lakeTable(p.lakeDir, "public", leaf)); len(files) > 0 {
+					t.Errorf("partition %s has files of its own in the lake (delivered twice or under the wrong name): %v", leaf, files)
+				}
+			}
+		})
+	}
+}

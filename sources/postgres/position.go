@@ -27,6 +27,12 @@ import (
 // confirmed beyond it has skipped WAL that was never delivered (README: "The slot
 // moved past the committed position").
 //
+// A table snapshotted while streaming (incremental.go) gets no layout of its own: its
+// op r records take stream positions, the commit LSN of the high watermark's
+// transaction and the row's sequence in the chunk. The chunk's rows are the body of
+// that watermark in the WAL, so a replay gives the same records at the same
+// positions, strictly after everything the stream delivered before the watermark.
+//
 // Every snapshot position sorts before every stream position, and the completion
 // marker sorts after the record it extends but before anything in the stream. The
 // marker is what lets a restart tell "the snapshot finished" from "it was cut short".
