@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/record"
 )
 
@@ -80,5 +81,43 @@ func TestLeaseLostBetweenBatchesIsAnErrorEvenWithNothingPending(t *testing.T) {
 	lease.lose(errors.New("could not renew the lease"))
 	if err := <-done; !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("Run = %v, want the lost lease", err)
+	}
+}
+
+// The supervisor takes the lease before it opens the connector, runs on it and
+// releases it; a sync whose lease is lost fails instead of restarting.
+func TestSupervisorAcquiresBeforeOpenAndASyncThatLosesItsLeaseFails(t *testing.T) {
+	ev := &events{}
+	st := newStore(ev)
+	var leases []*fakeLease
+	acquire := func(context.Context) (Lease, error) {
+		ev.add("acquire")
+		l := &fakeLease{fakeStore: st, ch: make(chan struct{})}
+		leases = append(leases, l)
+		return l, nil
+	}
+	opens := 0
+	open := func(context.Context) (connector.Source, connector.Destination, error) {
+		ev.add("open")
+		opens++
+		src := &fakeSource{ev: ev, recs: recs(3), batch: 1, stream: true}
+		l := leases[len(leases)-1]
+		src.afterAll = func(ctx context.Context) error {
+			l.lose(errors.New("lost the lease on connector orders to host b pid 2 since T"))
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return src, &fakeDest{ev: ev}, nil
+	}
+	spec := Spec{Name: "orders", Acquire: acquire, Open: open, Flush: config.Flush{Rows: 1, Interval: time.Hour}}
+	err := fastSupervisor().Run(context.Background(), []Spec{spec}, true)
+	if !errors.Is(err, ErrLeaseLost) || !strings.Contains(err.Error(), "to host b pid 2") {
+		t.Fatalf("Run = %v, want the lost lease", err)
+	}
+	if opens != 1 {
+		t.Errorf("opened %d times, want once (a sync does not retry a lost lease)", opens)
+	}
+	if all := ev.all(); len(all) < 2 || all[0] != "acquire" || all[1] != "open" {
+		t.Errorf("events %v, want acquire before open", all)
 	}
 }
