@@ -206,6 +206,14 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 		if plan.tables, err = s.snapTables(ctx, resumeState.Tables, tables); err != nil {
 			return err
 		}
+		if s.st.snapshot != config.SnapshotInitialOnly {
+			rs, err := s.exportResumeSnapshot(ctx, plan.tables)
+			if err != nil {
+				return err
+			}
+			plan.snapName, plan.skip, plan.imported = rs.name, rs.skip, rs.close
+			defer rs.close()
+		}
 		if err := s.snapshot(ctx, plan, emit); err != nil {
 			return err
 		}

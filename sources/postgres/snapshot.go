@@ -59,6 +59,10 @@ type snapPlan struct {
 	state    snapState
 	tables   []snapTable
 	resume   *snapshotPos // the committed position to continue after; nil: from the start
+	// skip holds, per table ordinal, the keys a resume leaves out (resume.go).
+	skip map[uint32]map[string]bool
+	// imported runs once the snapshot is imported; nil when nothing waits for it.
+	imported func()
 }
 
 func (s *Source) loadSnapState(ctx context.Context) (*snapState, error) {
@@ -148,6 +152,9 @@ func (s *Source) snapshot(ctx context.Context, plan snapPlan, emit connector.Emi
 		if _, err := s.conn.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(plan.snapName, "'", "''")+"'"); err != nil {
 			return classify("import snapshot "+plan.snapName, err)
 		}
+		if plan.imported != nil {
+			plan.imported()
+		}
 	}
 	st := plan.state
 	if st.CommitTS.IsZero() {
@@ -164,7 +171,7 @@ func (s *Source) snapshot(ctx context.Context, plan snapPlan, emit connector.Emi
 	}
 	sink := &copySink{
 		ctx: ctx, emit: emit, status: s.status, acks: &s.ack, epoch: st.Epoch, chunkRows: st.Chunk,
-		commitTS: st.CommitTS, txid: st.TxID, vals: record.ValueSlab{Rows: snapshotBatch / 4},
+		commitTS: st.CommitTS, txid: st.TxID, vals: record.ValueSlab{Rows: snapshotBatch / 4}, skips: plan.skip,
 	}
 	if r := plan.resume; r != nil {
 		// Until a table is read the sink stands at the committed position, so that
@@ -318,12 +325,20 @@ type copySink struct {
 	alloc  pgvalue.Alloc // decoded values come from its blocks, not one allocation each
 	carry  []byte        // an incomplete line from the previous write
 	err    error         // why the sink stopped the COPY
+
+	// A resume leaves out the rows whose key changed after the consistent point
+	// (resume.go): skips per table ordinal, skip and skipCols for this table.
+	skips    map[uint32]map[string]bool
+	skip     map[string]bool
+	skipCols []int
+	keyParts [][]byte
 }
 
 func (w *copySink) startTable(tb snapTable, chunk, row uint32) {
 	w.ordinal, w.name, w.estimate = tb.ordinal, tb.t.qualified(), tb.t.estimate
 	w.schema, w.codecs, w.key = tb.sh.schema, tb.sh.codecs, tb.key
 	w.chunk, w.row = chunk, row
+	w.skip, w.skipCols = w.skips[tb.ordinal], snapKey(&tb)
 	w.tableRows = int64(chunk)*int64(w.chunkRows) + int64(row)
 	w.carry = w.carry[:0]
 }
@@ -365,7 +380,6 @@ func (w *copySink) Write(p []byte) (int, error) {
 
 func (w *copySink) line(line []byte) error {
 	ncols := len(w.codecs)
-	vals := w.vals.Take(ncols)
 	w.prevKey, w.curKey = w.curKey, w.prevKey[:0]
 	w.prevKeyed, w.curKeyed = w.curKeyed, w.key != nil
 	if ncols > 0 {
@@ -378,6 +392,19 @@ func (w *copySink) line(line []byte) error {
 			w.curKey = binary.BigEndian.AppendUint32(w.curKey, uint32(len(w.fields[i])))
 			w.curKey = append(w.curKey, w.fields[i]...)
 		}
+	}
+	if ncols > 0 && !w.keep() {
+		// The stream delivers this row's changes since the consistent point; its
+		// number is used up all the same, so chunks end where they would.
+		if w.row == math.MaxUint32 {
+			w.nextChunk()
+		}
+		w.row++
+		w.tableRows++
+		return nil
+	}
+	vals := w.vals.Take(ncols)
+	if ncols > 0 {
 		for i, f := range w.fields {
 			raw, null := pgvalue.UnescapeCopyText(f)
 			if null {
