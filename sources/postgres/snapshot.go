@@ -221,7 +221,7 @@ func (s *Source) snapshotTable(ctx context.Context, w *copySink, tb snapTable, f
 			// Without a key there is no telling which rows were delivered: read the
 			// table again under higher chunk numbers, so no position repeats.
 			chunk = from.chunk + 1
-			s.log.Warn("the snapshot was interrupted inside a table without a key; reading that table again, so its rows delivered before the interruption appear twice (with new positions)",
+			s.log.Warn("the snapshot was interrupted inside a table without a key, which cannot be resumed by key: reading the WHOLE table again, so its rows delivered before the interruption appear twice in the lake (as r, with new positions; the whole row is its key, so latest _pos per key keeps one); give the table a primary key to avoid this",
 				"table", tb.t.qualified(), "chunk", from.chunk, "row", from.row)
 		}
 	}
