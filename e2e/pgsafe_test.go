@@ -267,12 +267,13 @@ INSERT INTO public.items SELECT g, 'v' || g FROM generate_series(1, 20) g`)
 }
 
 // killMidSnapshot starts `connectd run` on p (an s3:// lake), kills it once the
-// snapshot has committed part of its rows, and returns the committed position as
-// `connectd offsets show` prints it.
-func killMidSnapshot(t *testing.T, p *pipe) string {
+// lake holds objects (flushes run one after the other, each after the commit of the
+// one before, so an object of a second flush means the first was committed), and
+// returns the committed position as `connectd offsets show` prints it.
+func killMidSnapshot(t *testing.T, p *pipe, objects int) string {
 	t.Helper()
 	d := startRun(t, p.config)
-	waitForObjects(t, d, p.bucket, 2)
+	waitForObjects(t, d, p.bucket, objects)
 	if err := s3Server.Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +319,7 @@ INSERT INTO public.big SELECT g, repeat(md5(g::text), 2) FROM generate_series(1,
 			p.extra = "      snapshot_chunk: 1000\n"
 			p.flush = "{rows: 500, bytes: 16MiB, interval: 1s}"
 			p.writeConfig(t)
-			at := killMidSnapshot(t, p)
+			at := killMidSnapshot(t, p, 3) // a and big, then big again
 			if !strings.Contains(at, "table #1") || strings.Contains(at, "snapshot complete") {
 				t.Fatalf("committed position is not inside the second table: %s", at)
 			}
@@ -423,7 +424,7 @@ INSERT INTO public.accounts SELECT g, 0, 'seed' FROM generate_series(1, %d) g`, 
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.run(ctx) }()
-	at := killMidSnapshot(t, p)
+	at := killMidSnapshot(t, p, 2)
 	if strings.Contains(at, "snapshot complete") || !strings.Contains(at, "snapshot") {
 		stop()
 		<-done
