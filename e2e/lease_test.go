@@ -40,6 +40,7 @@ INSERT INTO public.accounts SELECT g, 0, 'initial' FROM generate_series(1, %d) g
 	}
 	p.flush = "{rows: 40, bytes: 1MiB, interval: 300ms}"
 	p.writeConfig(t)
+	t.Cleanup(func() { dropSlot(t, "connectd_"+p.name) })
 	p.sync(t) // the snapshot, complete, before the writer starts
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("random seed %d", seed)
@@ -212,4 +213,18 @@ func twoDaemons(t *testing.T, s3Lake bool, offsetsURL func(*pipe) string) {
 	lw.waitLake(t, c, "the third daemon to write to the lake")
 	c.stopClean(t)
 	lw.finish(t)
+}
+
+// dropSlot removes a test's replication slot once its processes are gone (a slot
+// stays active for a moment after its walsender's client died), so that the package's
+// tests do not run the server out of slots.
+func dropSlot(t *testing.T, slot string) {
+	for i := 0; i < 50; i++ {
+		err := pgServer.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", slot)
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("could not drop replication slot %s", slot)
 }
