@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// idleResult is the retained-WAL figure of issue 4: two `connectd run` processes
+// idleResult is the retained-WAL figure (docs/benchmarks.md): two `connectd run` processes
 // watch an idle table, one with heartbeats and one without, while another database
 // on the same server writes.
 type idleResult struct {

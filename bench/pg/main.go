@@ -1,4 +1,4 @@
-// Command pg is connectd's PostgreSQL benchmark (issue 2 and issue 4 figures). In one
+// Command pg is connectd's PostgreSQL benchmark (docs/benchmarks.md). In one
 // run on one machine it starts a throwaway PostgreSQL, builds the real connectd binary
 // and measures it against the physical limits of the same server:
 //

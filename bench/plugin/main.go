@@ -1,6 +1,6 @@
 // Command plugin measures what running a connector as a plugin costs: records per
 // second through pipeline.Run with a plugin at one end against the same records with
-// a built-in connector there, as ratios. The goal of issue 5 is a ratio of at least
+// a built-in connector there, as ratios. The goal (docs/benchmarks.md) is a ratio of at least
 // 0.8 (a plugin costs less than 20% of throughput).
 //
 // Two comparisons:
