@@ -166,19 +166,12 @@ func (l *pgLease) Load(ctx context.Context, connector string) (record.Position, 
 	if err := checkConnector(l.connector, connector); err != nil {
 		return nil, err
 	}
-	var pos []byte
-	err := l.do(ctx, "load "+connector, func(ctx context.Context, c *pgx.Conn) error {
-		err := c.QueryRow(ctx, `SELECT position FROM `+pgOffsetsTable+` WHERE connector = $1`, connector).Scan(&pos)
-		if errors.Is(err, pgx.ErrNoRows) {
-			pos = nil
-			return nil
-		}
+	var pos record.Position
+	err := l.do(ctx, "load "+connector, func(ctx context.Context, c *pgx.Conn) (err error) {
+		pos, err = loadPG(ctx, c, connector)
 		return err
 	})
-	if err != nil || pos == nil {
-		return nil, err
-	}
-	return record.Position(pos), nil
+	return pos, err
 }
 
 // Commit checks the generation, then that the position moves forward, then writes

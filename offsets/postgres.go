@@ -132,17 +132,25 @@ func (p *Postgres) Load(ctx context.Context, connector string) (record.Position,
 	if err := checkName(connector); err != nil {
 		return nil, err
 	}
-	var pos []byte
-	err := p.do(ctx, "load "+connector, func(ctx context.Context, c *pgx.Conn) error {
-		err := c.QueryRow(ctx, `SELECT position FROM `+pgOffsetsTable+` WHERE connector = $1`, connector).Scan(&pos)
-		if errors.Is(err, pgx.ErrNoRows) {
-			pos = nil
-			return nil
-		}
+	var pos record.Position
+	err := p.do(ctx, "load "+connector, func(ctx context.Context, c *pgx.Conn) (err error) {
+		pos, err = loadPG(ctx, c, connector)
 		return err
 	})
-	if err != nil || pos == nil {
+	return pos, err
+}
+
+// loadPG reads a connector's committed position; nil when it has none.
+func loadPG(ctx context.Context, c *pgx.Conn, connector string) (record.Position, error) {
+	var pos []byte
+	err := c.QueryRow(ctx, `SELECT position FROM `+pgOffsetsTable+` WHERE connector = $1`, connector).Scan(&pos)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
 		return nil, err
+	case pos == nil:
+		return nil, nil
 	}
 	return record.Position(pos), nil
 }
