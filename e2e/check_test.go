@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connectd/connectd/e2e/testenv"
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
 // failLines returns the FAIL lines of `connectd check` output, each with its fix line.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
 // TestResetStartsANewEpochAfterEverythingInTheLake: snapshot and stream, then

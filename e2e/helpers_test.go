@@ -17,8 +17,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/connectd/connectd/e2e/testenv"
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
 // serial makes names unique across repeated runs (go test -count=N) against the

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/internal/testenv"
 )
 
 // The servers and the binary every test of the package shares. Each test isolates

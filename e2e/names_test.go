@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
 // TestTablesByGlobAndQuotedNames: one connector captures the tables a glob matches

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
 // TestServersRestartMidStream restarts PostgreSQL and then the S3 server under a

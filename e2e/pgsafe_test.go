@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
 // offsetsGate keeps a pipe's offsets in a postgres:// store whose commits the test

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
 // TestAlterTableAddColumnMidStream adds a column while `connectd run` streams: rows

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connectd/connectd/e2e/testenv"
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
 // freeAddr returns a loopback address nobody listens on (for a moment).

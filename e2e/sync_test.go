@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
 // TestSyncExitsWhenCaughtUp: sync delivers the snapshot, then every change committed

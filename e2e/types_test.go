@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
 // typeColumn is one column of the every-type table: how to render its value as

@@ -3,7 +3,7 @@
 # PostgreSQL and MariaDB server binaries (Debian packages, root only) and the
 # versitygw S3 gateway (go install into bin/). Each is skipped when already present,
 # so it is cheap to run before every test run. The system instances the packages
-# start are never used: tests start their own servers (e2e/testenv).
+# start are never used: tests start their own servers (internal/testenv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +31,7 @@ fi
 if ! command -v versitygw >/dev/null && [ ! -x "$(go env GOPATH | cut -d: -f1)/bin/versitygw" ] && [ ! -x bin/versitygw ]; then
 	echo "ensure-deps: installing $VERSITYGW_MODULE into bin/" >&2
 	mkdir -p bin
-	# The same lock as e2e/testenv and e2e/scripts/s3-start.sh take.
+	# The same lock as internal/testenv and e2e/scripts/s3-start.sh take.
 	(
 		flock 9
 		[ -x bin/versitygw ] || (cd /tmp && GOBIN="$OLDPWD/bin" go install "$VERSITYGW_MODULE")

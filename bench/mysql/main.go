@@ -26,7 +26,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
-	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/internal/testenv"
 )
 
 func main() {

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/internal/testenv"
 )
 
 // connectorConfig is one connector of a generated connectd config file.

@@ -27,7 +27,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/internal/testenv"
 )
 
 type options struct {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
-	"github.com/connectd/connectd/e2e/testenv"
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
 // The S3 server is started by the first test that needs it and stopped by TestMain,

@@ -21,7 +21,7 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2" // reads the lake back, independently of our writer
 
-	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/internal/testenv"
 )
 
 func main() {

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/internal/testenv"
 	"github.com/connectd/connectd/offsets"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/internal/testenv"
 )
 
 var (

@@ -12,7 +12,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql" // the workload's client for MariaDB
 
-	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/internal/testenv"
 )
 
 // mariaSpecs are the MariaDB workload's tables. The binlog carries full row images

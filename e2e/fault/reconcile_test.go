@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
 // sourceRows runs a query on the source database whose first column is the key and

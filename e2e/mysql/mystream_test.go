@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/internal/testenv"
 	"github.com/connectd/connectd/offsets"
 	"github.com/connectd/connectd/record"
 )

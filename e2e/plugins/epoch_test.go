@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connectd/connectd/e2e/testenv"
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
 // TestPluginSeesOnlyTheEnvironmentItsConfigNames: a real plugin process (envsource,

@@ -19,7 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/internal/testenv"
 )
 
 // What every test of the package shares.

@@ -15,7 +15,7 @@ import (
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/destinations/parquet"
-	"github.com/connectd/connectd/e2e/testenv/lakedb"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 	"github.com/connectd/connectd/offsets"
 	"github.com/connectd/connectd/pipeline"
 )

@@ -13,7 +13,7 @@ import (
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
-	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/internal/testenv"
 	"github.com/connectd/connectd/offsets"
 	"github.com/connectd/connectd/record"
 )

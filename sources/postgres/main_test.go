@@ -12,7 +12,7 @@ import (
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
-	"github.com/connectd/connectd/e2e/testenv"
+	"github.com/connectd/connectd/internal/testenv"
 	"github.com/connectd/connectd/record"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"

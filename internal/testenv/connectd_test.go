@@ -97,7 +97,7 @@ func TestBuildConnectdHonoursCONNECTD_BIN(t *testing.T) {
 }
 
 func TestBuildReportsCompileErrors(t *testing.T) {
-	err := Build(context.Background(), "", "./e2e/testenv/no-such-package", t.TempDir()+"/x")
+	err := Build(context.Background(), "", "./internal/testenv/no-such-package", t.TempDir()+"/x")
 	if err == nil {
 		t.Fatal("want an error building a package that does not exist")
 	}

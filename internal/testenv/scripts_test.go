@@ -21,7 +21,7 @@ func TestStartScriptsStartAndStopEveryServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	scripts, err := filepath.Abs("../scripts")
+	scripts, err := filepath.Abs("../../e2e/scripts")
 	if err != nil {
 		t.Fatal(err)
 	}
