@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs connectd's benchmarks: plugins against built-in connectors (bench/plugin), the
 # MySQL source against mariadb-binlog (bench/mysql), then the PostgreSQL benchmark
-# (bench/pg) with the sizes issue 2 and issue 4 ask for. Override them from the environment for a quick run:
+# (bench/pg) with the sizes docs/benchmarks.md reports. Override them from the environment for a quick run:
 #   ROWS=200000 CHANGES=50000 BIGTX=200000 IDLE=30s ./bench/run.sh
 # Extra arguments go to the program (e.g. -skip idle, -keep); see `go run ./bench/pg -h`.
 set -euo pipefail

@@ -1,4 +1,4 @@
-// Package config loads connectd's YAML config file (SPEC section 2): environment
+// Package config loads connectd's YAML config file (docs/configuration.md): environment
 // interpolation, *_file secrets, strict decoding (unknown keys are errors) and
 // validation, every error naming the file, line and key path.
 package config
@@ -22,7 +22,7 @@ type Server struct {
 	Listen string `yaml:"listen"` // host:port; empty disables the server
 }
 
-// Plugins configures external connector executables (SPEC section 7).
+// Plugins configures external connector executables (plugins/README.md).
 type Plugins struct {
 	Dir string `yaml:"dir"`
 }

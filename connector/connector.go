@@ -50,7 +50,8 @@ type Destination interface {
 	// Buffered reports what was written since the last Flush: rows and approximate bytes.
 	Buffered() (rows, bytes int64)
 	// Flush returns only once every record written so far is durable, then starts a
-	// new batch. Replaying records after a crash must overwrite, not duplicate (SPEC 5).
+	// new batch. Replaying records after a crash must overwrite, not duplicate
+	// (docs/design.md, "Exactly once").
 	Flush(ctx context.Context) error
 	// Close releases resources without flushing.
 	Close(ctx context.Context) error

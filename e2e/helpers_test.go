@@ -420,7 +420,7 @@ func treeWithFilename(dir string) string {
 
 // checkPositions checks the metadata every lake row must satisfy: _pos unique and
 // strictly increasing in the given order, _commit_ts set, and the date partition
-// equal to the UTC date of _commit_ts (SPEC 4).
+// equal to the UTC date of _commit_ts (docs/design.md, "Lake layout").
 func checkPositions(t *testing.T, rows []row) {
 	t.Helper()
 	seen := map[string]bool{}

@@ -17,7 +17,7 @@ import (
 
 // TestSnapshotKilledMidwayResumes kills `connectd run` in the middle of the initial
 // snapshot (the S3 server frozen so that the kill lands between two flushes), restarts
-// it and checks SPEC 5: the snapshot resumes where it stopped, so every row is in the
+// it and checks that the snapshot resumes where it stopped, so every row is in the
 // lake exactly once and no _pos appears twice. It runs once per kind of offsets
 // store, since the snapshot's progress is kept there beside the position.
 func TestSnapshotKilledMidwayResumes(t *testing.T) {

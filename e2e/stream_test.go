@@ -180,7 +180,7 @@ func describeRows(rows []row) string {
 
 // TestIdleSlotDoesNotHoldBackWAL: while its tables are idle and other databases write,
 // a running connector with heartbeats keeps confirming its slot, so PostgreSQL can
-// recycle the WAL (SPEC 5).
+// recycle the WAL (sources/postgres/README.md, "Retained WAL").
 func TestIdleSlotDoesNotHoldBackWAL(t *testing.T) {
 	dsn, conn := newDatabase(t, "e2e_idle")
 	mustExec(t, conn, "CREATE TABLE public.quiet (id int PRIMARY KEY); INSERT INTO public.quiet VALUES (1)")

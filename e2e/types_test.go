@@ -133,9 +133,10 @@ var everyTypeRows = []string{
 	  '{00000000-0000-0000-0000-000000000000,ffffffff-ffff-ffff-ffff-ffffffffffff}', '{f}', '{0001-01-01}', '{happy,happy}', '(3,4)')`,
 }
 
-// TestEveryTypeSurvivesTheTrip writes a table with every type of issue 2 through the
-// snapshot and through streaming to an s3:// lake, and compares each value with what
-// PostgreSQL holds, and each column's type with SPEC 3.
+// TestEveryTypeSurvivesTheTrip writes a table with every type of the value mapping
+// (docs/design.md, "Values") through the snapshot and through streaming to an s3://
+// lake, and compares each value with what PostgreSQL holds, and each column's type
+// with the mapping in destinations/parquet/README.md.
 func TestEveryTypeSurvivesTheTrip(t *testing.T) {
 	dsn, conn := newDatabase(t, "e2e_types")
 	var cols []string
@@ -339,8 +340,8 @@ func normaliseNumbers(v any) any {
 }
 
 // TestDateInfinitySurvivesTheTrip: date 'infinity' and '-infinity', alone and in
-// arrays, read back from the lake as DuckDB's infinities (SPEC 3: special values keep
-// their meaning), through the snapshot and through streaming.
+// arrays, read back from the lake as DuckDB's infinities (docs/design.md, "Values": special
+// values keep their meaning), through the snapshot and through streaming.
 func TestDateInfinitySurvivesTheTrip(t *testing.T) {
 	dsn, conn := newDatabase(t, "e2e_dateinf")
 	mustExec(t, conn, `CREATE TABLE public.days (id int PRIMARY KEY, d date, da date[]);

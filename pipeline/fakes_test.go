@@ -55,9 +55,10 @@ func (e *events) all() []string {
 	return append([]string(nil), e.log...)
 }
 
-// checkOrder asserts SPEC 5 on an event log: a commit comes right after a flush and
-// names the last written position, an ack comes right after the commit of the same
-// position, and nothing is written between a flush and its commit.
+// checkOrder asserts the delivery order (docs/design.md, "Delivery order") on an event
+// log: a commit comes right after a flush and names the last written position, an ack
+// comes right after the commit of the same position, and nothing is written between a
+// flush and its commit.
 func checkOrder(t *testing.T, log []string) {
 	t.Helper()
 	lastWritten := 0

@@ -1,8 +1,8 @@
 // Package pipeline is the runtime: it moves records from one source through a
-// bounded buffer into one destination, and owns the delivery order of SPEC 5:
-// write -> flush (durable) -> commit offset -> ack the source. After an `offsets reset`
-// it also puts the reset epoch in front of every position (epoch.go), which sources
-// never see. A Supervisor runs many connectors and restarts those that fail with a
+// bounded buffer into one destination, and owns the delivery order (docs/design.md,
+// "Delivery order"): write -> flush (durable) -> commit offset -> ack the source.
+// After an `offsets reset` it also puts the reset epoch in front of every position
+// (epoch.go), which sources never see. A Supervisor runs many connectors and restarts those that fail with a
 // transient error.
 package pipeline
 
@@ -392,7 +392,7 @@ func withoutCheckpoints(b []record.Record) []record.Record {
 }
 
 // commit makes everything written durable, then records the offset, then tells the
-// source. Each step runs only if the one before succeeded (SPEC 5).
+// source. Each step runs only if the one before succeeded (docs/design.md, "Delivery order").
 func (r *runner) commit(ctx context.Context) error {
 	if !r.pending {
 		return nil

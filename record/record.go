@@ -1,5 +1,5 @@
 // Package record defines the change envelope that every source produces and every
-// destination consumes (SPEC section 3). It does no I/O.
+// destination consumes (docs/design.md, "Envelope"). It does no I/O.
 package record
 
 import (
@@ -11,7 +11,7 @@ import (
 // Op is the kind of change a record carries.
 type Op byte
 
-// The operations of SPEC section 3.
+// The operations (docs/design.md, "Envelope").
 const (
 	OpRead     Op = 'r' // a row read by a snapshot
 	OpCreate   Op = 'c' // insert

@@ -26,7 +26,7 @@ type Time int64
 // TimestampInfinity and TimestampNegInfinity stand for Postgres' ±infinity.
 type Timestamp int64
 
-// The Postgres ±infinity timestamps, as SPEC section 3 maps them.
+// The Postgres ±infinity timestamps (docs/design.md, "Values").
 const (
 	TimestampInfinity    Timestamp = 1<<63 - 1
 	TimestampNegInfinity Timestamp = -1 << 63

@@ -1,6 +1,7 @@
-// Package status keeps the state of every connector and serves it (SPEC 6): the
-// health and readiness probes, the JSON status API, Prometheus metrics, and the
-// snapshot progress line shown on a terminal.
+// Package status keeps the state of every connector and serves it
+// (docs/operations.md, "Status API and metrics"): the health and readiness probes,
+// the JSON status API, Prometheus metrics, and the snapshot progress line shown on a
+// terminal.
 package status
 
 import (

@@ -1,5 +1,5 @@
 // Command connectd is a change-data-capture daemon: it streams changes from databases
-// into a Parquet lake with exactly-once delivery. See SPEC.md and the README.
+// into a Parquet lake with exactly-once delivery. See docs/design.md and the README.
 package main
 
 import (

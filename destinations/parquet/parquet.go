@@ -1,4 +1,4 @@
-// Package parquet is the parquet destination (SPEC sections 4 and 5): it writes
+// Package parquet is the parquet destination (docs/design.md, "Lake layout"): it writes
 // records as Hive-partitioned Parquet files below a file:// directory or an s3://
 // prefix, one file per table, UTC date and schema version between two flushes,
 // named after the position of the file's first record so that a replay after a

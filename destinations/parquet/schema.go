@@ -16,7 +16,8 @@ import (
 	"github.com/connectd/connectd/record"
 )
 
-// The metadata columns every file carries after the table's columns (SPEC 4).
+// The metadata columns every file carries after the table's columns (docs/design.md,
+// "Lake layout").
 const (
 	colOp        = "_op"
 	colPos       = "_pos"
@@ -71,7 +72,7 @@ func fileFingerprint(s *record.Schema) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-// buildSchema maps a record schema to Parquet (SPEC 3). Every table column is
+// buildSchema maps a record schema to Parquet (README.md, "Type mapping"). Every table column is
 // optional, even when NOT NULL at the source, because delete records carry key-only
 // before images and truncates carry no values at all.
 func buildSchema(s *record.Schema) (*fileSchema, error) {
@@ -134,7 +135,8 @@ func nodeOf(t record.Type) (parquet.Node, colInfo, error) {
 		p, s := t.Precision, t.Scale
 		if p < 1 || p > 38 || s < 0 || s > p {
 			// Postgres 15 allows numeric(2,5) and numeric(5,-2); Parquet's DECIMAL
-			// does not. Keep the exact text instead (SPEC 3: never a crash).
+			// does not. Keep the exact text instead: a value without a mapping
+			// must never crash (docs/design.md, "Values").
 			scalar.Kind = record.KindDecimalText
 			info.fallback = fmt.Sprintf("decimal(%d,%d) is outside Parquet DECIMAL's range; writing exact decimal text (STRING)", p, s)
 			return parquet.String(), info, nil

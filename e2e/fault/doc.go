@@ -1,4 +1,4 @@
-// Package fault holds the fault-injection suite of SPEC section 5 (issue 4): a seeded
+// Package fault holds the fault-injection suite (docs/reliability.md): a seeded
 // random workload runs against a real PostgreSQL while the real connectd binary streams
 // it to Parquet on a real S3 server and on a local disk, and the suite kills connectd,
 // cuts its replication connection, restarts the database, freezes S3 and fills the

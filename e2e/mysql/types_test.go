@@ -157,7 +157,7 @@ func TestEveryTypeReadsBackFromTheLakeAsMariaDBHasIt(t *testing.T) {
 	}
 	t.Logf("%d values compared over %d rows and %d types", compared, len(source), len(typeCols))
 	t.Logf("row 1 in the lake: %v", latest["1"])
-	// The Parquet types of SPEC 3, as DuckDB sees them.
+	// The Parquet types (destinations/parquet/README.md, "Type mapping"), as DuckDB sees them.
 	types := query(t, lakeDuck(t), "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "+treeOf(p.localLake(t), "e2etypes", "t")+")")
 	want := map[string]string{"c_ubig": "DECIMAL(20,0)", "c_dec": "DECIMAL(10,2)", "c_dec65": "VARCHAR", "c_float": "FLOAT",
 		"c_double": "DOUBLE", "c_ts6": "TIMESTAMP WITH TIME ZONE", "c_dt6": "TIMESTAMP", "c_date": "DATE", "c_time": "VARCHAR",

@@ -1,5 +1,5 @@
-// Package plugins tests connectd's plugin connectors end to end (SPEC section 7,
-// issue 5): the real connectd binary runs the example plugins
+// Package plugins tests connectd's plugin connectors end to end
+// (plugins/README.md): the real connectd binary runs the example plugins
 // (plugins/examples/jsonl-source and ndjson-destination) next to built-in
 // connectors and a real PostgreSQL, and the tests check what lands, row by row.
 package plugins

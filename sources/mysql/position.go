@@ -12,7 +12,8 @@ import (
 	"github.com/connectd/connectd/record"
 )
 
-// Position layouts (SPEC section 3: byte order is source order, replays repeat them).
+// Position layouts (docs/design.md, "Positions": byte order is source order, replays
+// repeat them).
 //
 //	snapshot: 0x01 | epoch u32 | table ordinal u32 | chunk u32 | row in chunk u32 | 0x00  (18 bytes)
 //	          the last record of a completed snapshot ends 0xff instead, followed by

@@ -239,7 +239,7 @@ ORDER BY a.attnum`, int64(t.oid))
 	return out, nil
 }
 
-// keyColumns marks the key as SPEC section 3 defines it: the primary key, or the
+// keyColumns marks the key (docs/design.md, "Envelope"): the primary key, or the
 // replica identity. With REPLICA IDENTITY FULL the primary key is still the key when
 // there is one (old images are full either way); without one every column is.
 // It returns an error naming the fix when updates and deletes could not be identified.

@@ -8,7 +8,8 @@ import (
 	"github.com/jackc/pglogrepl"
 )
 
-// Position layouts (SPEC section 3: byte order is source order, replays repeat them).
+// Position layouts (docs/design.md, "Positions": byte order is source order, replays
+// repeat them).
 //
 //	snapshot: 0x01 | epoch uint32 | table ordinal uint32 | chunk uint32 | row in chunk uint32  (17 bytes)
 //	          + 0xff on the last record of a completed snapshot                            (18 bytes)

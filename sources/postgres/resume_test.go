@@ -110,8 +110,9 @@ func rebuild(recs []record.Record) map[string]string {
 
 // TestSnapshotResumesInsideTheInterruptedChunk crashes a snapshot in the middle of a
 // chunk with writes going on, restarts it from the committed position, and checks
-// SPEC 5: it continues inside that chunk, no position repeats or goes back, and the
-// committed records plus the new run rebuild exactly the source's tables.
+// that it continues inside that chunk, no position repeats or goes back, and the
+// committed records plus the new run rebuild exactly the source's tables
+// (docs/design.md, "Exactly once").
 func TestSnapshotResumesInsideTheInterruptedChunk(t *testing.T) {
 	conn := dbConn(t, pg.DSN)
 	other := dbConn(t, pg.DSN)

@@ -10,10 +10,11 @@ import (
 	"github.com/jackc/pglogrepl"
 )
 
-// TestIdleSourceSlotFollowsOtherDatabasesWrites is the idle-source protection of
-// SPEC 5: the connector's tables see no writes while another database of the server
-// writes a lot of WAL; the slot must still confirm past it, and release it, and the
-// retained figure the status receives must stay below what was written.
+// TestIdleSourceSlotFollowsOtherDatabasesWrites is the idle-source protection
+// (README.md, "Retained WAL"): the connector's tables see no writes while another
+// database of the server writes a lot of WAL; the slot must still confirm past it,
+// and release it, and the retained figure the status receives must stay below what
+// was written.
 func TestIdleSourceSlotFollowsOtherDatabasesWrites(t *testing.T) {
 	conn := dbConn(t, pg.DSN)
 	exec(t, conn, `CREATE TABLE idle_t (id int PRIMARY KEY)`, `CREATE DATABASE idle_other`)

@@ -481,7 +481,7 @@ func (st *streamer) update(ctx context.Context, b []byte) error {
 	st.watch(rel, st.newCols)
 	keyChanged := old != nil && !rel.rowKey && keyDiffers(rel.key, old, st.newCols)
 	if keyChanged {
-		// SPEC 3: a key change is a delete of the old key, then an insert.
+		// A key change is a delete of the old key, then an insert (docs/design.md, "Envelope").
 		if !st.skipNext() {
 			before, _, err := st.decode(rel, old, nil)
 			if err != nil {

@@ -6,7 +6,7 @@
 // Version 2 replaced version 1's per-value messages (Record, Row, Value, List) by
 // the packed records of Batch.
 //
-// Records cross as the envelope of SPEC section 3 with typed values: every kind has
+// Records cross as the envelope (docs/design.md, "Envelope") with typed values: every kind has
 // its own exact wire form (see Batch), so decimals and timestamps never pass through
 // a float or a locale-dependent string.
 
