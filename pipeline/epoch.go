@@ -10,7 +10,7 @@ import (
 	"github.com/connectd/connectd/record"
 )
 
-// Reset epochs (docs/operations.md, "Resetting a connector"). A reset must not let the
+// Reset epochs (docs/design.md, "Reset epochs"). A reset must not let the
 // new snapshot sort before what the lake already holds, so the runtime, not the
 // source, prefixes every position with the number of resets behind it:
 //
