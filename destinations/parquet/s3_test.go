@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func startS3(t *testing.T) *testenv.S3 {
+func startS3(t testing.TB) *testenv.S3 {
 	t.Helper()
 	s3Once.Do(func() { s3Server, s3Err = testenv.StartS3(context.Background()) })
 	if s3Err != nil {
