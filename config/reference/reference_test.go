@@ -1,0 +1,82 @@
+package reference
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connectd/connectd/config"
+)
+
+type s3Example struct {
+	Endpoint string `yaml:"endpoint" doc:"An S3-compatible server." defaultdoc:"AWS" example:"http://127.0.0.1:9000"`
+	Secret   string `yaml:"secret_access_key" doc:"A static key." secret:"true"`
+}
+
+type sectionExample struct {
+	URL         string        `yaml:"url" doc:"Where files go | a URL." required:"true" example:"s3://b/p"`
+	S3          s3Example     `yaml:"s3" doc:"S3 settings."`
+	Compression string        `yaml:"compression" doc:"The codec." default:"zstd" enum:"zstd,none"`
+	Every       time.Duration `yaml:"every" doc:"How often." default:"30s"`
+}
+
+func fields(t *testing.T, v any) []config.Field {
+	t.Helper()
+	fs, err := config.FieldsOf(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func TestTableHasOneRowPerKeyWithNestedPathsEnumsAndSecretFiles(t *testing.T) {
+	got := Table(fields(t, &sectionExample{}))
+	want := "| key | type | default | required | description | example |\n" +
+		"|---|---|---|---|---|---|\n" +
+		"| `url` | string |  | yes | Where files go \\| a URL. | `s3://b/p` |\n" +
+		"| `s3.endpoint` | string | AWS |  | An S3-compatible server. | `http://127.0.0.1:9000` |\n" +
+		"| `s3.secret_access_key` | string |  |  | A static key. `s3.secret_access_key_file` instead reads the value from a file. |  |\n" +
+		"| `compression` | string | `zstd` |  | The codec. One of `zstd`, `none`. |  |\n" +
+		"| `every` | duration | `30s` |  | How often. |  |\n"
+	if got != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestRewriteReplacesOnlyTheMarkedPartsAndKeepsProse(t *testing.T) {
+	doc := "# Title\n\nProse stays.\n\n" + Begin("source a") + "\nold table\n" + endMarker + "\n\nMore prose.\n" +
+		Begin("b") + "\n" + endMarker + "\ntail\n"
+	got, err := Rewrite([]byte(doc), map[string]string{"source a": "new A\n", "b": "new B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# Title\n\nProse stays.\n\n" + Begin("source a") + "\nnew A\n" + endMarker + "\n\nMore prose.\n" +
+		Begin("b") + "\nnew B\n" + endMarker + "\ntail\n"
+	if string(got) != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+	again, err := Rewrite(got, map[string]string{"source a": "new A\n", "b": "new B"})
+	if err != nil || string(again) != want {
+		t.Fatalf("a second rewrite changed the document (%v):\n%s", err, again)
+	}
+}
+
+func TestRewriteNamesMissingStrayAndUnclosedParts(t *testing.T) {
+	part := Begin("a") + "\nx\n" + endMarker + "\n"
+	for name, c := range map[string]struct {
+		doc   string
+		parts map[string]string
+		want  string
+	}{
+		"kind without a place": {part, map[string]string{"a": "", "source new": ""}, `no place for source new: add <!-- BEGIN GENERATED: source new -->`},
+		"place without a kind": {part, map[string]string{}, `part "a" that nothing generates`},
+		"unclosed":             {Begin("a") + "\nx\n" + Begin("b") + "\n" + endMarker + "\n", map[string]string{"a": "", "b": ""}, `part "a" has no <!-- END GENERATED -->`},
+		"twice":                {part + part, map[string]string{"a": ""}, `part "a" appears twice`},
+		"malformed":            {"<!-- BEGIN GENERATED: a\n", map[string]string{"a": ""}, "malformed marker"},
+	} {
+		_, err := Rewrite([]byte(c.doc), c.parts)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to contain %q", name, err, c.want)
+		}
+	}
+}
