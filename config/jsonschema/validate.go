@@ -86,6 +86,14 @@ func (v *Validator) Validate(value any) ([]Problem, error) {
 
 var printer = message.NewPrinter(language.English)
 
+// patternMessages says in words what the generator's patterns want, as the loader does.
+var patternMessages = map[string]string{
+	durationPattern: "must be a duration such as 30s, 5m or 1h30m, got %q",
+	sizePattern:     "must be a size such as 128MiB, 64KB or 1048576, got %q",
+	integerPattern:  "must be a whole number, got %q",
+	booleanPattern:  "must be true or false, got %q",
+}
+
 // leaves turns the validator's tree of errors into one problem per offending key.
 // Of an anyOf only the first alternative is reported: the generator puts the
 // meaningful one first and the ${VAR} escape hatch after it.
@@ -104,6 +112,10 @@ func leaves(e *js.ValidationError, out []Problem) []Problem {
 	case *kind.AnyOf:
 		if len(e.Causes) > 0 {
 			return leaves(e.Causes[0], out)
+		}
+	case *kind.Pattern:
+		if msg, ok := patternMessages[k.Want]; ok {
+			return append(out, Problem{Path: path(e.InstanceLocation), Msg: fmt.Sprintf(msg, k.Got)})
 		}
 	}
 	if len(e.Causes) == 0 {

@@ -36,6 +36,10 @@ func (k DestinationKind) Open(ctx context.Context, p connector.DestinationParams
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkConfig(pc, configAt(p.Name, "destination")); err != nil {
+		c.client.Kill()
+		return nil, err
+	}
 	rpc := raw.(pb.DestinationClient)
 	err = c.unary(ctx, "open", c.t.Call, func(cctx context.Context) error {
 		_, err := rpc.Open(cctx, &pb.DestinationOpenRequest{Connector: p.Name, ConfigJson: cfg})
@@ -59,6 +63,10 @@ func (k DestinationKind) Check(ctx context.Context, p connector.DestinationParam
 	}
 	cl := raw.(pb.DestinationClient)
 	defer func() { _ = c.stop(ctx, cl.Close) }()
+	cr, ok := c.configResult(pc, configAt(p.Name, "destination"))
+	if res = append(res, cr); !ok {
+		return res
+	}
 	return append(res, runCheck(ctx, c, pc, p.Name, cl.Check)...)
 }
 

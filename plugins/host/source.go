@@ -35,6 +35,10 @@ func (k SourceKind) Open(ctx context.Context, p connector.SourceParams) (connect
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkConfig(pc, configAt(p.Name, "source")); err != nil {
+		c.client.Kill()
+		return nil, err
+	}
 	st := p.Status
 	if st == nil {
 		st = connector.NopStatus{}
@@ -51,6 +55,10 @@ func (k SourceKind) Check(ctx context.Context, p connector.SourceParams) []conne
 	}
 	cl := raw.(pb.SourceClient)
 	defer func() { _ = c.stop(ctx, cl.Close) }()
+	cr, ok := c.configResult(pc, configAt(p.Name, "source"))
+	if res = append(res, cr); !ok {
+		return res
+	}
 	return append(res, runCheck(ctx, c, pc, p.Name, cl.Check)...)
 }
 
@@ -66,6 +74,10 @@ func (k SourceKind) Discover(ctx context.Context, p connector.SourceParams) ([]*
 	}
 	c, raw, err := launch(ctx, k.Dir, pc, wire.KindSource, p.Logger, k.Timeouts.withDefaults())
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkConfig(pc, configAt(p.Name, "source")); err != nil {
+		c.client.Kill()
 		return nil, err
 	}
 	cl := raw.(pb.SourceClient)

@@ -27,7 +27,7 @@ type destinationServer[C any] struct {
 }
 
 func newDestinationServer[C any](info Info, impl Destination[C], log *slog.Logger) *destinationServer[C] {
-	return &destinationServer[C]{info: info, impl: impl, log: log}
+	return &destinationServer[C]{info: withSchema[C](info), impl: impl, log: log}
 }
 
 func (d *destinationServer[C]) Spec(context.Context, *pb.SpecRequest) (*pb.SpecResponse, error) {

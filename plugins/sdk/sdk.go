@@ -26,7 +26,10 @@ const Version = "connectd-go-sdk/1"
 type Info struct {
 	Name    string // e.g. "jsonl-source"
 	Version string // the plugin's own version
-	// ConfigSchema is an optional JSON Schema of the config type, shown to users.
+	// ConfigSchema is the JSON Schema (draft 2020-12) connectd validates the
+	// connector's `config:` against before the plugin sees it. Left empty, the SDK
+	// derives it from the config type's tags (see ConfigSchema); set it only for a
+	// config type without tags.
 	ConfigSchema string
 }
 
@@ -40,7 +43,9 @@ type Env struct {
 }
 
 // Source is implemented by a source plugin. C is its config type: the `config:`
-// section of the connector is decoded into it as JSON (unknown keys are errors).
+// section of the connector is decoded into it (unknown keys are errors), by its
+// yaml/doc/default tags when it has them, as connectd's own connectors declare
+// theirs, and otherwise as plain JSON.
 //
 // The SDK calls Open once, then Read repeatedly from one goroutine while Ack may be
 // called from another, then Close once.

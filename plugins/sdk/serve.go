@@ -1,9 +1,7 @@
 package sdk
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,21 +43,6 @@ func serve(kind string, p plugin.Plugin) {
 		// go-plugin's own messages, in the same JSON shape as the plugin's log.
 		Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Info}),
 	})
-}
-
-// decodeConfig decodes the connector's config section into C. Unknown keys are
-// errors, as they are in connectd's own config.
-func decodeConfig[C any](raw []byte) (C, error) {
-	var cfg C
-	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
-		raw = []byte("{}")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return cfg, Permanent(fmt.Errorf("config: %w", err))
-	}
-	return cfg, nil
 }
 
 // call runs author code, turning a panic into an error (and logging its stack) so

@@ -40,7 +40,7 @@ type sourceServer[C any] struct {
 }
 
 func newSourceServer[C any](info Info, impl Source[C], log *slog.Logger) *sourceServer[C] {
-	return &sourceServer[C]{info: info, impl: impl, log: log}
+	return &sourceServer[C]{info: withSchema[C](info), impl: impl, log: log}
 }
 
 func (s *sourceServer[C]) Spec(context.Context, *pb.SpecRequest) (*pb.SpecResponse, error) {

@@ -39,16 +39,38 @@ import (
 	"github.com/connectd/connectd/record"
 )
 
-// Config is the `config:` section of the connector.
+// Config is the `config:` section of the connector. Its tags declare the keys to
+// connectd (which checks a connector's config against them before the plugin runs)
+// and to the SDK, which decodes the section into it.
 type Config struct {
-	Path       string   `json:"path"`        // the file to tail
-	Namespace  string   `json:"namespace"`   // default "jsonl"
-	Table      string   `json:"table"`       // default: the file name without extension
-	Columns    []Column `json:"columns"`     // default: one json column "doc"
-	TimeColumn string   `json:"time_column"` // a timestamptz column used as commit time
-	Poll       string   `json:"poll"`        // how often to look for new lines at the end (default 200ms)
-	// SkipInvalid skips (and logs) lines that do not parse instead of failing.
-	SkipInvalid bool `json:"skip_invalid"`
+	Path        string        `yaml:"path" doc:"The JSON-lines file to tail." required:"true" example:"/var/log/app/events.jsonl"`
+	Namespace   string        `yaml:"namespace" doc:"The namespace of the records." default:"jsonl"`
+	Table       string        `yaml:"table" doc:"The table of the records." defaultdoc:"the file's name without its extension"`
+	Columns     Columns       `yaml:"columns" doc:"The fields of each line's object that become columns: name, type and key (true for a key column); fields not listed are ignored." defaultdoc:"one json column doc, the whole line"`
+	TimeColumn  string        `yaml:"time_column" doc:"A timestamptz column whose value is the record's commit time (and so its date partition in a lake)." defaultdoc:"none: the Unix epoch"`
+	Poll        time.Duration `yaml:"poll" doc:"How often to look for new lines once at the end of the file." default:"200ms"`
+	SkipInvalid bool          `yaml:"skip_invalid" doc:"Skip (and log) lines that do not parse instead of failing." default:"false"`
+}
+
+// Columns is the list of declared columns.
+type Columns []Column
+
+// ConfigType names the type in connectd's reference tables.
+func (Columns) ConfigType() string { return "list of columns" }
+
+// JSONSchema describes the list to connectd's validation of the config.
+func (*Columns) JSONSchema() map[string]any {
+	return map[string]any{"type": "array", "items": map[string]any{
+		"type":                 "object",
+		"required":             []any{"name", "type"},
+		"additionalProperties": false,
+		"properties": map[string]any{
+			"name": map[string]any{"type": "string", "description": "The field of the line's object."},
+			"type": map[string]any{"type": "string", "description": "The column's type.",
+				"pattern": `^(bool|int16|int32|int64|float64|decimal(\([0-9]+,[0-9]+\))?|string|bytes|date|time|timestamp|timestamptz|uuid|json)$`},
+			"key": map[string]any{"type": "boolean", "description": "Whether the column is part of the key."},
+		},
+	}}
 }
 
 // Column declares one field of the lines.
@@ -115,13 +137,10 @@ func (s *Source) Open(ctx context.Context, cfg Config, pos record.Position, env 
 
 // prepare validates the config and builds the schema.
 func prepare(cfg Config) (*record.Schema, int, time.Duration, error) {
-	if cfg.Path == "" {
+	if cfg.Path == "" { // the SDK requires it; this guards a direct caller
 		return nil, 0, 0, sdk.Permanent(errors.New("config: path is required"))
 	}
 	ns, table := cfg.Namespace, cfg.Table
-	if ns == "" {
-		ns = "jsonl"
-	}
 	if table == "" {
 		table = strings.TrimSuffix(filepath.Base(cfg.Path), filepath.Ext(cfg.Path))
 	}
@@ -144,15 +163,10 @@ func prepare(cfg Config) (*record.Schema, int, time.Duration, error) {
 			return nil, 0, 0, sdk.Permanent(fmt.Errorf("config: time_column %q must name a timestamptz column", cfg.TimeColumn))
 		}
 	}
-	poll := 200 * time.Millisecond
-	if cfg.Poll != "" {
-		d, err := time.ParseDuration(cfg.Poll)
-		if err != nil || d <= 0 {
-			return nil, 0, 0, sdk.Permanent(fmt.Errorf("config: poll %q: want a positive duration", cfg.Poll))
-		}
-		poll = d
+	if cfg.Poll <= 0 {
+		return nil, 0, 0, sdk.Permanent(fmt.Errorf("config: poll %s: want a positive duration", cfg.Poll))
 	}
-	return sc, timeCol, poll, nil
+	return sc, timeCol, cfg.Poll, nil
 }
 
 func parseType(s string) (record.Type, error) {

@@ -42,7 +42,7 @@ var Info = sdk.Info{Name: "ndjson-destination", Version: "0.1.0"}
 
 // Config is the `config:` section of the connector.
 type Config struct {
-	Dir string `json:"dir"` // the directory files go below
+	Dir string `yaml:"dir" doc:"The directory the files go below, created if missing." required:"true" example:"/var/lib/lake"`
 }
 
 // Destination writes the files. The zero value is ready for Open.
