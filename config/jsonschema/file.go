@@ -2,7 +2,7 @@ package jsonschema
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/connectd/connectd/config"
 )
@@ -55,7 +55,9 @@ func File(d Document) (Schema, error) {
 		"patternProperties":    Schema{connectorName: Schema{"$ref": "#/$defs/connector"}},
 		"additionalProperties": false,
 	}
-	top["required"] = append(anys(top["required"]), "connectors")
+	if !slices.Contains(anys(top["required"]), any("connectors")) {
+		top["required"] = append(anys(top["required"]), "connectors")
+	}
 	top["$schema"] = Draft
 	if d.ID != "" {
 		top["$id"] = d.ID
@@ -77,8 +79,6 @@ func side(defs Schema, what string, shared any, kinds []config.Spec) (Schema, er
 		}
 		sharedProps = s["properties"].(Schema)
 	}
-	kinds = append([]config.Spec(nil), kinds...)
-	sort.Slice(kinds, func(i, j int) bool { return kinds[i].Type < kinds[j].Type })
 	var types, branches []any
 	for _, k := range kinds {
 		s, err := Section(k.New())

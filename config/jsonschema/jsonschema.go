@@ -94,17 +94,18 @@ func field(f config.Field, t reflect.Type) Schema {
 	var s Schema
 	switch {
 	case reflect.PointerTo(t).Implements(providerType) || t.Implements(providerType):
-		s = reflect.New(t).Interface().(Provider).JSONSchema()
+		s = anyOrInterpolated(reflect.New(t).Interface().(Provider).JSONSchema())
 	case f.Type == config.FieldSection:
 		s = object(f.Fields, t)
 		// `server:` with nothing under it is an empty section.
 		s["type"] = []any{"object", "null"}
+		s = anyOrInterpolated(s)
 	case len(f.Enum) > 0:
 		enum := make([]any, len(f.Enum))
 		for i, v := range f.Enum {
 			enum[i] = v
 		}
-		s = Schema{"anyOf": []any{Schema{"enum": enum}, Schema{"type": "string", "pattern": interpolated}}}
+		s = anyOrInterpolated(Schema{"enum": enum})
 	default:
 		s = scalar(f.Type, t)
 	}
@@ -118,6 +119,13 @@ func field(f config.Field, t reflect.Type) Schema {
 		s["examples"] = []any{value(f.Type, f.Example)}
 	}
 	return s
+}
+
+// anyOrInterpolated also accepts a ${VAR} in place of a value the schema describes:
+// the loader substitutes it before parsing the YAML, so it may even stand for a list
+// or a mapping. The schema comes first, which is the alternative problems report.
+func anyOrInterpolated(s Schema) Schema {
+	return Schema{"anyOf": []any{s, Schema{"type": "string", "pattern": interpolated}}}
 }
 
 func scalar(typ string, t reflect.Type) Schema {
@@ -142,16 +150,16 @@ func scalar(typ string, t reflect.Type) Schema {
 	case config.FieldSize:
 		return Schema{"type": []any{"integer", "string"}, "minimum": 0, "pattern": sizePattern}
 	case config.FieldList:
-		return Schema{"type": []any{"array", "null"}, "items": Schema{"type": []any{"string", "number", "boolean"}}}
+		return anyOrInterpolated(Schema{"type": []any{"array", "null"}, "items": Schema{"type": []any{"string", "number", "boolean"}}})
 	case config.FieldMapping:
-		return Schema{"type": []any{"object", "null"}}
+		return anyOrInterpolated(Schema{"type": []any{"object", "null"}})
 	}
 	// A FieldTyper without a schema of its own: say what shape its values have.
 	switch t.Kind() {
 	case reflect.Slice, reflect.Array:
-		return Schema{"type": []any{"array", "null"}}
+		return anyOrInterpolated(Schema{"type": []any{"array", "null"}})
 	case reflect.Map, reflect.Struct:
-		return Schema{"type": []any{"object", "null"}}
+		return anyOrInterpolated(Schema{"type": []any{"object", "null"}})
 	}
 	return Schema{}
 }

@@ -133,6 +133,16 @@ connectors:
       type: plugin
       name: ndjson
       flush: {bytes: 1048576, interval: 500ms}
+  interpolated:
+    source:
+      type: postgres
+      dsn: ${DSN}
+      tables: ${TABLES}
+    destination:
+      type: parquet
+      url: ${URL}
+      s3: ${S3}
+      flush: ${FLUSH}
 `
 
 func TestFileSchemaAcceptsWhatTheLoaderAccepts(t *testing.T) {
@@ -164,7 +174,7 @@ func TestFileSchemaRefusesBrokenFilesNamingTheKey(t *testing.T) {
 		{"server_id: ${ID}", "server_id: -1", "connectors.orders_eu-1.source.server_id: minimum"},
 		{"dsn_file: /run/secrets/dsn", "dsn: x\n      dsn_file: /y", "connectors.orders_eu-1.source"},
 		{"dsn_file: /run/secrets/dsn", "slot: x", "connectors.orders_eu-1.source.slot: unknown key"},
-		{"type: postgres", "type: oracle", "connectors.orders_eu-1.source.type: value must be one of 'plugin', 'postgres'"},
+		{"type: postgres", "type: oracle", "connectors.orders_eu-1.source.type: value must be one of 'postgres', 'plugin'"},
 		{"      name: ndjson\n", "      name: ndjson\n      url: file:///x\n", "connectors.events.destination.url: unknown key"},
 		{"  events:", "  bad name:", "connectors.bad name: unknown key"},
 		{"offsets: file:///tmp/o", "offset: file:///tmp/o", "offsets: required"},

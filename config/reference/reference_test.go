@@ -1,11 +1,13 @@
 package reference
 
 import (
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/config/jsonschema"
 )
 
 type s3Example struct {
@@ -78,5 +80,49 @@ func TestRewriteNamesMissingStrayAndUnclosedParts(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want it to contain %q", name, err, c.want)
 		}
+	}
+}
+
+type pluginExample struct {
+	Name string `yaml:"name" doc:"Which."`
+}
+
+type flushExample struct {
+	Flush struct {
+		Rows int `yaml:"rows" doc:"Rows." default:"10"`
+	} `yaml:"flush" doc:"When."`
+}
+
+func TestPartsNameEachKindAndShowASharedTypeOnce(t *testing.T) {
+	d := jsonschema.Document{
+		Top:         &s3Example{},
+		Destination: &flushExample{},
+		Sources: []config.Spec{
+			{Type: "postgres", New: func() any { return &sectionExample{} }},
+			{Type: "plugin", New: func() any { return &pluginExample{} }},
+		},
+		Destinations: []config.Spec{
+			{Type: "parquet", New: func() any { return &sectionExample{} }},
+			{Type: "plugin", New: func() any { return &pluginExample{} }},
+		},
+	}
+	parts, err := Parts(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range parts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if got := strings.Join(names, ","); got != "destination,destination parquet,plugin,source postgres,top" {
+		t.Fatalf("parts %s", got)
+	}
+	if !strings.Contains(parts["destination"], "| `flush.rows` | integer | `10` |") {
+		t.Errorf("destination part:\n%s", parts["destination"])
+	}
+	d.Destinations[1].New = func() any { return &s3Example{} }
+	if parts, err = Parts(d); err != nil || parts["source plugin"] == "" || parts["destination plugin"] == "" {
+		t.Errorf("a type whose sides differ: %v, %v", err, parts)
 	}
 }
