@@ -13,6 +13,8 @@ import (
 	"reflect"
 	"strconv"
 
+	"github.com/goccy/go-yaml"
+
 	"github.com/connectd/connectd/config"
 )
 
@@ -175,6 +177,13 @@ func value(typ, s string) any {
 	case config.FieldInt:
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return n
+		}
+	case config.FieldString, config.FieldDuration, config.FieldSize:
+	default:
+		// A list, a mapping or a type of its own: the example is written in YAML.
+		var v any
+		if err := yaml.Unmarshal([]byte(s), &v); err == nil && v != nil {
+			return v
 		}
 	}
 	return s

@@ -42,7 +42,7 @@ type destinationKeys struct {
 
 type pgKeys struct {
 	DSN       string        `yaml:"dsn" doc:"Where." required:"true" secret:"true"`
-	Tables    []string      `yaml:"tables" doc:"Which." required:"true"`
+	Tables    []string      `yaml:"tables" doc:"Which." required:"true" example:"[public.orders, \"public.line_*\"]"`
 	Snapshot  string        `yaml:"snapshot" doc:"When." default:"initial" enum:"initial,never"`
 	Heartbeat time.Duration `yaml:"heartbeat" doc:"Beat."`
 	Chunk     int           `yaml:"snapshot_chunk" doc:"Rows." default:"100000"`
@@ -209,6 +209,9 @@ func TestSectionCarriesDefaultsExamplesAndDescriptions(t *testing.T) {
 	}
 	if d := props["dsn"].(Schema)["description"]; d != "Where." {
 		t.Errorf("dsn description %v", d)
+	}
+	if ex, _ := json.Marshal(props["tables"].(Schema)["examples"]); string(ex) != `[["public.orders","public.line_*"]]` {
+		t.Errorf("tables examples %s, want the YAML example as a list", ex)
 	}
 	if _, ok := props["dsn_file"]; !ok {
 		t.Errorf("no dsn_file beside the secret dsn: %v", props)

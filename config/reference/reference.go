@@ -61,6 +61,9 @@ func defaultOf(f config.Field) string {
 
 func description(f config.Field, key string) string {
 	d := strings.TrimSpace(f.Description)
+	if d != "" && !strings.ContainsAny(d[len(d)-1:], ".!?)") && (len(f.Enum) > 0 || f.Secret) {
+		d += "."
+	}
 	if len(f.Enum) > 0 {
 		vals := make([]string, len(f.Enum))
 		for i, v := range f.Enum {

@@ -12,7 +12,7 @@ import (
 
 type s3Example struct {
 	Endpoint string `yaml:"endpoint" doc:"An S3-compatible server." defaultdoc:"AWS" example:"http://127.0.0.1:9000"`
-	Secret   string `yaml:"secret_access_key" doc:"A static key." secret:"true"`
+	Secret   string `yaml:"secret_access_key" doc:"A static key" secret:"true"`
 }
 
 type sectionExample struct {
