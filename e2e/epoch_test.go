@@ -233,7 +233,7 @@ connectors:
     destination:
       type: parquet
       url: "file://%[3]s/eu/archive"
-`, dir, pgServer.DSN, lake))
+`, dir, pgServer(t).DSN, lake))
 	r := connectd(t, 30*time.Second, "check", "-c", config)
 	if r.code != 2 {
 		t.Fatalf("connectd check: want exit 2, got %s", r)

@@ -37,7 +37,7 @@ func newDatabase(t *testing.T, name string) (string, *pgx.Conn) {
 	t.Helper()
 	ctx := context.Background()
 	name = unique(name)
-	dsn, err := pgServer.CreateDatabase(ctx, name)
+	dsn, err := pgServer(t).CreateDatabase(ctx, name)
 	if err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
@@ -71,9 +71,10 @@ type pipe struct {
 	name    string // connector name; slot and publication default to connectd_<name>
 	dsn     string
 	tables  []string
-	bucket  string // set for an s3:// lake
-	lakeDir string // the lake's root for a file:// lake
-	offsets string // a directory, or a store's URL
+	bucket  string      // set for an s3:// lake
+	s3      *testenv.S3 // the server of an s3:// lake
+	lakeDir string      // the lake's root for a file:// lake
+	offsets string      // a directory, or a store's URL
 	listen  string
 	flush   string // the flush block, YAML flow style
 	extra   string // more source keys, YAML lines indented for the source block
@@ -96,7 +97,8 @@ func newPipe(t *testing.T, name, dsn string, s3Lake bool, tables ...string) *pip
 	}
 	if s3Lake {
 		p.bucket = strings.ReplaceAll(p.name, "_", "-")
-		if err := s3Server.CreateBucket(context.Background(), p.bucket); err != nil {
+		p.s3 = s3Server(t)
+		if err := p.s3.CreateBucket(context.Background(), p.bucket); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -132,7 +134,7 @@ func (p *pipe) yaml() string {
 	fmt.Fprintf(&b, "    destination:\n      type: parquet\n      url: %s\n", p.url())
 	if p.bucket != "" {
 		fmt.Fprintf(&b, "      s3: {endpoint: %q, region: %s, path_style: true, access_key_id: %s, secret_access_key: %s}\n",
-			s3Server.Endpoint, s3Server.Region, s3Server.AccessKey, s3Server.SecretKey)
+			p.s3.Endpoint, p.s3.Region, p.s3.AccessKey, p.s3.SecretKey)
 	}
 	fmt.Fprintf(&b, "      flush: %s\n", p.flush)
 	return b.String()
@@ -175,7 +177,7 @@ func tail(s string, n int) string {
 // killed and fails the test: every command under test must end on its own.
 func connectd(t *testing.T, timeout time.Duration, args ...string) result {
 	t.Helper()
-	r, err := testenv.Connectd{Bin: connectdBin}.Run(timeout, args...)
+	r, err := testenv.Connectd{Bin: connectdBin(t)}.Run(timeout, args...)
 	if err != nil {
 		t.Fatalf("start connectd %v: %v", args, err)
 	}
@@ -207,7 +209,7 @@ type daemon struct {
 func startRun(t *testing.T, config string) *daemon {
 	t.Helper()
 	d := &daemon{stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}}
-	p, err := testenv.Connectd{Bin: connectdBin}.Start(d.stdout, d.stderr, "run", "-c", config)
+	p, err := testenv.Connectd{Bin: connectdBin(t)}.Start(d.stdout, d.stderr, "run", "-c", config)
 	if err != nil {
 		t.Fatalf("start connectd run: %v", err)
 	}
@@ -273,7 +275,7 @@ func (p *pipe) localLake(t *testing.T) string {
 		return p.lakeDir
 	}
 	dir := filepath.Join(t.TempDir(), "download")
-	if err := s3Server.Download(context.Background(), p.bucket, "lake/", dir); err != nil {
+	if err := s3Server(t).Download(context.Background(), p.bucket, "lake/", dir); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, "lake")

@@ -165,14 +165,14 @@ func TestSyncAndResetRefuseAConnectorThatARunHolds(t *testing.T) {
 func TestTwoDaemonsOnOneConfigNeverInterleave(t *testing.T) {
 	t.Run("file", func(t *testing.T) { twoDaemons(t, false, nil) })
 	t.Run("s3", func(t *testing.T) {
-		t.Setenv("AWS_ACCESS_KEY_ID", s3Server.AccessKey)
-		t.Setenv("AWS_SECRET_ACCESS_KEY", s3Server.SecretKey)
+		t.Setenv("AWS_ACCESS_KEY_ID", s3Server(t).AccessKey)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", s3Server(t).SecretKey)
 		twoDaemons(t, true, func(p *pipe) string {
 			bucket := p.bucket + "-offsets"
-			if err := s3Server.CreateBucket(context.Background(), bucket); err != nil {
+			if err := s3Server(t).CreateBucket(context.Background(), bucket); err != nil {
 				t.Fatal(err)
 			}
-			return fmt.Sprintf("s3://%s/offsets?lease=6s&region=%s&path_style=true&endpoint=%s", bucket, s3Server.Region, url.QueryEscape(s3Server.Endpoint))
+			return fmt.Sprintf("s3://%s/offsets?lease=6s&region=%s&path_style=true&endpoint=%s", bucket, s3Server(t).Region, url.QueryEscape(s3Server(t).Endpoint))
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {
@@ -220,7 +220,7 @@ func twoDaemons(t *testing.T, s3Lake bool, offsetsURL func(*pipe) string) {
 // tests do not run the server out of slots.
 func dropSlot(t *testing.T, slot string) {
 	for i := 0; i < 50; i++ {
-		err := pgServer.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", slot)
+		err := pgServer(t).Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", slot)
 		if err == nil {
 			return
 		}

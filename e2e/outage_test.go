@@ -38,13 +38,13 @@ func TestServersRestartMidStream(t *testing.T) {
 	waitFor(t, 60*time.Second, d, "the first changes in the lake", count(20))
 
 	ctx := context.Background()
-	if err := pgServer.Restart(ctx); err != nil {
+	if err := pgServer(t).Restart(ctx); err != nil {
 		t.Fatalf("restart postgres: %v", err)
 	}
 	insert("after-pg-restart", 21, 30)
 	waitFor(t, 120*time.Second, d, "the changes made after the PostgreSQL restart", count(30))
 
-	if err := s3Server.Restart(ctx); err != nil {
+	if err := s3Server(t).Restart(ctx); err != nil {
 		t.Fatalf("restart s3: %v", err)
 	}
 	insert("after-s3-restart", 31, 40)

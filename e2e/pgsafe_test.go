@@ -274,11 +274,11 @@ func killMidSnapshot(t *testing.T, p *pipe, objects int) string {
 	t.Helper()
 	d := startRun(t, p.config)
 	waitForObjects(t, d, p.bucket, objects)
-	if err := s3Server.Pause(); err != nil {
+	if err := s3Server(t).Pause(); err != nil {
 		t.Fatal(err)
 	}
 	r := d.stop(t, syscall.SIGKILL)
-	if err := s3Server.Resume(); err != nil {
+	if err := s3Server(t).Resume(); err != nil {
 		t.Fatal(err)
 	}
 	if r.code != -1 {

@@ -24,15 +24,15 @@ func TestSnapshotKilledMidwayResumes(t *testing.T) {
 	t.Run("file", func(t *testing.T) { snapshotKilledMidway(t, nil) })
 	t.Run("s3", func(t *testing.T) {
 		// The s3:// store takes its credentials from the AWS chain, as in production.
-		t.Setenv("AWS_ACCESS_KEY_ID", s3Server.AccessKey)
-		t.Setenv("AWS_SECRET_ACCESS_KEY", s3Server.SecretKey)
+		t.Setenv("AWS_ACCESS_KEY_ID", s3Server(t).AccessKey)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", s3Server(t).SecretKey)
 		snapshotKilledMidway(t, func(p *pipe) string {
 			// A bucket apart from the lake's: the test counts the lake's objects.
 			bucket := p.bucket + "-offsets"
-			if err := s3Server.CreateBucket(context.Background(), bucket); err != nil {
+			if err := s3Server(t).CreateBucket(context.Background(), bucket); err != nil {
 				t.Fatal(err)
 			}
-			return fmt.Sprintf("s3://%s/connectd/offsets?region=%s&path_style=true&endpoint=%s", bucket, s3Server.Region, url.QueryEscape(s3Server.Endpoint))
+			return fmt.Sprintf("s3://%s/connectd/offsets?region=%s&path_style=true&endpoint=%s", bucket, s3Server(t).Region, url.QueryEscape(s3Server(t).Endpoint))
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {
@@ -59,11 +59,11 @@ INSERT INTO public.big SELECT g, repeat(md5(g::text), 2) FROM generate_series(1,
 
 	d := startRun(t, p.config)
 	waitForObjects(t, d, p.bucket, 1)
-	if err := s3Server.Pause(); err != nil {
+	if err := s3Server(t).Pause(); err != nil {
 		t.Fatal(err)
 	}
 	r := d.stop(t, syscall.SIGKILL)
-	if err := s3Server.Resume(); err != nil {
+	if err := s3Server(t).Resume(); err != nil {
 		t.Fatal(err)
 	}
 	if r.code != -1 {
@@ -125,11 +125,11 @@ COMMIT`, total))
 	had := len(listObjects(t, p.bucket))
 	d := startRun(t, p.config)
 	waitForObjects(t, d, p.bucket, had+1)
-	if err := s3Server.Pause(); err != nil {
+	if err := s3Server(t).Pause(); err != nil {
 		t.Fatal(err)
 	}
 	r := d.stop(t, syscall.SIGKILL)
-	if err := s3Server.Resume(); err != nil {
+	if err := s3Server(t).Resume(); err != nil {
 		t.Fatal(err)
 	}
 	if r.code != -1 {
@@ -164,7 +164,7 @@ COMMIT`, total))
 // listObjects lists the keys of a bucket.
 func listObjects(t *testing.T, bucket string) []string {
 	t.Helper()
-	out, err := s3Server.Client().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	out, err := s3Server(t).Client().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
 	if err != nil {
 		t.Fatalf("list s3://%s: %v", bucket, err)
 	}

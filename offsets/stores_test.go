@@ -35,9 +35,7 @@ func TestStores(t *testing.T) {
 	})
 
 	t.Run("s3", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("starts an S3 server")
-		}
+		testenv.NeedServers(t)
 		srv, err := testenv.StartS3(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -84,9 +82,7 @@ func TestStores(t *testing.T) {
 	})
 
 	t.Run("postgres", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("starts a PostgreSQL server")
-		}
+		testenv.NeedServers(t)
 		srv, err := testenv.StartPostgres(ctx, testenv.PostgresOptions{WalLevel: "replica"})
 		if err != nil {
 			t.Fatal(err)

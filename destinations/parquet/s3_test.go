@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,31 +18,21 @@ import (
 	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
-// The S3 server is started by the first test that needs it and stopped by TestMain,
-// so the file:// tests do not wait for it.
-var (
-	s3Once   sync.Once
-	s3Server *testenv.S3
-	s3Err    error
-)
+// The S3 server is started by the first test that needs it (none in -short mode)
+// and stopped by TestMain, so the file:// tests do not wait for it.
+var sharedS3 = testenv.SharedS3()
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if s3Server != nil {
-		if err := s3Server.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
+	if err := sharedS3.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 	}
 	os.Exit(code)
 }
 
 func startS3(t testing.TB) *testenv.S3 {
 	t.Helper()
-	s3Once.Do(func() { s3Server, s3Err = testenv.StartS3(context.Background()) })
-	if s3Err != nil {
-		t.Fatal(s3Err)
-	}
-	return s3Server
+	return sharedS3.Get(t)
 }
 
 func s3Config(s *testenv.S3) config.S3 {

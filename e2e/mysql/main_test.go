@@ -17,45 +17,33 @@ import (
 	"github.com/connectd/connectd/internal/testenv/lakedb"
 )
 
-// The binary and servers every test shares; each test has its own database,
-// connector, offsets directory and lake.
+// The binary and servers every test shares, each started by the first test that
+// needs it (none in -short mode); each test has its own database, connector,
+// offsets directory and lake.
 var (
-	connectdBin string
-	maria       *testenv.MariaDB
-	s3Server    *testenv.S3
+	sharedBin   = testenv.SharedConnectd()
+	sharedMaria = testenv.SharedMariaDB(testenv.MariaDBOptions{ExtraConf: map[string]string{"binlog_row_metadata": "FULL"}})
+	sharedS3    = testenv.SharedS3()
 )
 
-func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+func connectdBin(t testing.TB) string           { t.Helper(); return sharedBin.Get(t) }
+func mariaServer(t testing.TB) *testenv.MariaDB { t.Helper(); return sharedMaria.Get(t) }
+func s3Server(t testing.TB) *testenv.S3         { t.Helper(); return sharedS3.Get(t) }
 
-func runMain(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	bin, cleanup, err := testenv.BuildConnectd(ctx, "")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e/mysql:", err)
-		return 1
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, s := range []interface{ Stop() error }{sharedS3, sharedMaria, sharedBin} {
+		if err := s.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e/mysql:", err)
+		}
 	}
-	defer cleanup()
-	connectdBin = bin
-	maria, err = testenv.StartMariaDB(ctx, testenv.MariaDBOptions{ExtraConf: map[string]string{"binlog_row_metadata": "FULL"}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e/mysql: start mariadb:", err)
-		return 1
-	}
-	defer maria.Stop()
-	s3Server, err = testenv.StartS3(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e/mysql: start s3:", err)
-		return 1
-	}
-	defer s3Server.Stop()
-	return m.Run()
+	os.Exit(code)
 }
 
 // openDB connects to MariaDB as root (UTC session, several statements per Exec).
 func openDB(t *testing.T) *sql.DB {
 	t.Helper()
-	c, err := gomysql.ParseDSN(maria.DSN)
+	c, err := gomysql.ParseDSN(mariaServer(t).DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +89,7 @@ func newPipe(t *testing.T, name, db string, s3 bool) *pipe {
 		snapshotOf: "initial"}
 	if s3 {
 		p.bucket = strings.ReplaceAll(name, "_", "-")
-		if err := s3Server.CreateBucket(context.Background(), p.bucket); err != nil {
+		if err := s3Server(t).CreateBucket(context.Background(), p.bucket); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -112,7 +100,7 @@ func newPipe(t *testing.T, name, db string, s3 bool) *pipe {
 func (p *pipe) write(t *testing.T) {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "offsets: file://%s\nconnectors:\n  %s:\n    source:\n      type: mysql\n      dsn: %q\n", p.offsets, p.name, fmt.Sprintf("mysql://root@127.0.0.1:%d/", maria.Port))
+	fmt.Fprintf(&b, "offsets: file://%s\nconnectors:\n  %s:\n    source:\n      type: mysql\n      dsn: %q\n", p.offsets, p.name, fmt.Sprintf("mysql://root@127.0.0.1:%d/", mariaServer(t).Port))
 	tables := fmt.Sprintf("%q", p.db+".*")
 	if p.tables != nil {
 		var qs []string
@@ -125,7 +113,7 @@ func (p *pipe) write(t *testing.T) {
 	b.WriteString("    destination:\n      type: parquet\n")
 	if p.bucket != "" {
 		fmt.Fprintf(&b, "      url: s3://%s/lake\n      s3: {endpoint: %q, region: %s, path_style: true, access_key_id: %s, secret_access_key: %s}\n",
-			p.bucket, s3Server.Endpoint, s3Server.Region, s3Server.AccessKey, s3Server.SecretKey)
+			p.bucket, s3Server(t).Endpoint, s3Server(t).Region, s3Server(t).AccessKey, s3Server(t).SecretKey)
 	} else {
 		fmt.Fprintf(&b, "      url: file://%s\n", p.lakeDir)
 	}
@@ -156,7 +144,7 @@ func tail(s string, n int) string {
 // connectd runs the binary to completion; one still running after timeout fails the test.
 func connectd(t *testing.T, timeout time.Duration, args ...string) result {
 	t.Helper()
-	r, err := testenv.Connectd{Bin: connectdBin}.Run(timeout, args...)
+	r, err := testenv.Connectd{Bin: connectdBin(t)}.Run(timeout, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +172,7 @@ type daemon struct {
 func (p *pipe) start(t *testing.T) *daemon {
 	t.Helper()
 	d := &daemon{stderr: &testenv.Buffer{}}
-	proc, err := testenv.Connectd{Bin: connectdBin}.Start(d.stderr, d.stderr, "run", "-c", p.config)
+	proc, err := testenv.Connectd{Bin: connectdBin(t)}.Start(d.stderr, d.stderr, "run", "-c", p.config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +190,7 @@ func (p *pipe) localLake(t *testing.T) string {
 		return p.lakeDir
 	}
 	dir := filepath.Join(t.TempDir(), "download")
-	if err := s3Server.Download(context.Background(), p.bucket, "lake/", dir); err != nil {
+	if err := s3Server(t).Download(context.Background(), p.bucket, "lake/", dir); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, "lake")

@@ -123,7 +123,7 @@ func TestOffsetsOnAnotherServerStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	moved := strings.Replace(string(cfg), fmt.Sprintf("127.0.0.1:%d/", maria.Port), fmt.Sprintf("127.0.0.1:%d/", other.Port), 1)
+	moved := strings.Replace(string(cfg), fmt.Sprintf("127.0.0.1:%d/", mariaServer(t).Port), fmt.Sprintf("127.0.0.1:%d/", other.Port), 1)
 	if err := os.WriteFile(p.config, []byte(moved), 0o644); err != nil {
 		t.Fatal(err)
 	}

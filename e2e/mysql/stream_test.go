@@ -232,12 +232,12 @@ func TestKilledRunResumesExactlyAcrossFlushLogsAndServerRestart(t *testing.T) {
 	// MariaDB restarted while connectd is down.
 	d = p.start(t)
 	time.Sleep(time.Second)
-	if err := maria.Restart(context.Background()); err != nil {
+	if err := mariaServer(t).Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
 	d.kill()
-	if err := maria.Restart(context.Background()); err != nil {
+	if err := mariaServer(t).Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	d = p.start(t)

@@ -17,6 +17,7 @@ import (
 // variables its `env:` names, a NAME: value item with ${VAR} interpolated, and
 // nothing else of connectd's environment: not a secret connectd holds, not even PATH.
 func TestPluginSeesOnlyTheEnvironmentItsConfigNames(t *testing.T) {
+	testenv.NeedServers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()

@@ -22,47 +22,42 @@ import (
 	"github.com/connectd/connectd/internal/testenv"
 )
 
-// What every test of the package shares.
+// What every test of the package shares, each built or started by the first test
+// that needs it (none in -short mode).
 var (
-	connectdBin string
-	pluginDir   string // holds jsonl-source and ndjson-destination
-	pgServer    *testenv.Postgres
+	sharedBin     = testenv.SharedConnectd()
+	sharedPlugins = &testenv.Shared[string]{Start: buildPlugins} // holds jsonl-source and ndjson-destination
+	sharedPG      = testenv.SharedPostgres(testenv.PostgresOptions{})
 )
 
-func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
+func connectdBin(t testing.TB) string         { t.Helper(); return sharedBin.Get(t) }
+func pluginDir(t testing.TB) string           { t.Helper(); return sharedPlugins.Get(t) }
+func pgServer(t testing.TB) *testenv.Postgres { t.Helper(); return sharedPG.Get(t) }
 
-func runMain(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	dir, err := os.MkdirTemp("", "connectd-e2e-plugins-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e/plugins:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	pluginDir = filepath.Join(dir, "plugins")
-	bin, cleanup, err := testenv.BuildConnectd(ctx, "")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e/plugins:", err)
-		return 1
-	}
-	defer cleanup()
-	connectdBin = bin
-	for _, p := range []string{"jsonl-source", "ndjson-destination"} {
-		if err := testenv.Build(ctx, "", "./plugins/examples/"+p, filepath.Join(pluginDir, p)); err != nil {
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, s := range []interface{ Stop() error }{sharedPG, sharedPlugins, sharedBin} {
+		if err := s.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e/plugins:", err)
-			return 1
 		}
 	}
-	pgServer, err = testenv.StartPostgres(ctx, testenv.PostgresOptions{})
+	os.Exit(code)
+}
+
+// buildPlugins builds the example plugins into a temp directory.
+func buildPlugins(ctx context.Context) (dir string, stop func() error, err error) {
+	dir, err = os.MkdirTemp("", "connectd-e2e-plugins-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e/plugins: start postgres:", err)
-		return 1
+		return "", nil, fmt.Errorf("build plugins: %w", err)
 	}
-	defer pgServer.Stop()
-	return m.Run()
+	stop = func() error { return os.RemoveAll(dir) }
+	for _, p := range []string{"jsonl-source", "ndjson-destination"} {
+		if err := testenv.Build(ctx, "", "./plugins/examples/"+p, filepath.Join(dir, p)); err != nil {
+			_ = stop()
+			return "", nil, err
+		}
+	}
+	return dir, stop, nil
 }
 
 var serial atomic.Int64
@@ -77,7 +72,7 @@ func newDatabase(t *testing.T, name string) (string, *pgx.Conn) {
 	t.Helper()
 	ctx := context.Background()
 	name = unique(name)
-	dsn, err := pgServer.CreateDatabase(ctx, name)
+	dsn, err := pgServer(t).CreateDatabase(ctx, name)
 	if err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
@@ -125,7 +120,7 @@ func tail(s string, n int) string {
 // syncConfig runs `connectd sync -c config` and fails the test unless it exits 0.
 func syncConfig(t *testing.T, config string) result {
 	t.Helper()
-	out, err := testenv.Connectd{Bin: connectdBin}.Run(3*time.Minute, "sync", "-c", config)
+	out, err := testenv.Connectd{Bin: connectdBin(t)}.Run(3*time.Minute, "sync", "-c", config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +143,7 @@ type daemon struct {
 func startRun(t *testing.T, config string) *daemon {
 	t.Helper()
 	d := &daemon{stderr: &testenv.Buffer{}}
-	p, err := testenv.Connectd{Bin: connectdBin}.Start(d.stderr, d.stderr, "run", "-c", config)
+	p, err := testenv.Connectd{Bin: connectdBin(t)}.Start(d.stderr, d.stderr, "run", "-c", config)
 	if err != nil {
 		t.Fatalf("start connectd run: %v", err)
 	}

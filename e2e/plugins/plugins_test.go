@@ -226,7 +226,7 @@ connectors:
       config:
         dir: %s
       flush: {rows: 1000, interval: 1s}
-`, dir, pluginDir, name, dsn, filepath.Join(pluginDir, "ndjson-destination"), out))
+`, dir, pluginDir(t), name, dsn, filepath.Join(pluginDir(t), "ndjson-destination"), out))
 
 	syncConfig(t, config)
 	lines := readNDJSON(t, filepath.Join(out, "public", "items"))
@@ -371,7 +371,7 @@ connectors:
       type: parquet
       url: file://%s
       flush: {rows: 700, interval: 1s}
-`, dir, pluginDir, unique("jsonl"), jsonlSource(events), lake))
+`, dir, pluginDir(t), unique("jsonl"), jsonlSource(events), lake))
 	db := lakedb.DuckDB(t)
 
 	syncConfig(t, config)
@@ -457,7 +457,7 @@ connectors:
       config:
         dir: %s
       flush: {rows: 300, interval: 200ms}
-`, dir, addr, pluginDir, evName, jsonlSource(events), lake, ordName, dsn, out))
+`, dir, addr, pluginDir(t), evName, jsonlSource(events), lake, ordName, dsn, out))
 
 	d := startRun(t, config)
 	pid := d.proc.Pid()

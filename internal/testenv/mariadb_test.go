@@ -10,6 +10,7 @@ import (
 )
 
 func TestMariaDBStartQueryKillRestartStop(t *testing.T) {
+	NeedServers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()

@@ -11,6 +11,7 @@ import (
 )
 
 func TestPostgresStartQueryRestartKillStop(t *testing.T) {
+	NeedServers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -82,6 +83,7 @@ func TestPostgresStartQueryRestartKillStop(t *testing.T) {
 }
 
 func TestPostgresWalLevelOption(t *testing.T) {
+	NeedServers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	pg, err := StartPostgres(ctx, PostgresOptions{WalLevel: "replica"})
@@ -104,6 +106,7 @@ func TestPostgresWalLevelOption(t *testing.T) {
 }
 
 func TestPostgresBadConfigFailsWithLogAndCleansUp(t *testing.T) {
+	NeedServers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	pg, err := StartPostgres(ctx, PostgresOptions{ExtraConf: map[string]string{"no_such_setting_xyz": "1"}})
@@ -131,6 +134,7 @@ func countRows(ctx context.Context, t *testing.T, dsn string) int {
 }
 
 func TestPostgresCreateDatabase(t *testing.T) {
+	NeedServers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	pg, err := StartPostgres(ctx, PostgresOptions{})

@@ -14,6 +14,7 @@ import (
 )
 
 func TestS3PutDownloadPauseRestartStop(t *testing.T) {
+	NeedServers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()

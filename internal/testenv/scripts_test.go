@@ -15,9 +15,7 @@ import (
 // TestStartScriptsStartAndStopEveryServer runs e2e/scripts the way the demo and the
 // benchmarks do: start all three servers under one folder, use them, stop them all.
 func TestStartScriptsStartAndStopEveryServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three servers")
-	}
+	NeedServers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dir := t.TempDir()

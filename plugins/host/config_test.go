@@ -29,7 +29,7 @@ func TestExampleConfigRunsThePlugin(t *testing.T) {
 {"id":2,"kind":"buy","amount":19.99,"at":"2024-06-02T08:30:00.5Z"}
 `)
 	lake := filepath.Join(dir, "lake")
-	vars := map[string]string{"PLUGINS_DIR": pluginDir, "EVENTS_FILE": events, "LAKE_DIR": lake}
+	vars := map[string]string{"PLUGINS_DIR": pluginDir(t), "EVENTS_FILE": events, "LAKE_DIR": lake}
 	cfg, err := config.Parse(path, data, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)

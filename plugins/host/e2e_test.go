@@ -60,7 +60,7 @@ func TestJSONLPluginToParquetEndToEnd(t *testing.T) {
 	}
 	runSync := func() {
 		t.Helper()
-		src, err := SourceKind{Dir: pluginDir}.Open(ctxT(t), sourceParams(t, "orders", pc, connector.ModeSync))
+		src, err := SourceKind{Dir: pluginDir(t)}.Open(ctxT(t), sourceParams(t, "orders", pc, connector.ModeSync))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -154,6 +154,7 @@ func readNDJSON(t testing.TB, dir string) map[int64]int {
 // destination, both plugins, under the supervisor; kills the source's process, then
 // the destination's, mid-stream; and checks that every line arrives exactly once.
 func TestKilledPluginsRestartWithNothingLostOrDoubled(t *testing.T) {
+	plugins := pluginDir(t) // here, not in open: a skip must come from the test's goroutine
 	dir := t.TempDir()
 	input := filepath.Join(dir, "events.jsonl")
 	out := filepath.Join(dir, "out")
@@ -175,11 +176,11 @@ func TestKilledPluginsRestartWithNothingLostOrDoubled(t *testing.T) {
 	var srcs []*Source
 	var dsts []*Destination
 	open := func(ctx context.Context) (connector.Source, connector.Destination, error) {
-		d, err := DestinationKind{Dir: pluginDir}.Open(ctx, destinationParams(t, "events", dstCfg))
+		d, err := DestinationKind{Dir: plugins}.Open(ctx, destinationParams(t, "events", dstCfg))
 		if err != nil {
 			return nil, nil, err
 		}
-		s, err := SourceKind{Dir: pluginDir}.Open(ctx, sourceParams(t, "events", srcCfg, connector.ModeStream))
+		s, err := SourceKind{Dir: plugins}.Open(ctx, sourceParams(t, "events", srcCfg, connector.ModeStream))
 		if err != nil {
 			_ = d.Close(ctx)
 			return nil, nil, err

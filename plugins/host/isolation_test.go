@@ -22,7 +22,7 @@ func TestProtocolVersionMismatchNamesBothVersions(t *testing.T) {
 	// A plugin from the future, and one built against protocol 1 (per-value
 	// messages), which this connectd no longer reads.
 	for _, theirs := range []int{99, 1} {
-		k := SourceKind{Dir: pluginDir}
+		k := SourceKind{Dir: pluginDir(t)}
 		_, err := k.Open(ctxT(t), sourceParams(t, "v", &config.PluginConfig{Name: fmt.Sprintf("rawsource-v%d", theirs)}, connector.ModeStream))
 		if err == nil {
 			t.Fatalf("a plugin speaking protocol %d was accepted", theirs)
@@ -35,7 +35,7 @@ func TestProtocolVersionMismatchNamesBothVersions(t *testing.T) {
 }
 
 func TestChecksumMismatchIsRefused(t *testing.T) {
-	path := filepath.Join(pluginDir, "gensource")
+	path := filepath.Join(pluginDir(t), "gensource")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -58,22 +58,22 @@ func TestChecksumMismatchIsRefused(t *testing.T) {
 }
 
 func TestMissingPluginIsPermanent(t *testing.T) {
-	_, err := SourceKind{Dir: pluginDir}.Open(ctxT(t), sourceParams(t, "x", &config.PluginConfig{Name: "nope"}, connector.ModeStream))
-	if err == nil || !connector.IsPermanent(err) || !strings.Contains(err.Error(), filepath.Join(pluginDir, "nope")) {
+	_, err := SourceKind{Dir: pluginDir(t)}.Open(ctxT(t), sourceParams(t, "x", &config.PluginConfig{Name: "nope"}, connector.ModeStream))
+	if err == nil || !connector.IsPermanent(err) || !strings.Contains(err.Error(), filepath.Join(pluginDir(t), "nope")) {
 		t.Fatalf("err = %v", err)
 	}
 	_, err = SourceKind{}.Open(ctxT(t), sourceParams(t, "x", &config.PluginConfig{Name: "gensource"}, connector.ModeStream))
 	if err == nil || !strings.Contains(err.Error(), "plugins.dir is not set") {
 		t.Fatalf("no dir: err = %v", err)
 	}
-	_, err = DestinationKind{Dir: pluginDir}.Open(ctxT(t), destinationParams(t, "x", &config.PluginConfig{Name: "gensource"}))
+	_, err = DestinationKind{Dir: pluginDir(t)}.Open(ctxT(t), destinationParams(t, "x", &config.PluginConfig{Name: "gensource"}))
 	if err == nil || !connector.IsPermanent(err) || !strings.Contains(err.Error(), "is not a destination plugin") {
 		t.Fatalf("wrong kind: err = %v", err)
 	}
 }
 
 func TestBadPluginConfigIsPermanent(t *testing.T) {
-	src, err := SourceKind{Dir: pluginDir}.Open(ctxT(t), sourceParams(t, "c", &config.PluginConfig{Name: "gensource",
+	src, err := SourceKind{Dir: pluginDir(t)}.Open(ctxT(t), sourceParams(t, "c", &config.PluginConfig{Name: "gensource",
 		Config: map[string]any{"records": 5, "recrods": 5}}, connector.ModeSync))
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func TestBadPluginConfigIsPermanent(t *testing.T) {
 }
 
 func TestHangingAckTimesOutAndKillsThePlugin(t *testing.T) {
-	k := SourceKind{Dir: pluginDir, Timeouts: Timeouts{Call: 300 * time.Millisecond}}
+	k := SourceKind{Dir: pluginDir(t), Timeouts: Timeouts{Call: 300 * time.Millisecond}}
 	s, err := k.Open(ctxT(t), sourceParams(t, "h", &config.PluginConfig{Name: "gensource", Config: map[string]any{"records": 3, "hang": "ack"}}, connector.ModeSync))
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestHangingAckTimesOutAndKillsThePlugin(t *testing.T) {
 }
 
 func TestHangingFlushTimesOut(t *testing.T) {
-	k := DestinationKind{Dir: pluginDir, Timeouts: Timeouts{Flush: 300 * time.Millisecond}}
+	k := DestinationKind{Dir: pluginDir(t), Timeouts: Timeouts{Flush: 300 * time.Millisecond}}
 	d, err := k.Open(ctxT(t), destinationParams(t, "h", &config.PluginConfig{Name: "discarddest", Config: map[string]any{"hang": "flush"}}))
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ func TestHangingFlushTimesOut(t *testing.T) {
 
 // The plugin's own `timeouts:` in the config win over the kind's.
 func TestConfiguredTimeoutsOverrideTheKinds(t *testing.T) {
-	k := DestinationKind{Dir: pluginDir, Timeouts: Timeouts{Flush: time.Hour}}
+	k := DestinationKind{Dir: pluginDir(t), Timeouts: Timeouts{Flush: time.Hour}}
 	pc := &config.PluginConfig{Name: "discarddest", Config: map[string]any{"hang": "flush"},
 		Timeouts: config.PluginTimeouts{Flush: 400 * time.Millisecond}}
 	d, err := k.Open(ctxT(t), destinationParams(t, "h", pc))
@@ -147,7 +147,7 @@ func TestConfiguredTimeoutsOverrideTheKinds(t *testing.T) {
 }
 
 func TestStoppedSourceIsDetectedByMissingHeartbeats(t *testing.T) {
-	k := SourceKind{Dir: pluginDir, Timeouts: Timeouts{Idle: 500 * time.Millisecond}}
+	k := SourceKind{Dir: pluginDir(t), Timeouts: Timeouts{Idle: 500 * time.Millisecond}}
 	s, err := k.Open(ctxT(t), sourceParams(t, "idle", &config.PluginConfig{Name: "gensource", Config: map[string]any{"records": 10}}, connector.ModeStream))
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func TestStoppedSourceIsDetectedByMissingHeartbeats(t *testing.T) {
 }
 
 func TestCrashedPluginIsATransientError(t *testing.T) {
-	k := SourceKind{Dir: pluginDir}
+	k := SourceKind{Dir: pluginDir(t)}
 	s, err := k.Open(ctxT(t), sourceParams(t, "crash", &config.PluginConfig{Name: "gensource", Config: map[string]any{"records": 100, "batch": 10, "crash_after": 50}}, connector.ModeSync))
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +190,7 @@ func TestCrashedPluginIsATransientError(t *testing.T) {
 }
 
 func TestMalformedBatchIsAnErrorNotAPanic(t *testing.T) {
-	s, err := SourceKind{Dir: pluginDir}.Open(ctxT(t), sourceParams(t, "raw", &config.PluginConfig{Name: "rawsource"}, connector.ModeStream))
+	s, err := SourceKind{Dir: pluginDir(t)}.Open(ctxT(t), sourceParams(t, "raw", &config.PluginConfig{Name: "rawsource"}, connector.ModeStream))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,25 +12,29 @@ import (
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/internal/testenv"
 )
 
-// pluginDir holds the plugins the tests run, built once by TestMain.
-var pluginDir string
+// sharedPlugins holds the plugins the tests run, built by the first test that needs them
+// (none in -short mode).
+var sharedPlugins = &testenv.Shared[string]{Start: buildPlugins}
+
+func pluginDir(t testing.TB) string { t.Helper(); return sharedPlugins.Get(t) }
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	code := m.Run()
+	if err := sharedPlugins.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
 }
 
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "connectd-plugins-")
+func buildPlugins(ctx context.Context) (dir string, stop func() error, err error) {
+	dir, err = os.MkdirTemp("", "connectd-plugins-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return "", nil, fmt.Errorf("build plugins: %w", err)
 	}
-	defer os.RemoveAll(dir)
-	pluginDir = dir
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
+	stop = func() error { return os.RemoveAll(dir) }
 	builds := []struct{ out, pkg, ldflags string }{
 		{"jsonl-source", "./plugins/examples/jsonl-source", ""},
 		{"ndjson-destination", "./plugins/examples/ndjson-destination", ""},
@@ -41,14 +45,20 @@ func run(m *testing.M) int {
 		{"rawsource-v1", "./plugins/host/testdata/rawsource", "-X main.protocolVersion=1"},
 	}
 	for _, b := range builds {
-		cmd := exec.Command("go", "build", "-ldflags", b.ldflags, "-o", filepath.Join(dir, b.out), b.pkg)
-		cmd.Dir = root
+		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", b.ldflags, "-o", filepath.Join(dir, b.out), b.pkg)
+		cmd.Dir = root()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
-			return 1
+			_ = stop()
+			return "", nil, fmt.Errorf("build %s: %w\n%s", b.pkg, err, out)
 		}
 	}
-	return m.Run()
+	return dir, stop, nil
+}
+
+// root is the module's root directory.
+func root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -18,33 +18,19 @@ import (
 	"github.com/connectd/connectd/record"
 )
 
-// maria is the server every test against a real server shares, started by the
-// first of them (so unit tests and fuzz workers run without one); each test uses its
-// own database.
-var (
-	maria     *testenv.MariaDB
-	mariaOnce sync.Once
-	mariaErr  error
-)
+// sharedMaria is the server every test against a real server shares, started by
+// the first of them (none in -short mode, so unit tests and fuzz workers run without
+// one); each test uses its own database.
+var sharedMaria = testenv.SharedMariaDB(testenv.MariaDBOptions{ExtraConf: map[string]string{"binlog_row_metadata": "FULL"}})
 
-func needServer(t *testing.T) {
-	t.Helper()
-	mariaOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		maria, mariaErr = testenv.StartMariaDB(ctx, testenv.MariaDBOptions{ExtraConf: map[string]string{"binlog_row_metadata": "FULL"}})
-	})
-	if mariaErr != nil {
-		t.Fatalf("start mariadb: %v", mariaErr)
-	}
-}
+// mariaServer returns the shared server, starting it on first use; it skips t in
+// -short mode.
+func mariaServer(t testing.TB) *testenv.MariaDB { t.Helper(); return sharedMaria.Get(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if maria != nil {
-		if err := maria.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
+	if err := sharedMaria.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 	}
 	os.Exit(code)
 }
@@ -57,8 +43,7 @@ func testCtx(t *testing.T) context.Context {
 
 func exec(t *testing.T, sql string) {
 	t.Helper()
-	needServer(t)
-	if err := maria.Exec(testCtx(t), sql); err != nil {
+	if err := mariaServer(t).Exec(testCtx(t), sql); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -108,7 +93,7 @@ func (h *harness) params(mode connector.Mode) connector.SourceParams {
 	return connector.SourceParams{
 		Name: h.name,
 		Config: config.Source{Type: "mysql", MySQL: &config.MySQLSource{
-			DSN: maria.DSN, Tables: h.tables, Snapshot: h.snapshot, ServerID: 7000 + uint32(len(h.name)),
+			DSN: mariaServer(h.t).DSN, Tables: h.tables, Snapshot: h.snapshot, ServerID: 7000 + uint32(len(h.name)),
 			TinyInt1AsBoolean: h.tinyBool,
 		}},
 		Mode:   mode,

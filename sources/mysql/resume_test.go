@@ -133,8 +133,7 @@ func tableRows(t *testing.T, db *sql.DB, table string) []string {
 
 func openDB(t *testing.T) *sql.DB {
 	t.Helper()
-	needServer(t)
-	c, err := gomysql.ParseDSN(maria.DSN)
+	c, err := gomysql.ParseDSN(mariaServer(t).DSN)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -186,6 +186,7 @@ func TestSnapshotOfTableBeingWrittenLosesAndDoublesNothing(t *testing.T) {
 	exec(t, b.String())
 	ctx, cancel := context.WithCancel(testCtx(t))
 	writerDone := make(chan int)
+	maria := mariaServer(t)
 	go func() {
 		id := 3000
 		for ctx.Err() == nil && id < 3400 {
@@ -226,7 +227,7 @@ func TestSnapshotOfTableBeingWrittenLosesAndDoublesNothing(t *testing.T) {
 			t.Errorf("row %d read or inserted %d times", id, seen[id])
 		}
 	}
-	out, err := maria.Query(testCtx(t), "SELECT id, n FROM busydb.t ORDER BY id")
+	out, err := mariaServer(t).Query(testCtx(t), "SELECT id, n FROM busydb.t ORDER BY id")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,14 +339,14 @@ func TestRestartAfterFlushLogsAndServerRestartResumesExactly(t *testing.T) {
 	}
 	h.sync()
 	ctx := testCtx(t)
-	if err := maria.Restart(ctx); err != nil {
+	if err := mariaServer(t).Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
 	insert(101, 150)
 	if _, err := h.run(connector.ModeSync, 10); err != errCrash {
 		t.Fatalf("after restart: %v", err)
 	}
-	if err := maria.Restart(ctx); err != nil {
+	if err := mariaServer(t).Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
 	h.sync()

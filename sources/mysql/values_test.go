@@ -165,7 +165,7 @@ func textOf(v any) string {
 // serverText runs q and returns every value as text ("NULL" for null).
 func serverText(t *testing.T, q string) [][]string {
 	t.Helper()
-	c, err := gomysql.ParseDSN(maria.DSN)
+	c, err := gomysql.ParseDSN(mariaServer(t).DSN)
 	if err != nil {
 		t.Fatal(err)
 	}

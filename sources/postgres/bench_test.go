@@ -19,7 +19,7 @@ import (
 func BenchmarkSnapshotVsCopy(b *testing.B) {
 	const rows = 500000
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN)
+	conn, err := pgx.Connect(ctx, pgServer(b).DSN)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func BenchmarkSnapshotVsCopy(b *testing.B) {
 		copyDur += time.Since(start)
 
 		p := connector.SourceParams{Name: "bench", Config: config.Source{Type: "postgres", Postgres: &config.PostgresSource{
-			DSN: pg.DSN, Tables: []string{"public.bench"}, Snapshot: config.SnapshotInitialOnly}},
+			DSN: pgServer(b).DSN, Tables: []string{"public.bench"}, Snapshot: config.SnapshotInitialOnly}},
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 		src, err := Kind{}.Open(ctx, p)
 		if err != nil {

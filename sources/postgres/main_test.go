@@ -18,21 +18,16 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// pg is the server every test shares; each test uses its own tables, slot and
-// publication (named after the test's connector).
-var pg *testenv.Postgres
+// sharedPG is the server every test against a real server shares, started by the
+// first of them (none in -short mode, so the unit tests run without one); each test
+// uses its own tables, slot and publication (named after the test's connector).
+var sharedPG = testenv.SharedPostgres(testenv.PostgresOptions{})
+
+func pgServer(t testing.TB) *testenv.Postgres { t.Helper(); return sharedPG.Get(t) }
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	var err error
-	pg, err = testenv.StartPostgres(ctx, testenv.PostgresOptions{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start postgres:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	if err := pg.Stop(); err != nil {
+	if err := sharedPG.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	os.Exit(code)

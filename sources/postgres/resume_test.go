@@ -114,8 +114,8 @@ func rebuild(recs []record.Record) map[string]string {
 // committed records plus the new run rebuild exactly the source's tables
 // (docs/design.md, "Exactly once").
 func TestSnapshotResumesInsideTheInterruptedChunk(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
-	other := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
+	other := dbConn(t, pgServer(t).DSN)
 	exec(t, conn,
 		`CREATE TABLE rz_a (id int PRIMARY KEY, v text NOT NULL)`,
 		`INSERT INTO rz_a SELECT i, 'a' || i FROM generate_series(1, 5000) i`,
@@ -124,7 +124,7 @@ func TestSnapshotResumesInsideTheInterruptedChunk(t *testing.T) {
 		`CREATE TABLE rz_b (k1 text, k2 int, v int, PRIMARY KEY (k2, k1))`,
 		`INSERT INTO rz_b SELECT CASE WHEN i % 3 = 0 THEN 'it''s \' || i ELSE 'b' || i END, i % 7, i FROM generate_series(1, 3000) i`)
 	state := &memState{}
-	p := params(t, "resume", pg.DSN, []string{"public.rz_*"}, config.SnapshotInitial, connector.ModeStream)
+	p := params(t, "resume", pgServer(t).DSN, []string{"public.rz_*"}, config.SnapshotInitial, connector.ModeStream)
 	p.Config.Postgres.SnapshotChunk = 1000
 	p.State = state
 
@@ -273,11 +273,11 @@ func TestSnapshotResumesInsideTheInterruptedChunk(t *testing.T) {
 // key (REPLICA IDENTITY FULL, no primary key): it is read again under higher chunk
 // numbers, so positions still only go forward.
 func TestSnapshotResumeOfATableWithoutKeyReadsItAgain(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn,
 		`CREATE TABLE rk_full (a int, b text)`, `ALTER TABLE rk_full REPLICA IDENTITY FULL`,
 		`INSERT INTO rk_full SELECT i, 'x' || i FROM generate_series(1, 5000) i`)
-	p := params(t, "resumefull", pg.DSN, []string{"public.rk_full"}, config.SnapshotInitialOnly, connector.ModeStream)
+	p := params(t, "resumefull", pgServer(t).DSN, []string{"public.rk_full"}, config.SnapshotInitialOnly, connector.ModeStream)
 	p.Config.Postgres.SnapshotChunk = 1000
 	p.State = &memState{}
 	src := openSource(t, p)

@@ -16,12 +16,12 @@ import (
 // and release it, and the retained figure the status receives must stay below what
 // was written.
 func TestIdleSourceSlotFollowsOtherDatabasesWrites(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE idle_t (id int PRIMARY KEY)`, `CREATE DATABASE idle_other`)
-	other := dbConn(t, strings.Replace(pg.DSN, "/postgres?", "/idle_other?", 1))
+	other := dbConn(t, strings.Replace(pgServer(t).DSN, "/postgres?", "/idle_other?", 1))
 	exec(t, other, `CREATE TABLE busy (id int, pad text)`)
 
-	p := params(t, "idle", pg.DSN, []string{"public.idle_t"}, config.SnapshotNever, connector.ModeStream)
+	p := params(t, "idle", pgServer(t).DSN, []string{"public.idle_t"}, config.SnapshotNever, connector.ModeStream)
 	p.Config.Postgres.Heartbeat = 200 * time.Millisecond
 	src := openSource(t, p)
 	src.retainedEvery = 100 * time.Millisecond

@@ -91,7 +91,7 @@ func checkTypes(t *testing.T, what string, r record.Record, id int32) {
 }
 
 func TestEveryTypeSnapshotAndStream(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TYPE mood AS ENUM ('sad', 'happy')`, `CREATE TABLE typ (
  id int PRIMARY KEY, c_smallint smallint, c_int integer, c_bigint bigint, c_num102 numeric(10,2),
  c_num numeric, c_numnan numeric, c_real real, c_double double precision, c_dinf double precision,
@@ -101,7 +101,7 @@ func TestEveryTypeSnapshotAndStream(t *testing.T) {
  c_textarr text[], c_inet inet, c_cidr cidr, c_bit bit(4), c_varbit varbit, c_point point, c_null text)`,
 		`INSERT INTO typ VALUES (1, `+typesRow+`)`)
 
-	p := params(t, "types", pg.DSN, []string{"public.typ"}, config.SnapshotInitial, connector.ModeStream)
+	p := params(t, "types", pgServer(t).DSN, []string{"public.typ"}, config.SnapshotInitial, connector.ModeStream)
 	src := openSource(t, p)
 	r := startRead(t, src, nil)
 	recs := r.wait(t, 1)
@@ -146,13 +146,13 @@ func TestEveryTypeSnapshotAndStream(t *testing.T) {
 }
 
 func TestChangesStreamInOrder(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn,
 		`CREATE TABLE chg (id int PRIMARY KEY, v text, big text)`,
 		`ALTER TABLE chg ALTER COLUMN big SET STORAGE EXTERNAL`,
 		`CREATE TABLE fullt (id int, v text)`,
 		`ALTER TABLE fullt REPLICA IDENTITY FULL`)
-	p := params(t, "changes", pg.DSN, []string{"public.chg", "public.fullt"}, config.SnapshotNever, connector.ModeStream)
+	p := params(t, "changes", pgServer(t).DSN, []string{"public.chg", "public.fullt"}, config.SnapshotNever, connector.ModeStream)
 	src := openSource(t, p)
 	r := startRead(t, src, nil)
 	r.waitPhase(t, "streaming")
@@ -253,9 +253,9 @@ func TestChangesStreamInOrder(t *testing.T) {
 }
 
 func TestRestartFromAckedPositionSkipsDeliveredLosesNothing(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE rs (id int PRIMARY KEY)`, `INSERT INTO rs SELECT generate_series(1, 3)`)
-	p := params(t, "restart", pg.DSN, []string{"public.rs"}, config.SnapshotInitial, connector.ModeStream)
+	p := params(t, "restart", pgServer(t).DSN, []string{"public.rs"}, config.SnapshotInitial, connector.ModeStream)
 	src := openSource(t, p)
 	r := startRead(t, src, nil)
 	recs := r.wait(t, 3)
@@ -306,10 +306,10 @@ func TestRestartFromAckedPositionSkipsDeliveredLosesNothing(t *testing.T) {
 
 // Without a state store the snapshot cannot be resumed: it is taken again.
 func TestInterruptedSnapshotWithoutStateIsTakenAgainWithNextEpoch(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE snap_a (id int PRIMARY KEY)`, `CREATE TABLE snap_b (id int PRIMARY KEY, t text)`,
 		`INSERT INTO snap_a SELECT generate_series(1, 5000)`, `INSERT INTO snap_b SELECT i, 'row ' || i FROM generate_series(1, 3000) i`)
-	p := params(t, "resnap", pg.DSN, []string{"public.snap_*"}, config.SnapshotInitial, connector.ModeStream)
+	p := params(t, "resnap", pgServer(t).DSN, []string{"public.snap_*"}, config.SnapshotInitial, connector.ModeStream)
 	interrupted := make(record.Position, snapshotPosLen)
 	putSnapshotPos(interrupted, 1, 0, 0, 2048)
 	src := openSource(t, p)
@@ -336,9 +336,9 @@ func TestInterruptedSnapshotWithoutStateIsTakenAgainWithNextEpoch(t *testing.T) 
 }
 
 func TestInitialOnlyStopsAfterSnapshotAndLeavesNoSlot(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE once (id int PRIMARY KEY)`, `INSERT INTO once SELECT generate_series(1, 10)`)
-	p := params(t, "once", pg.DSN, []string{"public.once"}, config.SnapshotInitialOnly, connector.ModeStream)
+	p := params(t, "once", pgServer(t).DSN, []string{"public.once"}, config.SnapshotInitialOnly, connector.ModeStream)
 	src := openSource(t, p)
 	r := startRead(t, src, nil)
 	if err := r.result(t); err != nil {
@@ -370,10 +370,10 @@ func TestInitialOnlyStopsAfterSnapshotAndLeavesNoSlot(t *testing.T) {
 }
 
 func TestSyncReturnsOnceCaughtUp(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE sy (id int PRIMARY KEY)`, `INSERT INTO sy SELECT generate_series(1, 100)`)
 	// A sync with a snapshot: the snapshot covers everything, so it returns after it.
-	ps := params(t, "sync", pg.DSN, []string{"public.sy"}, config.SnapshotInitial, connector.ModeSync)
+	ps := params(t, "sync", pgServer(t).DSN, []string{"public.sy"}, config.SnapshotInitial, connector.ModeSync)
 	r := startRead(t, openSource(t, ps), nil)
 	if err := r.result(t); err != nil {
 		t.Fatal(err)
@@ -406,9 +406,9 @@ func TestSyncReturnsOnceCaughtUp(t *testing.T) {
 }
 
 func TestAckAdvancesSlotNeverBeyondAcked(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE ak (id int PRIMARY KEY)`, `CREATE TABLE ak_other (id int)`)
-	p := params(t, "ack", pg.DSN, []string{"public.ak"}, config.SnapshotNever, connector.ModeStream)
+	p := params(t, "ack", pgServer(t).DSN, []string{"public.ak"}, config.SnapshotNever, connector.ModeStream)
 	src := openSource(t, p)
 	r := startRead(t, src, nil)
 	r.waitPhase(t, "streaming")
@@ -458,16 +458,16 @@ func waitConfirmed(t *testing.T, conn *pgx.Conn, slot string, ok func(pglogrepl.
 }
 
 func TestTableWithoutKeyIsAPermanentErrorWithFix(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE nokey (a int)`)
-	p := params(t, "nokey", pg.DSN, []string{"public.nokey"}, config.SnapshotInitial, connector.ModeStream)
+	p := params(t, "nokey", pgServer(t).DSN, []string{"public.nokey"}, config.SnapshotInitial, connector.ModeStream)
 	r := startRead(t, openSource(t, p), nil)
 	err := r.result(t)
 	if err == nil || !connector.IsPermanent(err) || !strings.Contains(err.Error(), `ALTER TABLE "public"."nokey" REPLICA IDENTITY FULL;`) {
 		t.Fatalf("want a permanent error with the fix, got %v", err)
 	}
 	// A name without wildcards must match; a glob may match nothing yet.
-	p2 := params(t, "nomatch", pg.DSN, []string{"public.nope"}, config.SnapshotInitial, connector.ModeStream)
+	p2 := params(t, "nomatch", pgServer(t).DSN, []string{"public.nope"}, config.SnapshotInitial, connector.ModeStream)
 	err = startRead(t, openSource(t, p2), nil).result(t)
 	if err == nil || !connector.IsPermanent(err) || !strings.Contains(err.Error(), `"public.nope"`) {
 		t.Fatalf("want a permanent error naming the pattern, got %v", err)
@@ -475,9 +475,9 @@ func TestTableWithoutKeyIsAPermanentErrorWithFix(t *testing.T) {
 }
 
 func TestResumeWithoutSlotIsPermanent(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE gone (id int PRIMARY KEY)`)
-	p := params(t, "gone", pg.DSN, []string{"public.gone"}, config.SnapshotInitial, connector.ModeStream)
+	p := params(t, "gone", pgServer(t).DSN, []string{"public.gone"}, config.SnapshotInitial, connector.ModeStream)
 	pos := make(record.Position, streamPosLen)
 	putStreamPos(pos, 0x1000000, 0)
 	err := startRead(t, openSource(t, p), pos).result(t)
@@ -487,16 +487,16 @@ func TestResumeWithoutSlotIsPermanent(t *testing.T) {
 }
 
 func TestCheckAndDiscover(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE chk (id bigint PRIMARY KEY, amount numeric(12,3) NOT NULL, note text)`, `CREATE TABLE chk_nokey (a int)`)
 	ctx := testCtx(t)
-	p := params(t, "check", pg.DSN, []string{"public.chk"}, config.SnapshotInitial, connector.ModeStream)
+	p := params(t, "check", pgServer(t).DSN, []string{"public.chk"}, config.SnapshotInitial, connector.ModeStream)
 	for _, res := range (Kind{}).Check(ctx, p) {
 		if !res.OK {
 			t.Errorf("check %s failed: %s (fix: %s)", res.Name, res.Detail, res.Fix)
 		}
 	}
-	bad := params(t, "check", pg.DSN, []string{"public.chk_nokey", "public.missing"}, config.SnapshotInitial, connector.ModeStream)
+	bad := params(t, "check", pgServer(t).DSN, []string{"public.chk_nokey", "public.missing"}, config.SnapshotInitial, connector.ModeStream)
 	byName := map[string]connector.CheckResult{}
 	for _, res := range (Kind{}).Check(ctx, bad) {
 		byName[res.Name] = res
@@ -526,6 +526,7 @@ func TestCheckAndDiscover(t *testing.T) {
 }
 
 func TestCheckReportsWalLevelReplica(t *testing.T) {
+	testenv.NeedServers(t)
 	ctx := testCtx(t)
 	rpg, err := testenv.StartPostgres(ctx, testenv.PostgresOptions{WalLevel: "replica"})
 	if err != nil {
@@ -555,9 +556,9 @@ func TestCheckReportsWalLevelReplica(t *testing.T) {
 }
 
 func TestHeartbeatAdvancesAnIdleSlot(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE hb (id int PRIMARY KEY)`)
-	p := params(t, "hb", pg.DSN, []string{"public.hb"}, config.SnapshotNever, connector.ModeStream)
+	p := params(t, "hb", pgServer(t).DSN, []string{"public.hb"}, config.SnapshotNever, connector.ModeStream)
 	p.Config.Postgres.Heartbeat = 100 * time.Millisecond
 	// A second slot sees the heartbeat messages themselves.
 	exec(t, conn, `SELECT pg_create_logical_replication_slot('hb_watch', 'test_decoding')`)
@@ -584,12 +585,12 @@ WHERE data LIKE 'message:%connectd_heartbeat%'`).Scan(&n)
 }
 
 func TestPartitionedTableIsReadAndStreamedUnderItsRoot(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)`,
 		`CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100)`,
 		`CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (100) TO (200)`,
 		`INSERT INTO parted VALUES (1, 'a'), (150, 'b')`)
-	p := params(t, "parted", pg.DSN, []string{"public.parted*"}, config.SnapshotInitial, connector.ModeStream)
+	p := params(t, "parted", pgServer(t).DSN, []string{"public.parted*"}, config.SnapshotInitial, connector.ModeStream)
 	r := startRead(t, openSource(t, p), nil)
 	r.waitPhase(t, "streaming")
 	exec(t, conn, `INSERT INTO parted VALUES (2, 'c'), (160, 'd')`, `UPDATE parted SET v = 'e' WHERE id = 150`)
@@ -608,11 +609,11 @@ func TestPartitionedTableIsReadAndStreamedUnderItsRoot(t *testing.T) {
 }
 
 func TestUnselectedTablesOfAWiderPublicationAreIgnored(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE wide_a (id int PRIMARY KEY)`, `CREATE TABLE wide_b (id int PRIMARY KEY)`,
 		`CREATE PUBLICATION connectd_wide FOR ALL TABLES`)
 	t.Cleanup(func() { conn.Exec(context.Background(), `DROP PUBLICATION connectd_wide`) })
-	p := params(t, "wide", pg.DSN, []string{"public.wide_a"}, config.SnapshotNever, connector.ModeStream)
+	p := params(t, "wide", pgServer(t).DSN, []string{"public.wide_a"}, config.SnapshotNever, connector.ModeStream)
 	r := startRead(t, openSource(t, p), nil)
 	r.waitPhase(t, "streaming")
 	exec(t, conn, `BEGIN`, `INSERT INTO wide_b VALUES (1)`, `INSERT INTO wide_a VALUES (1)`, `COMMIT`, `INSERT INTO wide_b VALUES (2)`, `INSERT INTO wide_a VALUES (2)`)
@@ -628,9 +629,9 @@ func TestUnselectedTablesOfAWiderPublicationAreIgnored(t *testing.T) {
 }
 
 func TestDroppedConnectionIsTransient(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE drop_conn (id int PRIMARY KEY)`)
-	p := params(t, "dropconn", pg.DSN, []string{"public.drop_conn"}, config.SnapshotNever, connector.ModeStream)
+	p := params(t, "dropconn", pgServer(t).DSN, []string{"public.drop_conn"}, config.SnapshotNever, connector.ModeStream)
 	r := startRead(t, openSource(t, p), nil)
 	r.waitPhase(t, "streaming")
 	exec(t, conn, `INSERT INTO drop_conn VALUES (1)`)
@@ -662,14 +663,14 @@ func TestDroppedConnectionIsTransient(t *testing.T) {
 }
 
 func TestBackpressureLongerThanWalSenderTimeoutKeepsTheStream(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE slow (id int PRIMARY KEY)`,
 		`ALTER SYSTEM SET wal_sender_timeout = '1s'`, `SELECT pg_reload_conf()`)
 	t.Cleanup(func() {
 		conn.Exec(context.Background(), `ALTER SYSTEM RESET wal_sender_timeout`)
 		conn.Exec(context.Background(), `SELECT pg_reload_conf()`)
 	})
-	p := params(t, "slow", pg.DSN, []string{"public.slow"}, config.SnapshotNever, connector.ModeStream)
+	p := params(t, "slow", pgServer(t).DSN, []string{"public.slow"}, config.SnapshotNever, connector.ModeStream)
 	src := openSource(t, p)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -721,9 +722,9 @@ func TestBackpressureLongerThanWalSenderTimeoutKeepsTheStream(t *testing.T) {
 // non-transactional logical message, which nothing flushes) must still see the
 // server reach its target, and must not ping-pong keepalives while it waits.
 func TestSyncOnAQuietServerReturnsWithFewStatusUpdates(t *testing.T) {
-	conn := dbConn(t, pg.DSN)
+	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE sq (id int PRIMARY KEY)`)
-	ps := params(t, "syncquiet", pg.DSN, []string{"public.sq"}, config.SnapshotNever, connector.ModeSync)
+	ps := params(t, "syncquiet", pgServer(t).DSN, []string{"public.sq"}, config.SnapshotNever, connector.ModeSync)
 	r := startRead(t, openSource(t, ps), nil) // creates the slot
 	if err := r.result(t); err != nil {
 		t.Fatal(err)

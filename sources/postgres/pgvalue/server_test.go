@@ -3,7 +3,6 @@ package pgvalue
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -17,24 +16,15 @@ import (
 	"github.com/connectd/connectd/record"
 )
 
-// testPG is the server TestMain starts; nil under -short.
-var testPG *testenv.Postgres
+// sharedPG is the server the tests against a real PostgreSQL share, started by the
+// first of them (none under -short, so the decoders' unit tests and fuzz seeds run
+// without it).
+var sharedPG = testenv.SharedPostgres(testenv.PostgresOptions{})
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		pg, err := testenv.StartPostgres(ctx, testenv.PostgresOptions{})
-		cancel()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "pgvalue: start postgres:", err)
-			os.Exit(1)
-		}
-		testPG = pg
-	}
 	code := m.Run()
-	if testPG != nil {
-		testPG.Stop()
+	if err := sharedPG.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "pgvalue:", err)
 	}
 	os.Exit(code)
 }
@@ -52,10 +42,7 @@ var sessionSettings = map[string]string{
 // connectText opens a session that returns every result in text format.
 func connectText(ctx context.Context, t *testing.T, timeZone string) *pgx.Conn {
 	t.Helper()
-	if testPG == nil {
-		t.Skip("needs a real PostgreSQL; not run with -short")
-	}
-	cfg, err := pgx.ParseConfig(testPG.DSN)
+	cfg, err := pgx.ParseConfig(sharedPG.Get(t).DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
