@@ -33,13 +33,13 @@ connectors:
     destination:
       type: parquet
       url: file://%s/lake
-`, dir, pluginDir, pluginConfig, dir))
+`, dir, pluginDir(t), pluginConfig, dir))
 		return path
 	}
 	bad := write("        tabel: events\n        poll: 50ms")
 	wants := []string{"connectors.events.source.config.path: required", "connectors.events.source.config.tabel: unknown key"}
 	for _, cmd := range []string{"check", "sync"} {
-		out, err := testenv.Connectd{Bin: connectdBin}.RunCombined(2*time.Minute, cmd, "-c", bad)
+		out, err := testenv.Connectd{Bin: connectdBin(t)}.RunCombined(2*time.Minute, cmd, "-c", bad)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +54,7 @@ connectors:
 	}
 
 	good := write(fmt.Sprintf("        path: %s\n        table: events\n        poll: 50ms", events))
-	out, err := testenv.Connectd{Bin: connectdBin}.RunCombined(2*time.Minute, "check", "-c", good)
+	out, err := testenv.Connectd{Bin: connectdBin(t)}.RunCombined(2*time.Minute, "check", "-c", good)
 	if err != nil {
 		t.Fatal(err)
 	}

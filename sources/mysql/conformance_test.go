@@ -12,23 +12,20 @@ import (
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/connector/conformance"
+	"github.com/connectd/connectd/internal/testenv"
 	"github.com/connectd/connectd/offsets"
 )
 
 // TestConformance runs the connector suite against the source on a real MariaDB
 // server with a row-based binlog.
 func TestConformance(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a MariaDB server")
-	}
-	needServer(t)
-	conformance.TestSource(t, conformanceDriver{})
+	conformance.TestSource(t, conformanceDriver{maria: mariaServer(t)})
 }
 
 // conformanceDriver gives each check its own database, connector name, server id
 // and offsets state, with a snapshot chunk small enough for the suite's rows to
 // span several chunks.
-type conformanceDriver struct{}
+type conformanceDriver struct{ maria *testenv.MariaDB }
 
 // Sizes gives each phase rows for three emits at least (batchSize), so that the
 // suite's restarts land inside the snapshot and inside the stream.
@@ -38,22 +35,23 @@ func (conformanceDriver) Sizes() (snapshot, stream int) {
 
 var conformanceSeq atomic.Int64
 
-func (conformanceDriver) Setup(ctx context.Context, tb testing.TB) (conformance.SourceFixture, error) {
+func (d conformanceDriver) Setup(ctx context.Context, tb testing.TB) (conformance.SourceFixture, error) {
 	n := conformanceSeq.Add(1)
 	name := fmt.Sprintf("conformance_%d", n)
 	store, err := offsets.NewFile(tb.TempDir())
 	if err != nil {
 		return nil, err
 	}
-	f := &mysqlFixture{name: name, serverID: 7500 + uint32(n), state: store.State(name), logger: tbLogger(tb)}
-	if err := maria.Exec(ctx, "CREATE DATABASE "+name+"; CREATE TABLE "+name+".t (id int PRIMARY KEY, v varchar(40) NOT NULL)"); err != nil {
+	f := &mysqlFixture{maria: d.maria, name: name, serverID: 7500 + uint32(n), state: store.State(name), logger: tbLogger(tb)}
+	if err := d.maria.Exec(ctx, "CREATE DATABASE "+name+"; CREATE TABLE "+name+".t (id int PRIMARY KEY, v varchar(40) NOT NULL)"); err != nil {
 		return nil, err
 	}
-	tb.Cleanup(func() { _ = maria.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name) })
+	tb.Cleanup(func() { _ = d.maria.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name) })
 	return f, nil
 }
 
 type mysqlFixture struct {
+	maria    *testenv.MariaDB
 	name     string
 	serverID uint32
 	state    connector.StateStore
@@ -64,7 +62,7 @@ type mysqlFixture struct {
 // sourceConfig is the one place the driver builds the connector's config.
 func (f *mysqlFixture) sourceConfig() config.Source {
 	return config.Source{Type: "mysql", MySQL: &config.MySQLSource{
-		DSN: maria.DSN, Tables: []string{f.name + ".t"}, Snapshot: config.SnapshotInitial, ServerID: f.serverID,
+		DSN: f.maria.DSN, Tables: []string{f.name + ".t"}, Snapshot: config.SnapshotInitial, ServerID: f.serverID,
 	}}
 }
 
@@ -97,7 +95,7 @@ func (f *mysqlFixture) Insert(ctx context.Context, n int) error {
 		f.rows += k
 		n -= k
 	}
-	return maria.Exec(ctx, b.String())
+	return f.maria.Exec(ctx, b.String())
 }
 
 // tbLogger logs to tb until its test ends (a source's late goroutines must not log

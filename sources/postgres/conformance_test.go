@@ -19,10 +19,7 @@ import (
 // TestConformance runs the connector suite against the source on a real
 // PostgreSQL server with wal_level=logical.
 func TestConformance(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a PostgreSQL server")
-	}
-	conformance.TestSource(t, conformanceDriver{dsn: pg.DSN})
+	conformance.TestSource(t, conformanceDriver{dsn: pgServer(t).DSN})
 }
 
 // conformanceDriver gives each check its own table and connector name (so its own
