@@ -23,29 +23,28 @@ import (
 // plugins, each through its real plugin process: jsonl-source tailing a file,
 // ndjson-destination writing files read back line by line.
 func TestExamplePluginsConformance(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs plugin processes")
-	}
-	t.Run("jsonl-source", func(t *testing.T) { conformance.TestSource(t, jsonlDriver{}) })
-	t.Run("ndjson-destination", func(t *testing.T) { conformance.TestDestination(t, ndjsonDriver{}) })
+	plugins := pluginDir(t)
+	t.Run("jsonl-source", func(t *testing.T) { conformance.TestSource(t, jsonlDriver{plugins: plugins}) })
+	t.Run("ndjson-destination", func(t *testing.T) { conformance.TestDestination(t, ndjsonDriver{plugins: plugins}) })
 }
 
 var conformanceSeq atomic.Int64
 
 // jsonlDriver gives each check its own file.
-type jsonlDriver struct{}
+type jsonlDriver struct{ plugins string }
 
 // Sizes gives each phase rows for three emits at least: the SDK sends batches of up
 // to 8192 records (maxBatchRecords in plugins/sdk).
 func (jsonlDriver) Sizes() (snapshot, stream int) { return 2*8192 + 300, 2*8192 + 200 }
 
-func (jsonlDriver) Setup(_ context.Context, tb testing.TB) (conformance.SourceFixture, error) {
-	f := &jsonlFixture{name: fmt.Sprintf("conformance_%d", conformanceSeq.Add(1)), logger: guardedLogger(tb)}
+func (d jsonlDriver) Setup(_ context.Context, tb testing.TB) (conformance.SourceFixture, error) {
+	f := &jsonlFixture{plugins: d.plugins, name: fmt.Sprintf("conformance_%d", conformanceSeq.Add(1)), logger: guardedLogger(tb)}
 	f.path = filepath.Join(tb.TempDir(), "rows.jsonl")
 	return f, os.WriteFile(f.path, nil, 0o644)
 }
 
 type jsonlFixture struct {
+	plugins    string
 	name, path string
 	logger     *slog.Logger
 	rows       int
@@ -58,7 +57,7 @@ func (f *jsonlFixture) pluginConfig() *config.PluginConfig {
 }
 
 func (f *jsonlFixture) Open(ctx context.Context, mode connector.Mode) (connector.Source, error) {
-	return SourceKind{Dir: pluginDir}.Open(ctx, connector.SourceParams{Name: f.name,
+	return SourceKind{Dir: f.plugins}.Open(ctx, connector.SourceParams{Name: f.name,
 		Config: config.Source{Type: "plugin", Plugin: f.pluginConfig()}, Mode: mode,
 		Logger: f.logger.With("connector", f.name), Status: connector.NopStatus{}})
 }
@@ -82,13 +81,14 @@ func (f *jsonlFixture) Insert(_ context.Context, n int) error {
 }
 
 // ndjsonDriver gives each check its own output directory.
-type ndjsonDriver struct{}
+type ndjsonDriver struct{ plugins string }
 
-func (ndjsonDriver) Setup(_ context.Context, tb testing.TB) (conformance.DestinationFixture, error) {
-	return &ndjsonFixture{name: fmt.Sprintf("conformance_%d", conformanceSeq.Add(1)), dir: tb.TempDir(), logger: guardedLogger(tb)}, nil
+func (d ndjsonDriver) Setup(_ context.Context, tb testing.TB) (conformance.DestinationFixture, error) {
+	return &ndjsonFixture{plugins: d.plugins, name: fmt.Sprintf("conformance_%d", conformanceSeq.Add(1)), dir: tb.TempDir(), logger: guardedLogger(tb)}, nil
 }
 
 type ndjsonFixture struct {
+	plugins   string
 	name, dir string
 	logger    *slog.Logger
 }
@@ -99,7 +99,7 @@ func (f *ndjsonFixture) pluginConfig() *config.PluginConfig {
 }
 
 func (f *ndjsonFixture) Open(ctx context.Context) (connector.Destination, error) {
-	return DestinationKind{Dir: pluginDir}.Open(ctx, connector.DestinationParams{Name: f.name,
+	return DestinationKind{Dir: f.plugins}.Open(ctx, connector.DestinationParams{Name: f.name,
 		Config: config.Destination{Type: "plugin", Plugin: f.pluginConfig()}, Logger: f.logger.With("connector", f.name)})
 }
 
