@@ -22,8 +22,8 @@ const (
 
 // Sizes is implemented by a SourceDriver whose source emits more records per batch
 // than the default rows allow for. The runtime commits whole batches only, so a
-// restart lands between two; each phase needs rows for at least three batches (a
-// check that cannot crash inside a phase fails, saying so).
+// restart lands between two; each phase needs more rows than two of the source's
+// largest batches hold (a check that cannot crash inside a phase fails, saying so).
 type Sizes interface {
 	// Sizes returns how many rows the checks insert before the first read (the
 	// snapshot) and after it (the stream).
@@ -158,12 +158,13 @@ func checkRestartMidStream(ctx context.Context, tb testing.TB, d SourceDriver) e
 	if err := fx.Insert(ctx, streamRows); err != nil {
 		return fmt.Errorf("insert: %w", err)
 	}
-	cut1, cut2 := streamRows/3-1, streamRows/3
-	one, err := read(ctx, fx, connector.ModeSync, snap.committed, plan{crashAfter: cut1})
+	// Each crash comes after one more batch: with more rows than two of the
+	// source's largest batches (see Sizes), rows are left after both.
+	one, err := read(ctx, fx, connector.ModeSync, snap.committed, plan{crashAfter: 1})
 	if err != nil {
 		return fmt.Errorf("stream until the first crash (not acked): %w", err)
 	}
-	two, err := read(ctx, fx, connector.ModeSync, one.committed, plan{crashAfter: cut2, ack: true})
+	two, err := read(ctx, fx, connector.ModeSync, one.committed, plan{crashAfter: 1, ack: true})
 	if err != nil {
 		return fmt.Errorf("stream until the second crash (acked): %w", err)
 	}

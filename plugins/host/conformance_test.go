@@ -33,7 +33,7 @@ var conformanceSeq atomic.Int64
 // jsonlDriver gives each check its own file.
 type jsonlDriver struct{ plugins string }
 
-// Sizes gives each phase rows for three emits at least: the SDK sends batches of up
+// Sizes gives each phase more rows than two full emits hold: the SDK sends batches of up
 // to 8192 records (maxBatchRecords in plugins/sdk).
 func (jsonlDriver) Sizes() (snapshot, stream int) { return 2*8192 + 300, 2*8192 + 200 }
 

@@ -27,7 +27,7 @@ func TestConformance(t *testing.T) {
 // span several chunks.
 type conformanceDriver struct{ maria *testenv.MariaDB }
 
-// Sizes gives each phase rows for three emits at least (batchSize), so that the
+// Sizes gives each phase more rows than two full emits hold (batchSize), so that the
 // suite's restarts land inside the snapshot and inside the stream.
 func (conformanceDriver) Sizes() (snapshot, stream int) {
 	return 2*batchSize + 450, 2*batchSize + 400

@@ -27,7 +27,7 @@ func TestConformance(t *testing.T) {
 // span several chunks.
 type conformanceDriver struct{ dsn string }
 
-// Sizes gives each phase rows for three emits at least (snapshotBatch, streamBatch),
+// Sizes gives each phase more rows than two full emits hold (snapshotBatch, streamBatch),
 // so that the suite's restarts land inside the snapshot and inside the stream.
 func (conformanceDriver) Sizes() (snapshot, stream int) {
 	return 2*snapshotBatch + 900, 2*streamBatch + 450
