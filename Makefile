@@ -7,7 +7,12 @@ RACE_PKGS := ./record/... ./config/... ./offsets/... ./pipeline/... ./connector/
 OTHER_PKGS = $(shell $(GO) list ./... | grep -vE '/(record|config|offsets|pipeline|connector|status)(/|$$)')
 TEST_TIMEOUT := 20m
 
-.PHONY: build test test-long test-short fuzz demo bench deps
+# golangci-lint, pinned; `go run` builds it once into Go's cache (configuration:
+# .golangci.yml).
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT = $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+.PHONY: build test test-long test-short lint fuzz demo bench deps
 
 build:
 	$(GO) build -o bin/connectd ./cmd/connectd
@@ -17,7 +22,7 @@ build:
 deps:
 	./scripts/ensure-deps.sh
 
-test: deps
+test: deps lint
 	$(GO) vet ./...
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 	$(GO) test -timeout $(TEST_TIMEOUT) $(OTHER_PKGS)
@@ -28,8 +33,13 @@ test: deps
 test-long: deps
 	FAULT_LONG=1 $(GO) test -v -count=1 -timeout 10h ./e2e/fault/
 
+# test-short runs the unit tests only: every test that starts a server or builds a
+# binary skips itself in -short mode (internal/testenv.NeedServers).
 test-short:
 	$(GO) test -short -timeout $(TEST_TIMEOUT) ./...
+
+lint:
+	$(GOLANGCI_LINT) run ./...
 
 fuzz:
 	./scripts/fuzz.sh 30s

@@ -486,12 +486,11 @@ func (d *decoder) checkSecret(s *secret, path string) {
 }
 
 type postgresState struct {
-	dsn, password               secret
-	tablesSet, tablesOK         bool
-	tablesLine, tablesCol       int
-	tableLines                  []int
-	slotLine, pubLine, snapLine int
-	slotSet, pubSet             bool
+	dsn, password         secret
+	tablesSet, tablesOK   bool
+	tablesLine, tablesCol int
+	tableLines            []int
+	slotSet, pubSet       bool
 }
 
 func (d *decoder) postgresFields(ps *PostgresSource, st *postgresState) []field {

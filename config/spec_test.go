@@ -23,7 +23,7 @@ type specExample struct {
 		On bool `yaml:"on" doc:"Switch." default:"false"`
 	} `yaml:"nested" doc:"A section."`
 	Line     int `yaml:"-"`
-	internal int
+	internal int //nolint:unused // FieldsOf must skip an unexported field
 }
 
 func TestFieldsOfReadsEveryTag(t *testing.T) {

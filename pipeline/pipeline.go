@@ -428,7 +428,9 @@ func (r *runner) waitRead() {
 	for {
 		select {
 		case <-r.batches: // unblocks nothing (emit watches readCtx) but frees memory
-		case <-r.readDone:
+		case err := <-r.readDone:
+			// Read's error no longer matters: the pipeline is stopping.
+			_ = err
 			r.readEnded = true
 			return
 		case <-t.C:

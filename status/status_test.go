@@ -227,7 +227,7 @@ func TestRegistriesAreIndependent(t *testing.T) {
 	if !strings.Contains(body, `connectd_records_read_total{connector="orders"} 1`+"\n") {
 		t.Errorf("second registry shows another's counts:\n%s", body)
 	}
-	if a.Observer("orders") != a.Observer("orders") {
+	if first := a.Observer("orders"); a.Observer("orders") != first {
 		t.Error("Observer returns a new state for a known connector")
 	}
 }

@@ -260,7 +260,7 @@ func (b *bench) fence(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback(ctx)
+	defer func() { _ = tx.Rollback(ctx) }() // after Commit, a no-op
 	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = on"); err != nil {
 		return fmt.Errorf("fence: %w", err)
 	}

@@ -3,6 +3,7 @@ package jsonschema
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -69,8 +70,8 @@ func (v *Validator) Validate(value any) ([]Problem, error) {
 	if err == nil {
 		return nil, nil
 	}
-	ve, ok := err.(*js.ValidationError)
-	if !ok {
+	var ve *js.ValidationError
+	if !errors.As(err, &ve) {
 		return nil, fmt.Errorf("json schema: %w", err)
 	}
 	var out []Problem

@@ -430,16 +430,6 @@ func distinct(recs []record.Record) error {
 	return nil
 }
 
-func dataIn(recs []record.Record) int {
-	n := 0
-	for _, r := range recs {
-		if r.Op != record.OpCheckpoint {
-			n++
-		}
-	}
-	return n
-}
-
 func concat(parts ...[]record.Record) []record.Record {
 	var out []record.Record
 	for _, p := range parts {

@@ -89,7 +89,7 @@ var (
 )
 
 func decimalErr(err error, text string, precision, scale int) error {
-	if err == errTooLong {
+	if errors.Is(err, errTooLong) {
 		return fmt.Errorf("decimal %q does not fit decimal(%d,%d)", text, precision, scale)
 	}
 	return fmt.Errorf("decimal %q: not a decimal number", text)

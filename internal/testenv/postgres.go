@@ -368,7 +368,7 @@ func runCtx(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 		return []byte(out.String()), err
 	case <-ctx.Done():
 		_ = cmd.Process.Kill()
-		<-done
+		<-done //nolint:errcheck // the kill's own error
 		return []byte(out.String()), ctx.Err()
 	}
 }

@@ -298,7 +298,7 @@ func versitygwBinary(ctx context.Context) (string, error) {
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		return "", fmt.Errorf("testenv: s3: install versitygw: lock: %w", err)
 	}
-	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	defer func() { _ = unix.Flock(int(lock.Fd()), unix.LOCK_UN) }()
 	if st, err := os.Stat(bin); err == nil && !st.IsDir() {
 		return bin, nil
 	}

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -27,7 +28,8 @@ func TestStartScriptsStartAndStopEveryServer(t *testing.T) {
 		t.Helper()
 		out, err := exec.CommandContext(ctx, filepath.Join(scripts, name), args...).Output()
 		if err != nil {
-			if ee, ok := err.(*exec.ExitError); ok {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
 				t.Fatalf("%s: %v\n%s", name, err, ee.Stderr)
 			}
 			t.Fatalf("%s: %v", name, err)

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -80,7 +81,7 @@ func TestGoodPluginConfigPassesCheckAndRuns(t *testing.T) {
 	defer src.Close(context.Background())
 	var got []record.Record
 	err = src.Read(ctxT(t), nil, func(_ context.Context, recs []record.Record) error { got = append(got, recs...); return nil })
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
 	// The namespace is the default the plugin's type declares, applied by the SDK.

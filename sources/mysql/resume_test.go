@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand"
 	"sort"
@@ -246,7 +247,7 @@ CREATE TABLE resumedb.d (id bigint unsigned PRIMARY KEY)`)
 		if err == nil {
 			break
 		}
-		if err != errCrash {
+		if !errors.Is(err, errCrash) {
 			t.Fatalf("run %d: %v", crashes, err)
 		}
 		crashes++
@@ -346,7 +347,7 @@ func TestSnapshotCommittedMidBatchRereadsTheChunkTableSafely(t *testing.T) {
 	h := newHarness(t, "midbatch", "midbatchdb.t")
 	// A commit in the middle of a batch carries no key: the table is read again
 	// under higher chunk numbers, so nothing is lost and no position repeats.
-	if _, err := h.run(connector.ModeSync, 1500); err != errCrash {
+	if _, err := h.run(connector.ModeSync, 1500); !errors.Is(err, errCrash) {
 		t.Fatalf("first run: %v", err)
 	}
 	exec(t, "DELETE FROM midbatchdb.t WHERE id = 10; UPDATE midbatchdb.t SET v = 0 WHERE id = 2000")
@@ -371,7 +372,7 @@ func TestEmptySnapshotCompletesSoLaterChangesStream(t *testing.T) {
 	exec(t, "INSERT INTO emptydb.t VALUES (1, 'one'), (2, 'two'); UPDATE emptydb.t SET v = 'uno' WHERE id = 1; DELETE FROM emptydb.t WHERE id = 2")
 	// A run that reads the changes but crashes before committing any: still nothing
 	// committed, so the next run must again stream from the snapshot's point.
-	if _, err := h.run(connector.ModeSync, 0); err != errCrash {
+	if _, err := h.run(connector.ModeSync, 0); !errors.Is(err, errCrash) {
 		t.Fatalf("crashing run: %v", err)
 	}
 	recs := h.sync()
@@ -391,7 +392,7 @@ func TestResumeTakesTheSnapshotAgainWhenATableChangedShape(t *testing.T) {
 	exec(t, `CREATE DATABASE shapedb; CREATE TABLE shapedb.a (id int PRIMARY KEY); CREATE TABLE shapedb.b (id int PRIMARY KEY, v int);
 INSERT INTO shapedb.a SELECT seq FROM shapedb.seq_1_to_2500; INSERT INTO shapedb.b SELECT seq, seq FROM shapedb.seq_1_to_10`)
 	h := newHarness(t, "shape", "shapedb.*")
-	if _, err := h.runBatches(connector.ModeSync, 1); err != errCrash {
+	if _, err := h.runBatches(connector.ModeSync, 1); !errors.Is(err, errCrash) {
 		t.Fatalf("first run: %v", err)
 	}
 	exec(t, "ALTER TABLE shapedb.b ADD COLUMN w int")

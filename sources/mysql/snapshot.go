@@ -103,7 +103,7 @@ func (s *Source) snapshotThenStream(ctx context.Context, epoch uint32, target *c
 		return classify("open snapshot connection", err)
 	}
 	defer conn.Close()
-	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") }()
 	start, ts, base, err := s.snapshotWithDefinitions(ctx, conn)
 	if err != nil {
 		return err
@@ -219,7 +219,7 @@ func (s *Source) resumeSnapshot(ctx context.Context, st *snapState, from decoded
 	if err != nil {
 		return false, err
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") }()
 	// The records keep the schema of the snapshot's point; a table whose definition
 	// changed since cannot be read under it.
 	gone := map[tableName]bool{}
@@ -307,7 +307,7 @@ func (s *Source) beginSnapshot(ctx context.Context, conn *sql.Conn, withPos bool
 			case "binlog_snapshot_file":
 				start.file = v
 			case "binlog_snapshot_position":
-				fmt.Sscan(v, &start.offset)
+				_, _ = fmt.Sscan(v, &start.offset) // a bad value leaves 0, which the position check refuses
 			}
 		}
 		rows.Close()

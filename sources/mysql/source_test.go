@@ -3,6 +3,7 @@ package mysql
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -331,10 +332,10 @@ func TestRestartAfterFlushLogsAndServerRestartResumesExactly(t *testing.T) {
 	insert(51, 100)
 	// Crash in the middle of the first transaction, then in the middle of the one
 	// after the rotation.
-	if _, err := h.run(connector.ModeSync, 20); err != errCrash {
+	if _, err := h.run(connector.ModeSync, 20); !errors.Is(err, errCrash) {
 		t.Fatalf("first run: %v", err)
 	}
-	if _, err := h.run(connector.ModeSync, 50); err != errCrash {
+	if _, err := h.run(connector.ModeSync, 50); !errors.Is(err, errCrash) {
 		t.Fatalf("second run: %v", err)
 	}
 	h.sync()
@@ -343,7 +344,7 @@ func TestRestartAfterFlushLogsAndServerRestartResumesExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	insert(101, 150)
-	if _, err := h.run(connector.ModeSync, 10); err != errCrash {
+	if _, err := h.run(connector.ModeSync, 10); !errors.Is(err, errCrash) {
 		t.Fatalf("after restart: %v", err)
 	}
 	if err := mariaServer(t).Restart(ctx); err != nil {

@@ -180,10 +180,3 @@ func (a *acks) confirmed() pglogrepl.LSN {
 	defer a.mu.Unlock()
 	return a.confirm
 }
-
-// pending reports whether delivered records await an ack.
-func (a *acks) pending() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.queue) > 0 || bytes.Compare(a.emitted, a.acked) > 0
-}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -128,7 +129,7 @@ SELECT n.nspname::text, c.relname::text
 FROM up JOIN pg_catalog.pg_class c ON c.oid = up.relid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE up.depth > 0
 ORDER BY up.depth DESC LIMIT 1`, int64(oid)).Scan(&ns, &name)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
 	if err != nil {
@@ -524,7 +525,7 @@ func (c *catalog) slot(ctx context.Context, name string) (slotInfo, error) {
 	err := c.conn.QueryRow(ctx, `
 SELECT slot_type, plugin, database, confirmed_flush_lsn::text, active
 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, name).Scan(&s.slotType, &plugin, &db, &confirmed, &s.active)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return s, nil
 	}
 	if err != nil {
@@ -561,7 +562,7 @@ func (c *catalog) publication(ctx context.Context, name string) (publication, er
 	}
 	var oid int64
 	err := c.conn.QueryRow(ctx, `SELECT p.oid::int8, p.puballtables, `+viaRoot+` FROM pg_catalog.pg_publication p WHERE p.pubname = $1`, name).Scan(&oid, &p.allTables, &p.viaRoot)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return p, nil
 	}
 	if err != nil {

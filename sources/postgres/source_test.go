@@ -280,9 +280,9 @@ func TestRestartFromAckedPositionSkipsDeliveredLosesNothing(t *testing.T) {
 	exec(t, conn, `INSERT INTO rs VALUES (7)`)
 	src2 := openSource(t, p)
 	r2 := startRead(t, src2, recs[3].Pos)
-	got := r2.wait(t, 3)
+	r2.wait(t, 3)
 	time.Sleep(200 * time.Millisecond)
-	got = r2.snapshot()
+	got := r2.snapshot()
 	ids := []any{}
 	for _, g := range got {
 		ids = append(ids, values(g)["id"])
@@ -617,9 +617,9 @@ func TestUnselectedTablesOfAWiderPublicationAreIgnored(t *testing.T) {
 	r := startRead(t, openSource(t, p), nil)
 	r.waitPhase(t, "streaming")
 	exec(t, conn, `BEGIN`, `INSERT INTO wide_b VALUES (1)`, `INSERT INTO wide_a VALUES (1)`, `COMMIT`, `INSERT INTO wide_b VALUES (2)`, `INSERT INTO wide_a VALUES (2)`)
-	recs := r.wait(t, 2)
+	r.wait(t, 2)
 	time.Sleep(200 * time.Millisecond)
-	recs = r.snapshot()
+	recs := r.snapshot()
 	if len(recs) != 2 || recs[0].Table() != "wide_a" || recs[1].Table() != "wide_a" {
 		t.Fatalf("got %d records (first %s)", len(recs), recs[0].Table())
 	}
