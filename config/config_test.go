@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"errors"
@@ -8,6 +8,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/destinations/parquet"
+	"github.com/connectd/connectd/plugins/host"
+	"github.com/connectd/connectd/sources/mysql"
+	"github.com/connectd/connectd/sources/postgres"
 )
 
 // env returns a lookup function over a fixed set of variables.
@@ -25,17 +31,17 @@ func env(kv ...string) func(string) (string, bool) {
 // errLines parses src as c.yaml and returns every reported problem, one string each.
 func errLines(t *testing.T, src string, lookup func(string) (string, bool)) []string {
 	t.Helper()
-	_, err := Parse("c.yaml", []byte(src), lookup)
+	_, err := parse("c.yaml", []byte(src), lookup)
 	if err == nil {
 		return nil
 	}
-	var es Errors
+	var es config.Errors
 	if errors.As(err, &es) {
 		return strings.Split(es.Error(), "\n")
 	}
-	var e *Error
+	var e *config.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("Parse returned %T %v, want *Error or Errors", err, err)
+		t.Fatalf("Parse returned %T %v, want *config.Error or config.Errors", err, err)
 	}
 	return []string{e.Error()}
 }
@@ -53,7 +59,7 @@ connectors:
 `
 
 func TestValidConfigGetsDefaults(t *testing.T) {
-	cfg, err := Parse("c.yaml", []byte(validPostgres), nil)
+	cfg, err := parse("c.yaml", []byte(validPostgres), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +67,7 @@ func TestValidConfigGetsDefaults(t *testing.T) {
 	if c == nil || c.Line != 3 || !reflect.DeepEqual(cfg.Order, []string{"orders"}) {
 		t.Fatalf("connector = %+v, order %q", c, cfg.Order)
 	}
-	want := &PostgresSource{
+	want := &postgres.Config{
 		DSN:           "postgres://u@h:5432/db",
 		Tables:        []string{"public.orders"},
 		Slot:          "connectd_orders",
@@ -70,14 +76,14 @@ func TestValidConfigGetsDefaults(t *testing.T) {
 		SnapshotChunk: 100000,
 		Discovery:     30 * time.Second,
 	}
-	if !reflect.DeepEqual(c.Source.Postgres, want) || c.Source.Type != "postgres" || c.Source.MySQL != nil || c.Source.Plugin != nil {
-		t.Fatalf("source = %+v / %+v", c.Source, c.Source.Postgres)
+	if !reflect.DeepEqual(pgOf(c.Source), want) || c.Source.Type != "postgres" || myOf(c.Source) != nil || pluginOf(c.Source.Config) != nil {
+		t.Fatalf("source = %+v / %+v", c.Source, pgOf(c.Source))
 	}
 	d := c.Destination
-	if d.Type != "parquet" || d.Parquet == nil || d.Parquet.Compression != "zstd" || d.Parquet.URL != "file:///data/lake" {
-		t.Fatalf("destination = %+v %+v", d, d.Parquet)
+	if d.Type != "parquet" || parquetOf(d) == nil || parquetOf(d).Compression != "zstd" || parquetOf(d).URL != "file:///data/lake" {
+		t.Fatalf("destination = %+v %+v", d, parquetOf(d))
 	}
-	if d.Flush != (Flush{Rows: 1000000, Bytes: 128 << 20, Interval: 60 * time.Second}) {
+	if d.Flush != (config.Flush{Rows: 1000000, Bytes: 128 << 20, Interval: 60 * time.Second}) {
 		t.Fatalf("flush = %+v", d.Flush)
 	}
 	if cfg.Server.Listen != "" || cfg.Offsets != "file:///var/lib/connectd" || cfg.Path != "c.yaml" {
@@ -87,11 +93,11 @@ func TestValidConfigGetsDefaults(t *testing.T) {
 
 func TestDefaultSlotSanitizesName(t *testing.T) {
 	src := strings.Replace(validPostgres, "  orders:", "  Orders-EU:", 1)
-	cfg, err := Parse("c.yaml", []byte(src), nil)
+	cfg, err := parse("c.yaml", []byte(src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := cfg.Connectors["Orders-EU"].Source.Postgres
+	ps := pgOf(cfg.Connectors["Orders-EU"].Source)
 	if ps.Slot != "connectd_orders_eu" || ps.Publication != "connectd_orders_eu" {
 		t.Fatalf("slot %q publication %q", ps.Slot, ps.Publication)
 	}
@@ -145,7 +151,7 @@ connectors:
       config:
     destination: {type: parquet, url: "file:///lake"}
 `
-	cfg, err := Parse("/etc/connectd/c.yaml", []byte(src), nil)
+	cfg, err := parse("/etc/connectd/c.yaml", []byte(src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,34 +165,34 @@ connectors:
 		t.Fatalf("top level = %+v", cfg)
 	}
 	pg := cfg.Connectors["pg"]
-	wantPG := &PostgresSource{
+	wantPG := &postgres.Config{
 		DSN: `host=db port=5432 dbname=app password='a b\'c'`, Password: "12345",
 		Tables: []string{"public.orders", "public.line_?"}, Slot: "s1", Publication: "p1",
 		Snapshot: "never", Heartbeat: 90 * time.Second, SnapshotChunk: 5000, Discovery: 5 * time.Second,
 	}
-	if !reflect.DeepEqual(pg.Source.Postgres, wantPG) {
-		t.Fatalf("postgres = %+v", pg.Source.Postgres)
+	if !reflect.DeepEqual(pgOf(pg.Source), wantPG) {
+		t.Fatalf("postgres = %+v", pgOf(pg.Source))
 	}
-	wantPQ := &ParquetDestination{URL: "s3://lake/raw/x", Compression: "snappy", S3: S3{
+	wantPQ := &parquet.Config{URL: "s3://lake/raw/x", Compression: "snappy", S3: parquet.S3{
 		Endpoint: "https://minio:9000", Region: "eu-west-1", PathStyle: true, AccessKeyID: "AK", SecretAccessKey: "SK"}}
-	if !reflect.DeepEqual(pg.Destination.Parquet, wantPQ) {
-		t.Fatalf("parquet = %+v", pg.Destination.Parquet)
+	if !reflect.DeepEqual(parquetOf(pg.Destination), wantPQ) {
+		t.Fatalf("parquet = %+v", parquetOf(pg.Destination))
 	}
-	if pg.Destination.Flush != (Flush{Rows: 10, Bytes: 1536, Interval: 2 * time.Second}) {
+	if pg.Destination.Flush != (config.Flush{Rows: 10, Bytes: 1536, Interval: 2 * time.Second}) {
 		t.Fatalf("flush = %+v", pg.Destination.Flush)
 	}
 	my := cfg.Connectors["my"]
-	wantMy := &MySQLSource{DSN: "mysql://repl:pw@127.0.0.1:3306/", Password: "other", ServerID: 5401,
+	wantMy := &mysql.Config{DSN: "mysql://repl:pw@127.0.0.1:3306/", Password: "other", ServerID: 5401,
 		Tables: []string{"shop.*"}, Snapshot: "initial_only"}
-	if !reflect.DeepEqual(my.Source.MySQL, wantMy) {
-		t.Fatalf("mysql = %+v", my.Source.MySQL)
+	if !reflect.DeepEqual(myOf(my.Source), wantMy) {
+		t.Fatalf("mysql = %+v", myOf(my.Source))
 	}
-	wantPlugin := &PluginConfig{Name: "duck", SHA256: strings.Repeat("aB", 32), Config: map[string]any{
+	wantPlugin := &host.Config{Name: "duck", SHA256: strings.Repeat("aB", 32), Config: map[string]any{
 		"file": "/tmp/x.db", "n": uint64(3), "list": []any{uint64(1), "two"}, "nested": map[string]any{"ok": true}}}
-	if !reflect.DeepEqual(my.Destination.Plugin, wantPlugin) {
-		t.Fatalf("plugin = %#v", my.Destination.Plugin)
+	if !reflect.DeepEqual(pluginOf(my.Destination.Config), wantPlugin) {
+		t.Fatalf("plugin = %#v", pluginOf(my.Destination.Config))
 	}
-	if p := cfg.Connectors["plug"].Source.Plugin; p == nil || p.Path != "/opt/src" || p.Config != nil {
+	if p := pluginOf(cfg.Connectors["plug"].Source.Config); p == nil || p.Path != "/opt/src" || p.Config != nil {
 		t.Fatalf("plugin source = %+v", p)
 	}
 }
@@ -210,26 +216,26 @@ connectors:
       url: file:///lake2
       compression: none
 `
-	_, err := Parse("c.yaml", []byte(src), nil)
+	_, err := parse("c.yaml", []byte(src), nil)
 	want := "c.yaml:2: x-dest: unknown key"
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("err = %v, want %s...", err, want)
 	}
 	src = strings.Replace(src, "x-dest: &dest\n  type: parquet\n  url: file:///lake\n  compression: gzip\n", "", 1)
 	src = strings.Replace(src, "    destination: *dest", "    destination: &dest {type: parquet, url: \"file:///lake\", compression: gzip}", 1)
-	cfg, err := Parse("c.yaml", []byte(src), nil)
+	cfg, err := parse("c.yaml", []byte(src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := cfg.Connectors["b"]
-	if b.Source.Postgres.DSN != "postgres://h/db" || !reflect.DeepEqual(b.Source.Postgres.Tables, []string{"public.b"}) {
-		t.Fatalf("merged source = %+v", b.Source.Postgres)
+	if pgOf(b.Source).DSN != "postgres://h/db" || !reflect.DeepEqual(pgOf(b.Source).Tables, []string{"public.b"}) {
+		t.Fatalf("merged source = %+v", pgOf(b.Source))
 	}
-	if b.Destination.Parquet.URL != "file:///lake2" || b.Destination.Type != "parquet" || b.Destination.Parquet.Compression != "none" {
-		t.Fatalf("merged destination = %+v", b.Destination.Parquet)
+	if parquetOf(b.Destination).URL != "file:///lake2" || b.Destination.Type != "parquet" || parquetOf(b.Destination).Compression != "none" {
+		t.Fatalf("merged destination = %+v", parquetOf(b.Destination))
 	}
-	if cfg.Connectors["a"].Destination.Parquet.Compression != "gzip" {
-		t.Fatalf("aliased destination = %+v", cfg.Connectors["a"].Destination.Parquet)
+	if parquetOf(cfg.Connectors["a"].Destination).Compression != "gzip" {
+		t.Fatalf("aliased destination = %+v", parquetOf(cfg.Connectors["a"].Destination))
 	}
 }
 
@@ -385,11 +391,11 @@ connectors:
 `
 
 func TestMySQLRules(t *testing.T) {
-	cfg, err := Parse("c.yaml", []byte(validMySQL), nil)
+	cfg, err := parse("c.yaml", []byte(validMySQL), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := cfg.Connectors["shop"].Source.MySQL; m.Snapshot != "initial" || m.ServerID != 5401 {
+	if m := myOf(cfg.Connectors["shop"].Source); m.Snapshot != "initial" || m.ServerID != 5401 {
 		t.Fatalf("mysql = %+v", m)
 	}
 	cases := []struct {
@@ -430,7 +436,7 @@ connectors:
       name: http
     destination: {type: parquet, url: "file:///lake"}
 `
-	if _, err := Parse("c.yaml", []byte(base), nil); err != nil {
+	if _, err := parse("c.yaml", []byte(base), nil); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -473,11 +479,11 @@ connectors:
       type: parquet
       url: file:///lake
 `
-	cfg, err := Parse("c.yaml", []byte(src), env("PG_DSN", "postgres://u@h/db?x=1#y", "EMPTY", "", "SLOT", "s"))
+	cfg, err := parse("c.yaml", []byte(src), env("PG_DSN", "postgres://u@h/db?x=1#y", "EMPTY", "", "SLOT", "s"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := cfg.Connectors["orders"].Source.Postgres
+	ps := pgOf(cfg.Connectors["orders"].Source)
 	if cfg.Offsets != "file:///var/lib/connectd" || ps.DSN != "postgres://u@h/db?x=1#y" || ps.Password != "pa$word$" || ps.Slot != "s" {
 		t.Fatalf("offsets %q, source %+v", cfg.Offsets, ps)
 	}
@@ -527,26 +533,6 @@ func TestInterpolationKeepsLineNumbers(t *testing.T) {
 	}
 }
 
-func TestCommentStart(t *testing.T) {
-	cases := map[string]int{
-		"a: b # c":             5,
-		"# x":                  0,
-		"  # x":                2,
-		"a: b#c":               -1,
-		`a: "b # c"`:           -1,
-		`a: 'b # c' # d`:       11,
-		`a: 'it''s # x'`:       -1,
-		"a: it's # x":          8,
-		`a: "q\" # x" # y`:     13,
-		"tables: ['a.b', # c]": 16,
-	}
-	for line, want := range cases {
-		if got := commentStart(line); got != want {
-			t.Errorf("commentStart(%q) = %d, want %d", line, got, want)
-		}
-	}
-}
-
 func TestSecretFiles(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
@@ -574,12 +560,12 @@ connectors:
       s3: {access_key_id_file: ak, secret_access_key_file: sk}
 `
 	// Relative secret paths are relative to the config file's directory.
-	cfg, err := Parse(filepath.Join(dir, "c.yaml"), []byte(src), nil)
+	cfg, err := parse(filepath.Join(dir, "c.yaml"), []byte(src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := cfg.Connectors["orders"].Source.Postgres
-	s3 := cfg.Connectors["orders"].Destination.Parquet.S3
+	ps := pgOf(cfg.Connectors["orders"].Source)
+	s3 := parquetOf(cfg.Connectors["orders"].Destination).S3
 	if ps.Password != "s3cret" || ps.DSN != "postgres://u@h/db" || s3.AccessKeyID != "AK" || s3.SecretAccessKey != "SK" {
 		t.Fatalf("source %+v, s3 %+v", ps, s3)
 	}
@@ -599,7 +585,7 @@ connectors:
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(strings.Replace(src, c.old, c.new, 1)), nil)
+			_, err := parse(filepath.Join(dir, "c.yaml"), []byte(strings.Replace(src, c.old, c.new, 1)), nil)
 			var got []string
 			if err != nil {
 				got = strings.Split(strings.ReplaceAll(err.Error(), filepath.Join(dir, "c.yaml"), "c.yaml"), "\n")
@@ -612,12 +598,12 @@ connectors:
 }
 
 func TestSyntaxErrorHasLine(t *testing.T) {
-	_, err := Parse("c.yaml", []byte("offsets: file:///s\nconnectors:\n  a: [\n"), nil)
-	var e *Error
+	_, err := parse("c.yaml", []byte("offsets: file:///s\nconnectors:\n  a: [\n"), nil)
+	var e *config.Error
 	if !errors.As(err, &e) || e.Line != 3 || !strings.HasPrefix(e.Error(), "c.yaml:3: invalid YAML: ") {
 		t.Fatalf("err = %v", err)
 	}
-	_, err = Parse("c.yaml", []byte("offsets: a\noffsets: b\n"), nil)
+	_, err = parse("c.yaml", []byte("offsets: a\noffsets: b\n"), nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "c.yaml:2: invalid YAML: ") {
 		t.Fatalf("duplicate key err = %v", err)
 	}
@@ -629,9 +615,9 @@ func TestEmptyAndNonMappingFiles(t *testing.T) {
 		"# only comments": "c.yaml: the file is empty",
 		"- a\n- b\n":      "c.yaml:1: must be a mapping of keys to values, got a list",
 	} {
-		_, err := Parse("c.yaml", []byte(src), nil)
+		_, err := parse("c.yaml", []byte(src), nil)
 		if err == nil || !strings.HasPrefix(err.Error(), want) {
-			t.Errorf("Parse(%q) = %v, want %q", src, err, want)
+			t.Errorf("parse(%q) = %v, want %q", src, err, want)
 		}
 	}
 }
@@ -644,39 +630,39 @@ func TestLoadReadsFileAndEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("CONNECTD_TEST_DSN", "postgres://x@y/z")
-	cfg, err := Load(p)
+	cfg, err := load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Connectors["orders"].Source.Postgres.DSN != "postgres://x@y/z" || cfg.Path != p {
+	if pgOf(cfg.Connectors["orders"].Source).DSN != "postgres://x@y/z" || cfg.Path != p {
 		t.Fatalf("cfg = %+v", cfg)
 	}
-	_, err = Load(filepath.Join(dir, "missing.yaml"))
+	_, err = load(filepath.Join(dir, "missing.yaml"))
 	if want := filepath.Join(dir, "missing.yaml") + ": cannot read the config file: no such file or directory"; err == nil || err.Error() != want {
-		t.Fatalf("Load(missing) = %v, want %s", err, want)
+		t.Fatalf("load(missing) = %v, want %s", err, want)
 	}
 }
 
 func TestErrorFormat(t *testing.T) {
 	cases := []struct {
-		e    Error
+		e    config.Error
 		want string
 	}{
-		{Error{File: "c.yaml", Line: 14, Path: "connectors.orders.source.slot", Msg: "must match [a-z0-9_]+"},
+		{config.Error{File: "c.yaml", Line: 14, Path: "connectors.orders.source.slot", Msg: "must match [a-z0-9_]+"},
 			"c.yaml:14: connectors.orders.source.slot: must match [a-z0-9_]+"},
-		{Error{File: "c.yaml", Line: 3, Msg: "bad"}, "c.yaml:3: bad"},
-		{Error{File: "c.yaml", Msg: "bad"}, "c.yaml: bad"},
+		{config.Error{File: "c.yaml", Line: 3, Msg: "bad"}, "c.yaml:3: bad"},
+		{config.Error{File: "c.yaml", Msg: "bad"}, "c.yaml: bad"},
 	}
 	for _, c := range cases {
 		if got := c.e.Error(); got != c.want {
 			t.Errorf("Error() = %q, want %q", got, c.want)
 		}
 	}
-	// errors.As reaches the individual problems of an Errors.
-	var err error = Errors{&cases[0].e, &cases[1].e}
-	var e *Error
+	// errors.As reaches the individual problems of an config.Errors.
+	var err error = config.Errors{&cases[0].e, &cases[1].e}
+	var e *config.Error
 	if !errors.As(err, &e) || e.Line != 14 {
-		t.Fatalf("errors.As through Errors = %v", e)
+		t.Fatalf("errors.As through config.Errors = %v", e)
 	}
 }
 
@@ -705,7 +691,7 @@ func TestExampleConfigsLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := Parse(f, data, lookup)
+			cfg, err := parse(f, data, lookup)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -717,15 +703,15 @@ func TestExampleConfigsLoad(t *testing.T) {
 }
 
 func TestTableNamesKeepSpacesAndRefuseQuotes(t *testing.T) {
-	if msg := checkTable("Sales.Line Items"); msg != "" {
+	if msg := config.CheckTable("Sales.Line Items"); msg != "" {
 		t.Errorf("Sales.Line Items: %s, want accepted", msg)
 	}
 	for _, bad := range []string{`"Sales"."Line Items"`, "public. orders", "public.orders "} {
-		if msg := checkTable(bad); msg == "" {
+		if msg := config.CheckTable(bad); msg == "" {
 			t.Errorf("%q accepted, want an error", bad)
 		}
 	}
-	if msg := checkTable(`"Sales"."Line Items"`); !strings.Contains(msg, "without quotes") {
+	if msg := config.CheckTable(`"Sales"."Line Items"`); !strings.Contains(msg, "without quotes") {
 		t.Errorf("quoted name: %q, want it to say quotes are not used", msg)
 	}
 }
@@ -737,7 +723,7 @@ func TestOffsetsURLsOfEveryStore(t *testing.T) {
 		"postgresql://db/state",
 	} {
 		src := strings.Replace(validPostgres, "file:///var/lib/connectd", u, 1)
-		cfg, err := Parse("c.yaml", []byte(src), nil)
+		cfg, err := parse("c.yaml", []byte(src), nil)
 		if err != nil {
 			t.Errorf("offsets: %s: %v", u, err)
 			continue

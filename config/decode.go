@@ -25,7 +25,8 @@ type decoder struct {
 	errs    Errors
 	aliases map[*ast.AliasNode]ast.Node
 	budget  int
-	keys    map[string][2]int // line and column of keys checked after decoding (markKey)
+	keys    map[string][2]int // line and column of each key decoded (markKey)
+	kinds   Kinds
 }
 
 // entry is one key of a mapping, with the merge keys (<<) already applied.
@@ -456,4 +457,12 @@ func levenshtein(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// markKey remembers where a key was written, for errors found after decoding.
+func (d *decoder) markKey(e entry, path string) {
+	if d.keys == nil {
+		d.keys = map[string][2]int{}
+	}
+	d.keys[path] = [2]int{e.line, e.col}
 }

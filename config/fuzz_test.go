@@ -1,10 +1,13 @@
-package config
+package config_test
 
 import (
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/sources/postgres"
 )
 
 // FuzzParse feeds arbitrary bytes to the loader: it must return a config or errors
@@ -22,13 +25,13 @@ func FuzzParse(f *testing.F) {
 	}
 	lookup := env("PG_DSN", "postgres://u@h/db", "X", "[a.b]", "EMPTY", "")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse("f.yaml", data, lookup)
+		cfg, err := parse("f.yaml", data, lookup)
 		if err != nil {
-			var e *Error
+			var e *config.Error
 			if !errors.As(err, &e) {
 				t.Fatalf("error %T is not a config error: %v", err, err)
 			}
-			var es Errors
+			var es config.Errors
 			if errors.As(err, &es) {
 				for _, e := range es {
 					if e.File != "f.yaml" || e.Msg == "" {
@@ -47,18 +50,18 @@ func FuzzParse(f *testing.F) {
 			c := cfg.Connectors[name]
 			s, d := c.Source, c.Destination
 			typed := 0
-			for _, ok := range []bool{s.Postgres != nil, s.MySQL != nil, s.Plugin != nil} {
+			for _, ok := range []bool{pgOf(s) != nil, myOf(s) != nil, pluginOf(s.Config) != nil} {
 				if ok {
 					typed++
 				}
 			}
-			if typed != 1 || (d.Parquet == nil) == (d.Plugin == nil) {
+			if typed != 1 || (parquetOf(d) == nil) == (pluginOf(d.Config) == nil) {
 				t.Fatalf("connector %s accepted without exactly one typed source and destination: %+v", name, c)
 			}
 			if d.Flush.Rows <= 0 || d.Flush.Bytes <= 0 || d.Flush.Interval <= 0 {
 				t.Fatalf("connector %s has no flush limits: %+v", name, d.Flush)
 			}
-			if p := s.Postgres; p != nil && (checkPGIdent(p.Slot) != "" || checkPGIdent(p.Publication) != "" || len(p.Tables) == 0) {
+			if p := pgOf(s); p != nil && (postgres.CheckIdent(p.Slot) != "" || postgres.CheckIdent(p.Publication) != "" || len(p.Tables) == 0) {
 				t.Fatalf("connector %s accepted with invalid postgres settings: %+v", name, p)
 			}
 		}

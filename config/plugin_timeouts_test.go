@@ -1,10 +1,12 @@
-package config
+package config_test
 
 import (
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/connectd/connectd/plugins/host"
 )
 
 func TestPluginTimeouts(t *testing.T) {
@@ -21,15 +23,15 @@ connectors:
       timeouts:
         flush: 15m
 `
-	cfg, err := Parse("c.yaml", []byte(src), nil)
+	cfg, err := parse("c.yaml", []byte(src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := cfg.Connectors["p"]
-	if got, want := c.Source.Plugin.Timeouts, (PluginTimeouts{Start: time.Minute, Call: 10 * time.Second, Idle: 2 * time.Minute}); got != want {
+	if got, want := pluginOf(c.Source.Config).Timeouts, (host.ConfigTimeouts{Start: time.Minute, Call: 10 * time.Second, Idle: 2 * time.Minute}); got != want {
 		t.Fatalf("source timeouts = %+v, want %+v", got, want)
 	}
-	if got, want := c.Destination.Plugin.Timeouts, (PluginTimeouts{Flush: 15 * time.Minute}); got != want {
+	if got, want := pluginOf(c.Destination.Config).Timeouts, (host.ConfigTimeouts{Flush: 15 * time.Minute}); got != want {
 		t.Fatalf("destination timeouts = %+v, want %+v", got, want)
 	}
 	cases := []struct {

@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"reflect"
@@ -79,7 +79,7 @@ func TestConnectorsApartAreAccepted(t *testing.T) {
 		"one bucket path on two S3 endpoints": twoConnectors("a", pgConn("postgres://u@db1/app", "", "s3://bucket/raw"),
 			"b", pgConn("postgres://u@db1/app", "", "s3://bucket/raw\n      s3: {endpoint: \"http://127.0.0.1:9000\"}")),
 	} {
-		if _, err := Parse("c.yaml", []byte(src), nil); err != nil {
+		if _, err := parse("c.yaml", []byte(src), nil); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -95,23 +95,8 @@ func TestFlushBytesAboveOnePutObjectIsRefusedForS3(t *testing.T) {
 		strings.Replace(validPostgres, "url: file:///data/lake", "url: s3://bucket/raw\n      flush: {bytes: 4GiB}", 1),
 		strings.Replace(validPostgres, "url: file:///data/lake", "url: file:///data/lake\n      flush: {bytes: 6GiB}", 1),
 	} {
-		if _, err := Parse("c.yaml", []byte(ok), nil); err != nil {
+		if _, err := parse("c.yaml", []byte(ok), nil); err != nil {
 			t.Errorf("refused: %v\n%s", err, ok)
-		}
-	}
-}
-
-func TestKeyValueDSNTargets(t *testing.T) {
-	for dsn, want := range map[string][2]string{
-		"host=db1 port=5433 dbname=app":           {"db1:5433", "app"},
-		"host = 'DB1' dbname = 'my app'":          {"db1:5432", "my app"},
-		`dbname=a\ b host=h`:                      {"h:5432", "a b"},
-		"postgres://u:p@H:6432/app?sslmode=false": {"h:6432", "app"},
-		"postgres:///app?host=/tmp":               {"/tmp:5432", "app"},
-	} {
-		server, db := postgresTarget(dsn)
-		if server != want[0] || db != want[1] {
-			t.Errorf("postgresTarget(%q) = %q, %q; want %q, %q", dsn, server, db, want[0], want[1])
 		}
 	}
 }

@@ -20,7 +20,8 @@ import (
 //	                   the loader applies it
 //	defaultdoc:"..."   a default computed in code (say "connectd_<connector name>"),
 //	                   for the documentation only
-//	required:"true"    the key must be set
+//	required:"true"    the key must be set; instead of "true" the tag may say what to
+//	                   write, which the loader adds to its "required" error
 //	secret:"true"      the value may instead be read from a file named by <key>_file
 //	enum:"a,b,c"       the only values allowed
 //	example:"v"        an example value, as written in YAML
@@ -47,10 +48,13 @@ type Field struct {
 	Default     string // applied by the loader when the key is left out
 	DefaultDoc  string // a default computed in code, described
 	Required    bool
-	Secret      bool
-	Enum        []string
-	Example     string
-	Fields      []Field // the keys of a section
+	// RequiredHint says what to write when a required key is missing ("" when the
+	// required tag is just "true").
+	RequiredHint string
+	Secret       bool
+	Enum         []string
+	Example      string
+	Fields       []Field // the keys of a section
 	// Index is the field's index in its struct (reflect.Value.Field).
 	Index int
 }
@@ -113,10 +117,13 @@ func fieldsOf(t reflect.Type) ([]Field, error) {
 			Description: sf.Tag.Get("doc"),
 			Default:     sf.Tag.Get("default"),
 			DefaultDoc:  sf.Tag.Get("defaultdoc"),
-			Required:    sf.Tag.Get("required") == "true",
+			Required:    requiredTag(sf.Tag.Get("required")),
 			Secret:      sf.Tag.Get("secret") == "true",
 			Example:     sf.Tag.Get("example"),
 			Index:       i,
+		}
+		if f.Required && sf.Tag.Get("required") != "true" {
+			f.RequiredHint = sf.Tag.Get("required")
 		}
 		if f.Description == "" {
 			return nil, fmt.Errorf("config spec: %s.%s (%s) has no doc", t, sf.Name, key)
@@ -172,3 +179,5 @@ func fieldType(t reflect.Type) (string, error) {
 	}
 	return "", fmt.Errorf("type %s cannot be decoded from the config file", t)
 }
+
+func requiredTag(s string) bool { return s != "" && s != "false" }

@@ -1,16 +1,19 @@
-// Package config loads connectd's YAML config file (docs/configuration.md): environment
-// interpolation, *_file secrets, strict decoding (unknown keys are errors) and
-// validation, every error naming the file, line and key path.
+// Package config loads connectd's YAML config file: environment interpolation,
+// *_file secrets, strict decoding (unknown keys are errors) and validation, every error
+// naming the file, line and key path. It knows the top level (offsets, server,
+// plugins, flush, the connectors map); each connector kind declares its own section as
+// a tagged struct (see spec.go) that the loader decodes by reflection. The contract is
+// docs/configuration.md.
 package config
 
 import "time"
 
 // Config is a whole config file.
 type Config struct {
-	Offsets    string                `yaml:"offsets"` // file:///dir, s3://bucket/prefix or postgres://host/db
-	Server     Server                `yaml:"server"`
-	Plugins    Plugins               `yaml:"plugins"`
-	Connectors map[string]*Connector `yaml:"connectors"`
+	Offsets    string     `yaml:"offsets" required:"true" doc:"Where checkpoints live, with each source's own state: file:///abs/dir or file://relative/dir (relative to the config file), s3://bucket/prefix, or postgres://user@host:5432/db." example:"file:///var/lib/connectd"`
+	Server     Server     `yaml:"server" doc:"The status API and metrics listener."`
+	Plugins    Plugins    `yaml:"plugins" doc:"Where plugin executables are found."`
+	Connectors Connectors `yaml:"connectors" required:"true" doc:"Map of connector name ([a-zA-Z0-9_-]+) to its source and destination. The name is the connector's identity: its offsets, and the default slot and publication names, derive from it."`
 	// Path is the file the config was read from.
 	Path string `yaml:"-"`
 	// Order lists connector names in the order they appear in the file.
@@ -19,32 +22,53 @@ type Config struct {
 
 // Server is the status API and metrics listener.
 type Server struct {
-	Listen string `yaml:"listen"` // host:port; empty disables the server
+	Listen string `yaml:"listen" doc:"host:port of the status API and /metrics; empty turns the server off." example:"127.0.0.1:8083"`
 }
 
-// Plugins configures external connector executables (plugins/README.md).
-type Plugins struct {
-	Dir string `yaml:"dir"`
+// Validate refuses a listen address that is not host:port.
+func (s *Server) Validate(v *Validation) {
+	if v.Set("listen") {
+		if msg := checkListen(s.Listen); msg != "" {
+			v.Errorf("listen", "%s", msg)
+		}
+	}
 }
+
+// Plugins configures where external connector executables are found (plugins/README.md).
+type Plugins struct {
+	Dir string `yaml:"dir" doc:"Where type: plugin connectors are looked up by name."`
+}
+
+// Connectors maps connector names to connectors.
+type Connectors map[string]*Connector
+
+// ConfigType names the connectors map in the reference.
+func (Connectors) ConfigType() string { return "mapping of names to connectors" }
 
 // Connector is one source-to-destination pipeline.
 type Connector struct {
-	Source      Source      `yaml:"source"`
-	Destination Destination `yaml:"destination"`
+	Source      Source
+	Destination Destination
 	// Line is where the connector is defined in the file, for later error messages.
-	Line int `yaml:"-"`
+	Line int
 }
 
-// Source is a connector's source section. Type selects which of the typed sections is
-// set; the keys of the others are rejected for that type.
+// Source is a connector's source section: its type and the config struct that type's
+// kind registered (a pointer, such as *postgres.Config).
 type Source struct {
-	Type     string          `yaml:"type"`
-	Postgres *PostgresSource `yaml:"-"`
-	MySQL    *MySQLSource    `yaml:"-"`
-	Plugin   *PluginConfig   `yaml:"-"`
+	Type   string
+	Config any
 }
 
-// Snapshot modes of a source.
+// Destination is a connector's destination section.
+type Destination struct {
+	Type   string
+	Config any
+	// Flush is shared by every destination type: when the runtime makes data durable.
+	Flush Flush
+}
+
+// Snapshot modes of a source; sources that snapshot share them (docs/configuration.md).
 const (
 	SnapshotInitial     = "initial"      // snapshot once, then stream
 	SnapshotInitialOnly = "initial_only" // snapshot once, then stop
@@ -52,95 +76,28 @@ const (
 	SnapshotWhenNeeded  = "when_needed"  // snapshot when there is no usable position
 )
 
-// PostgresSource is `type: postgres`.
-type PostgresSource struct {
-	DSN         string        `yaml:"dsn"`
-	Password    string        `yaml:"password"`    // overrides the DSN's; password_file also works
-	Tables      []string      `yaml:"tables"`      // schema.table, globs allowed: "public.line_*"
-	Slot        string        `yaml:"slot"`        // default connectd_<name>
-	Publication string        `yaml:"publication"` // default connectd_<name>
-	Snapshot    string        `yaml:"snapshot"`    // default initial
-	Heartbeat   time.Duration `yaml:"heartbeat"`   // 0 disables
-	// SnapshotChunk is how many rows one snapshot query reads (default 100000).
-	SnapshotChunk int `yaml:"snapshot_chunk"`
-	// Discovery is how often a running stream looks in the catalog for tables that
-	// began to match Tables since it started (default 30s).
-	Discovery time.Duration `yaml:"discovery"`
-}
-
-// MySQLSource is `type: mysql` (MySQL 8, MariaDB 10.6+).
-type MySQLSource struct {
-	DSN      string   `yaml:"dsn"`
-	Password string   `yaml:"password"`
-	ServerID uint32   `yaml:"server_id"`
-	Tables   []string `yaml:"tables"`
-	Snapshot string   `yaml:"snapshot"`
-	// TinyInt1AsBoolean maps signed TINYINT(1) (and BOOL) columns to booleans;
-	// by default they stay integers, since TINYINT(1) holds -128..127.
-	TinyInt1AsBoolean bool `yaml:"tinyint1_as_boolean"`
-}
-
-// PluginConfig is `type: plugin` for a source or destination.
-type PluginConfig struct {
-	Name   string         `yaml:"name"`   // looked up in plugins.dir
-	Path   string         `yaml:"path"`   // or an explicit executable
-	SHA256 string         `yaml:"sha256"` // optional pin
-	Config map[string]any `yaml:"config"` // passed to the plugin as is
-	// Timeouts bound how long connectd waits for the plugin before it kills it and
-	// restarts the connector; zero fields take connectd's defaults.
-	Timeouts PluginTimeouts `yaml:"timeouts"`
-	// Env lists the only environment variables the plugin process gets (besides
-	// go-plugin's own and TMPDIR): connectd's secrets stay out of it.
-	Env []PluginEnv `yaml:"env"`
-}
-
-// PluginEnv is one item of a plugin's `env:`: a NAME taken from connectd's
-// environment, or NAME: value set as written (after ${VAR} interpolation).
-type PluginEnv struct {
-	Name  string
-	Value string
-	Set   bool // Value was written in the config; else connectd's own value is passed
-}
-
-// PluginTimeouts is the optional `timeouts:` of a plugin.
-type PluginTimeouts struct {
-	Start time.Duration `yaml:"start"` // starting the process and the handshake
-	Call  time.Duration `yaml:"call"`  // one call, or sending one batch
-	Flush time.Duration `yaml:"flush"` // a destination's flush
-	Idle  time.Duration `yaml:"idle"`  // a source's stream carrying nothing, not even a heartbeat
-}
-
-// Destination is a connector's destination section.
-type Destination struct {
-	Type    string              `yaml:"type"`
-	Parquet *ParquetDestination `yaml:"-"`
-	Plugin  *PluginConfig       `yaml:"-"`
-	// Flush is shared by every destination type: when the runtime makes data durable.
-	Flush Flush `yaml:"flush"`
-}
-
-// ParquetDestination is `type: parquet`.
-type ParquetDestination struct {
-	URL         string `yaml:"url"` // file:///dir or s3://bucket/prefix
-	S3          S3     `yaml:"s3"`
-	Compression string `yaml:"compression"` // zstd (default), snappy, gzip, none
-}
-
-// S3 holds the settings for s3:// URLs. Credentials default to the AWS chain.
-type S3 struct {
-	Endpoint        string `yaml:"endpoint"`
-	Region          string `yaml:"region"`
-	PathStyle       bool   `yaml:"path_style"`
-	AccessKeyID     string `yaml:"access_key_id"`
-	SecretAccessKey string `yaml:"secret_access_key"`
-}
+// SnapshotModes is the enum tag of a source's snapshot key.
+const SnapshotModes = SnapshotInitial + "," + SnapshotInitialOnly + "," + SnapshotNever + "," + SnapshotWhenNeeded
 
 // Flush bounds how much a destination holds before making it durable. Whichever limit
 // is reached first triggers the flush.
 type Flush struct {
-	Rows     int64         `yaml:"rows"`     // default 1000000
-	Bytes    Size          `yaml:"bytes"`    // default 128MiB
-	Interval time.Duration `yaml:"interval"` // default 60s
+	Rows     int64         `yaml:"rows" default:"1000000" doc:"Rows buffered before a flush."`
+	Bytes    Size          `yaml:"bytes" default:"128MiB" doc:"Approximate bytes buffered before a flush (at most 4GiB for an s3:// lake)."`
+	Interval time.Duration `yaml:"interval" default:"60s" doc:"Time since the last flush after which buffered data is flushed."`
+}
+
+// Validate refuses limits that would never or always trigger.
+func (f *Flush) Validate(v *Validation) {
+	if v.Set("rows") && f.Rows <= 0 {
+		v.Errorf("rows", "must be greater than 0")
+	}
+	if v.Set("bytes") && f.Bytes <= 0 {
+		v.Errorf("bytes", "must be greater than 0")
+	}
+	if v.Set("interval") && f.Interval <= 0 {
+		v.Errorf("interval", "must be greater than 0")
+	}
 }
 
 // Size is a byte count written in human form in YAML: 128MiB, 64KB, 1048576.

@@ -6,6 +6,7 @@ package connector
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/connectd/connectd/config"
@@ -126,6 +127,9 @@ type CheckResult struct {
 
 // SourceKind is one type of source (postgres, mysql, a plugin).
 type SourceKind interface {
+	// ConfigSpec describes the kind's config section; the loader decodes the section
+	// into the struct Spec.New returns, which Open finds in SourceParams.Config.Config.
+	ConfigSpec() config.Spec
 	Open(ctx context.Context, p SourceParams) (Source, error)
 	Check(ctx context.Context, p SourceParams) []CheckResult
 	// Discover lists the tables the source config selects, with their current schema.
@@ -134,6 +138,32 @@ type SourceKind interface {
 
 // DestinationKind is one type of destination.
 type DestinationKind interface {
+	// ConfigSpec describes the kind's config section (see SourceKind).
+	ConfigSpec() config.Spec
 	Open(ctx context.Context, p DestinationParams) (Destination, error)
 	Check(ctx context.Context, p DestinationParams) []CheckResult
+}
+
+// SourceConfig returns the source's config struct as *T, with the defaults of its
+// tags applied (a config built in Go, by a test say, gets them too). The copy is the
+// caller's.
+func SourceConfig[T any](p SourceParams) (*T, error) {
+	return configAs[T]("source", p.Config.Type, p.Config.Config)
+}
+
+// DestinationConfig returns the destination's config struct as *T (see SourceConfig).
+func DestinationConfig[T any](p DestinationParams) (*T, error) {
+	return configAs[T]("destination", p.Config.Type, p.Config.Config)
+}
+
+func configAs[T any](role, typ string, v any) (*T, error) {
+	c, ok := v.(*T)
+	if !ok || c == nil {
+		return nil, fmt.Errorf("%s type %q: the config is %T, not %T", role, typ, v, c)
+	}
+	out := *c
+	if err := config.ApplyDefaults(&out); err != nil {
+		return nil, fmt.Errorf("%s type %q: %w", role, typ, err)
+	}
+	return &out, nil
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/internal/s3client"
 	"github.com/connectd/connectd/record"
@@ -26,8 +25,8 @@ import (
 // S3Location is where an s3:// store keeps its objects, and how to reach them.
 type S3Location struct {
 	Bucket string
-	Prefix string    // without leading or trailing '/'; may be empty
-	S3     config.S3 // endpoint, region, path style; credentials from the AWS chain
+	Prefix string            // without leading or trailing '/'; may be empty
+	S3     s3client.Settings // endpoint, region, path style; credentials from the AWS chain
 	// LeaseTTL is how long a connector's lease lasts without renewal (0: DefaultLeaseTTL).
 	LeaseTTL time.Duration
 }

@@ -19,13 +19,10 @@ import (
 	"github.com/connectd/connectd/record"
 )
 
-// Defaults applied to zero fields of Options.
+// Defaults applied to zero fields of Options; Flush takes the defaults of config.Flush.
 const (
-	DefaultFlushRows     = 1000000
-	DefaultFlushBytes    = 128 << 20
-	DefaultFlushInterval = 60 * time.Second
-	DefaultBuffer        = 16
-	DefaultStopTimeout   = 60 * time.Second
+	DefaultBuffer      = 16
+	DefaultStopTimeout = 60 * time.Second
 )
 
 // Store is what the runtime needs of an offsets store (offsets.Store has more).
@@ -74,14 +71,12 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.Flush.Rows <= 0 {
-		o.Flush.Rows = DefaultFlushRows
+	// The loader refuses limits <= 0; a negative one built in Go means the default too.
+	for _, v := range []*int64{&o.Flush.Rows, (*int64)(&o.Flush.Bytes), (*int64)(&o.Flush.Interval)} {
+		*v = max(*v, 0)
 	}
-	if o.Flush.Bytes <= 0 {
-		o.Flush.Bytes = DefaultFlushBytes
-	}
-	if o.Flush.Interval <= 0 {
-		o.Flush.Interval = DefaultFlushInterval
+	if err := config.ApplyDefaults(&o.Flush); err != nil {
+		panic(err) // the default tags of config.Flush are tested
 	}
 	if o.Buffer <= 0 {
 		o.Buffer = DefaultBuffer

@@ -109,22 +109,22 @@ func run(n uint64, runs int, only string) error {
 	}
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.Background()
-	srcCfg := &config.PluginConfig{Name: "gensource", Config: map[string]any{"records": n, "batch": 1000}}
-	dstCfg := &config.PluginConfig{Name: "discarddest"}
+	srcCfg := &host.Config{Name: "gensource", Config: map[string]any{"records": n, "batch": 1000}}
+	dstCfg := &host.Config{Name: "discarddest"}
 
 	inSource := func() (connector.Source, error) { return &genSource{n: n}, nil }
 	plugSource := func() (connector.Source, error) {
 		return host.SourceKind{Dir: dir}.Open(ctx, connector.SourceParams{Name: "bench", Mode: connector.ModeSync,
-			Config: config.Source{Type: "plugin", Plugin: srcCfg}, Logger: quiet, Status: connector.NopStatus{}})
+			Config: config.Source{Type: "plugin", Config: srcCfg}, Logger: quiet, Status: connector.NopStatus{}})
 	}
 	inDest := func(string) (connector.Destination, error) { return &discard{}, nil }
 	plugDest := func(string) (connector.Destination, error) {
 		return host.DestinationKind{Dir: dir}.Open(ctx, connector.DestinationParams{Name: "bench",
-			Config: config.Destination{Type: "plugin", Plugin: dstCfg}, Logger: quiet})
+			Config: config.Destination{Type: "plugin", Config: dstCfg}, Logger: quiet})
 	}
 	parquetDest := func(out string) (connector.Destination, error) {
 		return parquet.Kind{}.Open(ctx, connector.DestinationParams{Name: "bench",
-			Config: config.Destination{Type: "parquet", Parquet: &config.ParquetDestination{URL: "file://" + out}}, Logger: quiet})
+			Config: config.Destination{Type: "parquet", Config: &parquet.Config{URL: "file://" + out}}, Logger: quiet})
 	}
 	jsonlPath := filepath.Join(dir, "rows.jsonl")
 	if err := writeJSONL(jsonlPath, n); err != nil {
@@ -139,14 +139,14 @@ func run(n uint64, runs int, only string) error {
 	}
 	jsonlPlugin := func() (connector.Source, error) {
 		return host.SourceKind{Dir: dir}.Open(ctx, connector.SourceParams{Name: "bench", Mode: connector.ModeSync, Logger: quiet, Status: connector.NopStatus{},
-			Config: config.Source{Type: "plugin", Plugin: &config.PluginConfig{Name: "jsonl-source", Config: jsonlCfg}}})
+			Config: config.Source{Type: "plugin", Config: &host.Config{Name: "jsonl-source", Config: jsonlCfg}}})
 	}
 	ndjsonEmbedded := func(out string) (connector.Destination, error) {
 		return sdk.EmbedDestination[ndjson.Config](ctx, &ndjson.Destination{}, mustJSON(map[string]any{"dir": out}), env)
 	}
 	ndjsonPlugin := func(out string) (connector.Destination, error) {
 		return host.DestinationKind{Dir: dir}.Open(ctx, connector.DestinationParams{Name: "bench", Logger: quiet,
-			Config: config.Destination{Type: "plugin", Plugin: &config.PluginConfig{Name: "ndjson-destination", Config: map[string]any{"dir": out}}}})
+			Config: config.Destination{Type: "plugin", Config: &host.Config{Name: "ndjson-destination", Config: map[string]any{"dir": out}}}})
 	}
 	cases := []*benchCase{
 		{name: "in-process source -> discard", src: inSource, dst: inDest},

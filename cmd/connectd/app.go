@@ -10,21 +10,9 @@ import (
 
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
-	"github.com/connectd/connectd/destinations/parquet"
+	"github.com/connectd/connectd/connector/builtin"
 	"github.com/connectd/connectd/offsets"
-	"github.com/connectd/connectd/plugins/host"
-	"github.com/connectd/connectd/sources/mysql"
-	"github.com/connectd/connectd/sources/postgres"
 )
-
-// builtins is the registry of the connector kinds compiled into this binary.
-func builtins() *connector.Registry {
-	r := connector.NewRegistry()
-	r.AddSource("postgres", postgres.Kind{})
-	r.AddSource("mysql", mysql.Kind{})
-	r.AddDestination("parquet", parquet.Kind{})
-	return r
-}
 
 // app is what every config-reading command starts from.
 type app struct {
@@ -44,12 +32,13 @@ func (g *globalFlags) load(ctx context.Context, withStore bool) (*app, error) {
 	if g.configPath == "" {
 		return nil, usageErr(errors.New("no config file: pass -c FILE"))
 	}
-	cfg, err := config.Load(g.configPath)
+	// The kinds' config specs do not depend on plugins.dir, which the file sets: the
+	// registry is built again with it once the file is read.
+	cfg, err := config.Load(g.configPath, builtin.Registry(""))
 	if err != nil {
 		return nil, usageErr(err)
 	}
-	a := &app{cfg: cfg, log: log, reg: builtins()}
-	addPlugins(a.reg, cfg)
+	a := &app{cfg: cfg, log: log, reg: builtin.Registry(cfg.Plugins.Dir)}
 	if withStore {
 		// The URL's form was checked with the config: what fails here is reaching
 		// the store (a directory, a bucket, a database), not a usage error.
@@ -148,11 +137,4 @@ func (a *app) openPair(ctx context.Context, name string, mode connector.Mode, st
 		return nil, nil, fmt.Errorf("open source: %w", err)
 	}
 	return src, dst, nil
-}
-
-// addPlugins registers `type: plugin` for sources and destinations: executables
-// found by name in plugins.dir or by path, run by plugins/host.
-func addPlugins(r *connector.Registry, cfg *config.Config) {
-	r.AddSource(config.TypePlugin, host.SourceKind{Dir: cfg.Plugins.Dir})
-	r.AddDestination(config.TypePlugin, host.DestinationKind{Dir: cfg.Plugins.Dir})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/internal/s3client"
 )
 
 // checkTimeout bounds each request of Check: it reports, it does not wait out outages.
@@ -26,9 +27,9 @@ const checkTimeout = 15 * time.Second
 // directory and writes, syncs and deletes a probe file; for s3:// it checks the
 // bucket and puts and deletes a probe object under the prefix.
 func (Kind) Check(ctx context.Context, p connector.DestinationParams) []connector.CheckResult {
-	cfg := p.Config.Parquet
-	if cfg == nil {
-		return []connector.CheckResult{{Name: "parquet: config", Detail: "no parquet settings",
+	cfg, err := connector.DestinationConfig[Config](p)
+	if err != nil {
+		return []connector.CheckResult{{Name: "parquet: config", Detail: err.Error(),
 			Fix: "set destination.url to file:///dir or s3://bucket/prefix"}}
 	}
 	var res []connector.CheckResult
@@ -44,7 +45,7 @@ func (Kind) Check(ctx context.Context, p connector.DestinationParams) []connecto
 	if loc.scheme == "file" {
 		return append(res, checkLocal(loc)...)
 	}
-	return append(res, checkS3(ctx, loc, p)...)
+	return append(res, checkS3(ctx, loc, cfg.S3.settings())...)
 }
 
 func probeName() string {
@@ -86,8 +87,7 @@ func checkLocal(loc location) []connector.CheckResult {
 	return append(res, connector.CheckResult{Name: wname, OK: true, Detail: "wrote, synced and deleted a probe file"})
 }
 
-func checkS3(ctx context.Context, loc location, p connector.DestinationParams) []connector.CheckResult {
-	cfg := p.Config.Parquet.S3
+func checkS3(ctx context.Context, loc location, cfg s3client.Settings) []connector.CheckResult {
 	client, err := newS3Client(ctx, cfg)
 	if err != nil {
 		return []connector.CheckResult{{Name: "parquet: s3 client", Detail: err.Error(),

@@ -62,9 +62,9 @@ type lakeFixture struct {
 // destinationConfig is the one place the driver builds the connector's config.
 func (f *lakeFixture) destinationConfig() config.Destination {
 	if f.s3 == nil {
-		return config.Destination{Type: "parquet", Parquet: &config.ParquetDestination{URL: "file://" + f.dir}}
+		return config.Destination{Type: "parquet", Config: &Config{URL: "file://" + f.dir}}
 	}
-	return config.Destination{Type: "parquet", Parquet: &config.ParquetDestination{URL: "s3://" + f.bucket + "/lake", S3: s3Config(f.s3)}}
+	return config.Destination{Type: "parquet", Config: &Config{URL: "s3://" + f.bucket + "/lake", S3: s3Config(f.s3)}}
 }
 
 func (f *lakeFixture) Open(ctx context.Context) (connector.Destination, error) {

@@ -19,14 +19,14 @@ import (
 // openLocal opens a destination writing below dir.
 func openLocal(t testing.TB, dir, name string) *Destination {
 	t.Helper()
-	return openURL(t, "file://"+dir, name, config.S3{})
+	return openURL(t, "file://"+dir, name, S3{})
 }
 
-func openURL(t testing.TB, url, name string, s3cfg config.S3) *Destination {
+func openURL(t testing.TB, url, name string, s3cfg S3) *Destination {
 	t.Helper()
 	d, err := Kind{}.Open(context.Background(), connector.DestinationParams{
 		Name:   name,
-		Config: config.Destination{Type: "parquet", Parquet: &config.ParquetDestination{URL: url, S3: s3cfg}},
+		Config: config.Destination{Type: "parquet", Config: &Config{URL: url, S3: s3cfg}},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {

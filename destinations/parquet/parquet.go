@@ -45,11 +45,11 @@ const (
 	pageBytes = 256 << 10
 )
 
-// Open starts a destination. p.Config.Parquet must be set.
+// Open starts a destination; p.Config.Config is a *Config.
 func (Kind) Open(ctx context.Context, p connector.DestinationParams) (connector.Destination, error) {
-	cfg := p.Config.Parquet
-	if cfg == nil {
-		return nil, errors.New("parquet: destination has no parquet settings")
+	cfg, err := connector.DestinationConfig[Config](p)
+	if err != nil {
+		return nil, fmt.Errorf("parquet: %w", err)
 	}
 	log := p.Logger
 	if log == nil {
@@ -72,7 +72,7 @@ func (Kind) Open(ctx context.Context, p connector.DestinationParams) (connector.
 	case "file":
 		st, err = newLocalStore(loc, name)
 	case "s3":
-		st, err = newS3Store(ctx, loc, cfg.S3, name, log)
+		st, err = newS3Store(ctx, loc, cfg.S3.settings(), name, log)
 	}
 	if err != nil {
 		return nil, err
@@ -90,7 +90,7 @@ func (Kind) Open(ctx context.Context, p connector.DestinationParams) (connector.
 
 func codecOf(name string) (compress.Codec, error) {
 	switch name {
-	case "", "zstd":
+	case "zstd":
 		// The fastest level: snapshot throughput is the benchmark, and it still
 		// compresses typical rows several times over.
 		return &zstd.Codec{Level: zstd.SpeedFastest}, nil

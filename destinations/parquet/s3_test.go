@@ -35,8 +35,8 @@ func startS3(t testing.TB) *testenv.S3 {
 	return sharedS3.Get(t)
 }
 
-func s3Config(s *testenv.S3) config.S3 {
-	return config.S3{Endpoint: s.Endpoint, Region: s.Region, PathStyle: true,
+func s3Config(s *testenv.S3) S3 {
+	return S3{Endpoint: s.Endpoint, Region: s.Region, PathStyle: true,
 		AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey}
 }
 
@@ -205,9 +205,9 @@ func TestRetryableClassification(t *testing.T) {
 	}
 }
 
-func checkParams(url string, s3cfg config.S3) connector.DestinationParams {
+func checkParams(url string, s3cfg S3) connector.DestinationParams {
 	return connector.DestinationParams{Name: "check", Config: config.Destination{Type: "parquet",
-		Parquet: &config.ParquetDestination{URL: url, S3: s3cfg}}}
+		Config: &Config{URL: url, S3: s3cfg}}}
 }
 
 // failed returns the first failed check, or nil.
@@ -223,17 +223,17 @@ func failed(res []connector.CheckResult) *connector.CheckResult {
 func TestCheck(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	if f := failed(Kind{}.Check(ctx, checkParams("file://"+dir+"/lake", config.S3{}))); f != nil {
+	if f := failed(Kind{}.Check(ctx, checkParams("file://"+dir+"/lake", S3{}))); f != nil {
 		t.Errorf("file:// check of a writable dir failed: %+v", f)
 	}
 	if left := parquetFiles(t, dir); len(left) != 0 {
 		t.Errorf("check left files: %v", left)
 	}
-	f := failed(Kind{}.Check(ctx, checkParams("file:///etc/hostname/lake", config.S3{})))
+	f := failed(Kind{}.Check(ctx, checkParams("file:///etc/hostname/lake", S3{})))
 	if f == nil || !strings.Contains(f.Fix, "mkdir -p /etc/hostname/lake") {
 		t.Errorf("file:// under a regular file: %+v, want a failure with a mkdir fix", f)
 	}
-	if f := failed(Kind{}.Check(ctx, checkParams("http://x", config.S3{}))); f == nil || f.Name != "parquet: url" {
+	if f := failed(Kind{}.Check(ctx, checkParams("http://x", S3{}))); f == nil || f.Name != "parquet: url" {
 		t.Errorf("http url: %+v, want a url failure", f)
 	}
 

@@ -17,7 +17,6 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/internal/s3client"
 )
 
@@ -38,7 +37,7 @@ type s3Store struct {
 // request latency, few enough not to saturate a small machine's uplink per file.
 const uploadConcurrency = 4
 
-func newS3Client(ctx context.Context, cfg config.S3) (*s3.Client, error) {
+func newS3Client(ctx context.Context, cfg s3client.Settings) (*s3.Client, error) {
 	// Retries happen in one place, s3Store.put, which knows which errors are
 	// permanent for this destination and respects Flush's context.
 	client, err := s3client.New(ctx, cfg, awsconfig.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }))
@@ -48,7 +47,7 @@ func newS3Client(ctx context.Context, cfg config.S3) (*s3.Client, error) {
 	return client, nil
 }
 
-func newS3Store(ctx context.Context, loc location, cfg config.S3, connector string, log *slog.Logger) (*s3Store, error) {
+func newS3Store(ctx context.Context, loc location, cfg s3client.Settings, connector string, log *slog.Logger) (*s3Store, error) {
 	client, err := newS3Client(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -10,14 +10,21 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/connectd/connectd/config"
 )
+
+// Settings say how to reach S3 or an S3-compatible server.
+type Settings struct {
+	Endpoint        string // http(s)://host:port of an S3-compatible server; empty for AWS
+	Region          string
+	PathStyle       bool
+	AccessKeyID     string // with SecretAccessKey: static credentials instead of the AWS chain
+	SecretAccessKey string
+}
 
 // New returns a client for cfg. Credentials are cfg's static keys when given, else
 // the standard AWS chain (AWS_* variables, shared config, web identity); the region
 // defaults to us-east-1. opts are applied after connectd's own.
-func New(ctx context.Context, cfg config.S3, opts ...func(*awsconfig.LoadOptions) error) (*s3.Client, error) {
+func New(ctx context.Context, cfg Settings, opts ...func(*awsconfig.LoadOptions) error) (*s3.Client, error) {
 	var all []func(*awsconfig.LoadOptions) error
 	if cfg.Region != "" {
 		all = append(all, awsconfig.WithRegion(cfg.Region))

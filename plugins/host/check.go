@@ -6,14 +6,13 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	pb "github.com/connectd/connectd/plugins/proto/connectd/v1"
 )
 
 // checkStart launches a plugin for `connectd check` and reports the launch as the
 // first check line; c is nil when it did not start.
-func checkStart(ctx context.Context, dir string, pc *config.PluginConfig, kind string, log *slog.Logger, t Timeouts) (*conn, any, []connector.CheckResult) {
+func checkStart(ctx context.Context, dir string, pc *Config, kind string, log *slog.Logger, t Timeouts) (*conn, any, []connector.CheckResult) {
 	name := "plugin"
 	if pc != nil {
 		name = "plugin " + pluginName(pc)
@@ -28,7 +27,7 @@ func checkStart(ctx context.Context, dir string, pc *config.PluginConfig, kind s
 }
 
 // runCheck runs the plugin's own checks.
-func runCheck(ctx context.Context, c *conn, pc *config.PluginConfig, connectorName string,
+func runCheck(ctx context.Context, c *conn, pc *Config, connectorName string,
 	check func(context.Context, *pb.ConfigRequest, ...grpc.CallOption) (*pb.CheckResponse, error)) []connector.CheckResult {
 	cfg, err := configJSON(pc)
 	if err != nil {

@@ -30,7 +30,10 @@ func TestExampleConfigRunsThePlugin(t *testing.T) {
 `)
 	lake := filepath.Join(dir, "lake")
 	vars := map[string]string{"PLUGINS_DIR": pluginDir(t), "EVENTS_FILE": events, "LAKE_DIR": lake}
-	cfg, err := config.Parse(path, data, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	kinds := connector.NewRegistry()
+	kinds.AddSource("plugin", SourceKind{})
+	kinds.AddDestination("parquet", parquet.Kind{})
+	cfg, err := config.Parse(path, data, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, kinds)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,14 +51,14 @@ type jsonlFixture struct {
 }
 
 // pluginConfig is the one place the driver builds the connector's config.
-func (f *jsonlFixture) pluginConfig() *config.PluginConfig {
-	return &config.PluginConfig{Name: "jsonl-source", Config: map[string]any{"path": f.path, "poll": "20ms",
+func (f *jsonlFixture) pluginConfig() *Config {
+	return &Config{Name: "jsonl-source", Config: map[string]any{"path": f.path, "poll": "20ms",
 		"columns": []any{map[string]any{"name": "id", "type": "int64", "key": true}, map[string]any{"name": "v", "type": "string"}}}}
 }
 
 func (f *jsonlFixture) Open(ctx context.Context, mode connector.Mode) (connector.Source, error) {
 	return SourceKind{Dir: f.plugins}.Open(ctx, connector.SourceParams{Name: f.name,
-		Config: config.Source{Type: "plugin", Plugin: f.pluginConfig()}, Mode: mode,
+		Config: config.Source{Type: "plugin", Config: f.pluginConfig()}, Mode: mode,
 		Logger: f.logger.With("connector", f.name), Status: connector.NopStatus{}})
 }
 
@@ -94,13 +94,13 @@ type ndjsonFixture struct {
 }
 
 // pluginConfig is the one place the driver builds the connector's config.
-func (f *ndjsonFixture) pluginConfig() *config.PluginConfig {
-	return &config.PluginConfig{Name: "ndjson-destination", Config: map[string]any{"dir": f.dir}}
+func (f *ndjsonFixture) pluginConfig() *Config {
+	return &Config{Name: "ndjson-destination", Config: map[string]any{"dir": f.dir}}
 }
 
 func (f *ndjsonFixture) Open(ctx context.Context) (connector.Destination, error) {
 	return DestinationKind{Dir: f.plugins}.Open(ctx, connector.DestinationParams{Name: f.name,
-		Config: config.Destination{Type: "plugin", Plugin: f.pluginConfig()}, Logger: f.logger.With("connector", f.name)})
+		Config: config.Destination{Type: "plugin", Config: f.pluginConfig()}, Logger: f.logger.With("connector", f.name)})
 }
 
 // ReadBack reads the _pos and _op of every line of every finished file.

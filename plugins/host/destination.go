@@ -24,7 +24,7 @@ var _ connector.DestinationKind = DestinationKind{}
 
 // Open starts the plugin process and opens the plugin with its config.
 func (k DestinationKind) Open(ctx context.Context, p connector.DestinationParams) (connector.Destination, error) {
-	pc := p.Config.Plugin
+	pc, _ := p.Config.Config.(*Config)
 	if pc == nil {
 		return nil, connector.Permanent(errors.New("plugin destination: no plugin settings"))
 	}
@@ -56,7 +56,7 @@ func (k DestinationKind) Open(ctx context.Context, p connector.DestinationParams
 
 // Check starts the plugin and runs its checks.
 func (k DestinationKind) Check(ctx context.Context, p connector.DestinationParams) []connector.CheckResult {
-	pc := p.Config.Plugin
+	pc, _ := p.Config.Config.(*Config)
 	c, raw, res := checkStart(ctx, k.Dir, pc, wire.KindDestination, p.Logger, k.Timeouts)
 	if c == nil {
 		return res

@@ -42,7 +42,7 @@ func TestJSONLPluginToParquetEndToEnd(t *testing.T) {
 
 {"id":3,"amount":-0.5e1,"note":"ünï","at":"2024-03-02T00:00:00Z","ignored":true}
 `)
-	pc := &config.PluginConfig{Name: "jsonl-source", Config: map[string]any{
+	pc := &Config{Name: "jsonl-source", Config: map[string]any{
 		"path": input, "namespace": "shop",
 		"columns": []any{
 			map[string]any{"name": "id", "type": "int64", "key": true},
@@ -65,7 +65,7 @@ func TestJSONLPluginToParquetEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		dst, err := parquet.Kind{}.Open(ctxT(t), connector.DestinationParams{Name: "orders",
-			Config: config.Destination{Type: "parquet", Parquet: &config.ParquetDestination{URL: "file://" + lake}}, Logger: testLogger(t)})
+			Config: config.Destination{Type: "parquet", Config: &parquet.Config{URL: "file://" + lake}}, Logger: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,9 +168,9 @@ func TestKilledPluginsRestartWithNothingLostOrDoubled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srcCfg := &config.PluginConfig{Name: "jsonl-source", Config: map[string]any{"path": input, "poll": "20ms",
+	srcCfg := &Config{Name: "jsonl-source", Config: map[string]any{"path": input, "poll": "20ms",
 		"columns": []any{map[string]any{"name": "id", "type": "int64", "key": true}, map[string]any{"name": "payload", "type": "string"}}}}
-	dstCfg := &config.PluginConfig{Name: "ndjson-destination", Config: map[string]any{"dir": out}}
+	dstCfg := &Config{Name: "ndjson-destination", Config: map[string]any{"dir": out}}
 
 	var mu sync.Mutex
 	var srcs []*Source

@@ -2,8 +2,6 @@ package host
 
 import (
 	"log/slog"
-
-	"github.com/connectd/connectd/config"
 )
 
 // processEnv is the whole environment of a plugin process, besides what go-plugin
@@ -11,7 +9,7 @@ import (
 // that the plugin makes its socket and temporary files where connectd does. A
 // plugin is someone else's code: connectd's own secrets (database passwords, cloud
 // credentials) reach it only when the config passes them (docs/configuration.md).
-func processEnv(vars []config.PluginEnv, lookup func(string) (string, bool), log *slog.Logger) []string {
+func processEnv(vars Env, lookup func(string) (string, bool), log *slog.Logger) []string {
 	env := make([]string, 0, len(vars)+1)
 	named := map[string]bool{}
 	for _, v := range vars {

@@ -31,7 +31,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/plugins/internal/wire"
 	pb "github.com/connectd/connectd/plugins/proto/connectd/v1"
@@ -77,7 +76,7 @@ func (t Timeouts) withDefaults() Timeouts {
 }
 
 // over returns t with the fields that a plugin's own `timeouts:` sets replaced.
-func (t Timeouts) over(pc config.PluginTimeouts) Timeouts {
+func (t Timeouts) over(pc ConfigTimeouts) Timeouts {
 	for _, f := range []struct {
 		dst *time.Duration
 		v   time.Duration
@@ -91,7 +90,7 @@ func (t Timeouts) over(pc config.PluginTimeouts) Timeouts {
 
 // Locate returns the executable a plugin config names: path as given, or name
 // looked up in dir (config plugins.dir).
-func Locate(dir string, pc *config.PluginConfig) (string, error) {
+func Locate(dir string, pc *Config) (string, error) {
 	if pc == nil {
 		return "", errors.New("no plugin settings (name or path)")
 	}
@@ -116,7 +115,7 @@ func Locate(dir string, pc *config.PluginConfig) (string, error) {
 }
 
 // pluginName is how logs and errors call a plugin: its config name or file name.
-func pluginName(pc *config.PluginConfig) string {
+func pluginName(pc *Config) string {
 	if pc.Name != "" {
 		return pc.Name
 	}
@@ -124,7 +123,7 @@ func pluginName(pc *config.PluginConfig) string {
 }
 
 // configJSON is the plugin's config section as the protocol carries it.
-func configJSON(pc *config.PluginConfig) ([]byte, error) {
+func configJSON(pc *Config) ([]byte, error) {
 	if pc.Config == nil {
 		return []byte("{}"), nil
 	}
@@ -157,7 +156,7 @@ var incompatible = regexp.MustCompile(`(?i)incompatible API version with plugin\
 // launch starts the plugin executable, checks its pin, negotiates the protocol and
 // dispenses kind (wire.KindSource or wire.KindDestination). The plugin's own
 // timeouts (config `timeouts:`) take precedence over t.
-func launch(ctx context.Context, dir string, pc *config.PluginConfig, kind string, log *slog.Logger, t Timeouts) (*conn, any, error) {
+func launch(ctx context.Context, dir string, pc *Config, kind string, log *slog.Logger, t Timeouts) (*conn, any, error) {
 	path, err := Locate(dir, pc)
 	if err != nil {
 		return nil, nil, connector.Permanent(err)
@@ -247,7 +246,7 @@ func versionError(name string, theirs int) error {
 
 // startError explains why a plugin did not start. A wrong pin or protocol version
 // is permanent: restarting the same executable cannot fix it.
-func (c *conn) startError(err error, pc *config.PluginConfig) error {
+func (c *conn) startError(err error, pc *Config) error {
 	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 		have := "unknown"
 		if f, ferr := os.Open(c.path); ferr == nil {

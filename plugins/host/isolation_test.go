@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/record"
 )
@@ -23,7 +22,7 @@ func TestProtocolVersionMismatchNamesBothVersions(t *testing.T) {
 	// messages), which this connectd no longer reads.
 	for _, theirs := range []int{99, 1} {
 		k := SourceKind{Dir: pluginDir(t)}
-		_, err := k.Open(ctxT(t), sourceParams(t, "v", &config.PluginConfig{Name: fmt.Sprintf("rawsource-v%d", theirs)}, connector.ModeStream))
+		_, err := k.Open(ctxT(t), sourceParams(t, "v", &Config{Name: fmt.Sprintf("rawsource-v%d", theirs)}, connector.ModeStream))
 		if err == nil {
 			t.Fatalf("a plugin speaking protocol %d was accepted", theirs)
 		}
@@ -46,11 +45,11 @@ func TestChecksumMismatchIsRefused(t *testing.T) {
 	bad := hex.EncodeToString(sum[:])
 
 	k := SourceKind{}
-	_, err = k.Open(ctxT(t), sourceParams(t, "pin", &config.PluginConfig{Path: path, SHA256: bad}, connector.ModeStream))
+	_, err = k.Open(ctxT(t), sourceParams(t, "pin", &Config{Path: path, SHA256: bad}, connector.ModeStream))
 	if err == nil || !strings.Contains(err.Error(), "refusing to run") || !strings.Contains(err.Error(), good) || !connector.IsPermanent(err) {
 		t.Fatalf("wrong pin: err = %v", err)
 	}
-	src, err := k.Open(ctxT(t), sourceParams(t, "pin", &config.PluginConfig{Path: path, SHA256: strings.ToUpper(good)}, connector.ModeStream))
+	src, err := k.Open(ctxT(t), sourceParams(t, "pin", &Config{Path: path, SHA256: strings.ToUpper(good)}, connector.ModeStream))
 	if err != nil {
 		t.Fatalf("right pin: %v", err)
 	}
@@ -58,22 +57,22 @@ func TestChecksumMismatchIsRefused(t *testing.T) {
 }
 
 func TestMissingPluginIsPermanent(t *testing.T) {
-	_, err := SourceKind{Dir: pluginDir(t)}.Open(ctxT(t), sourceParams(t, "x", &config.PluginConfig{Name: "nope"}, connector.ModeStream))
+	_, err := SourceKind{Dir: pluginDir(t)}.Open(ctxT(t), sourceParams(t, "x", &Config{Name: "nope"}, connector.ModeStream))
 	if err == nil || !connector.IsPermanent(err) || !strings.Contains(err.Error(), filepath.Join(pluginDir(t), "nope")) {
 		t.Fatalf("err = %v", err)
 	}
-	_, err = SourceKind{}.Open(ctxT(t), sourceParams(t, "x", &config.PluginConfig{Name: "gensource"}, connector.ModeStream))
+	_, err = SourceKind{}.Open(ctxT(t), sourceParams(t, "x", &Config{Name: "gensource"}, connector.ModeStream))
 	if err == nil || !strings.Contains(err.Error(), "plugins.dir is not set") {
 		t.Fatalf("no dir: err = %v", err)
 	}
-	_, err = DestinationKind{Dir: pluginDir(t)}.Open(ctxT(t), destinationParams(t, "x", &config.PluginConfig{Name: "gensource"}))
+	_, err = DestinationKind{Dir: pluginDir(t)}.Open(ctxT(t), destinationParams(t, "x", &Config{Name: "gensource"}))
 	if err == nil || !connector.IsPermanent(err) || !strings.Contains(err.Error(), "is not a destination plugin") {
 		t.Fatalf("wrong kind: err = %v", err)
 	}
 }
 
 func TestBadPluginConfigIsPermanent(t *testing.T) {
-	src, err := SourceKind{Dir: pluginDir(t)}.Open(ctxT(t), sourceParams(t, "c", &config.PluginConfig{Name: "gensource",
+	src, err := SourceKind{Dir: pluginDir(t)}.Open(ctxT(t), sourceParams(t, "c", &Config{Name: "gensource",
 		Config: map[string]any{"records": 5, "recrods": 5}}, connector.ModeSync))
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +86,7 @@ func TestBadPluginConfigIsPermanent(t *testing.T) {
 
 func TestHangingAckTimesOutAndKillsThePlugin(t *testing.T) {
 	k := SourceKind{Dir: pluginDir(t), Timeouts: Timeouts{Call: 300 * time.Millisecond}}
-	s, err := k.Open(ctxT(t), sourceParams(t, "h", &config.PluginConfig{Name: "gensource", Config: map[string]any{"records": 3, "hang": "ack"}}, connector.ModeSync))
+	s, err := k.Open(ctxT(t), sourceParams(t, "h", &Config{Name: "gensource", Config: map[string]any{"records": 3, "hang": "ack"}}, connector.ModeSync))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +110,7 @@ func TestHangingAckTimesOutAndKillsThePlugin(t *testing.T) {
 
 func TestHangingFlushTimesOut(t *testing.T) {
 	k := DestinationKind{Dir: pluginDir(t), Timeouts: Timeouts{Flush: 300 * time.Millisecond}}
-	d, err := k.Open(ctxT(t), destinationParams(t, "h", &config.PluginConfig{Name: "discarddest", Config: map[string]any{"hang": "flush"}}))
+	d, err := k.Open(ctxT(t), destinationParams(t, "h", &Config{Name: "discarddest", Config: map[string]any{"hang": "flush"}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +130,8 @@ func TestHangingFlushTimesOut(t *testing.T) {
 // The plugin's own `timeouts:` in the config win over the kind's.
 func TestConfiguredTimeoutsOverrideTheKinds(t *testing.T) {
 	k := DestinationKind{Dir: pluginDir(t), Timeouts: Timeouts{Flush: time.Hour}}
-	pc := &config.PluginConfig{Name: "discarddest", Config: map[string]any{"hang": "flush"},
-		Timeouts: config.PluginTimeouts{Flush: 400 * time.Millisecond}}
+	pc := &Config{Name: "discarddest", Config: map[string]any{"hang": "flush"},
+		Timeouts: ConfigTimeouts{Flush: 400 * time.Millisecond}}
 	d, err := k.Open(ctxT(t), destinationParams(t, "h", pc))
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +147,7 @@ func TestConfiguredTimeoutsOverrideTheKinds(t *testing.T) {
 
 func TestStoppedSourceIsDetectedByMissingHeartbeats(t *testing.T) {
 	k := SourceKind{Dir: pluginDir(t), Timeouts: Timeouts{Idle: 500 * time.Millisecond}}
-	s, err := k.Open(ctxT(t), sourceParams(t, "idle", &config.PluginConfig{Name: "gensource", Config: map[string]any{"records": 10}}, connector.ModeStream))
+	s, err := k.Open(ctxT(t), sourceParams(t, "idle", &Config{Name: "gensource", Config: map[string]any{"records": 10}}, connector.ModeStream))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +173,7 @@ func TestStoppedSourceIsDetectedByMissingHeartbeats(t *testing.T) {
 
 func TestCrashedPluginIsATransientError(t *testing.T) {
 	k := SourceKind{Dir: pluginDir(t)}
-	s, err := k.Open(ctxT(t), sourceParams(t, "crash", &config.PluginConfig{Name: "gensource", Config: map[string]any{"records": 100, "batch": 10, "crash_after": 50}}, connector.ModeSync))
+	s, err := k.Open(ctxT(t), sourceParams(t, "crash", &Config{Name: "gensource", Config: map[string]any{"records": 100, "batch": 10, "crash_after": 50}}, connector.ModeSync))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +189,7 @@ func TestCrashedPluginIsATransientError(t *testing.T) {
 }
 
 func TestMalformedBatchIsAnErrorNotAPanic(t *testing.T) {
-	s, err := SourceKind{Dir: pluginDir(t)}.Open(ctxT(t), sourceParams(t, "raw", &config.PluginConfig{Name: "rawsource"}, connector.ModeStream))
+	s, err := SourceKind{Dir: pluginDir(t)}.Open(ctxT(t), sourceParams(t, "raw", &Config{Name: "rawsource"}, connector.ModeStream))
 	if err != nil {
 		t.Fatal(err)
 	}

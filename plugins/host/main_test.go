@@ -74,13 +74,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func sourceParams(t testing.TB, name string, pc *config.PluginConfig, mode connector.Mode) connector.SourceParams {
-	return connector.SourceParams{Name: name, Config: config.Source{Type: "plugin", Plugin: pc}, Mode: mode,
+func sourceParams(t testing.TB, name string, pc *Config, mode connector.Mode) connector.SourceParams {
+	return connector.SourceParams{Name: name, Config: config.Source{Type: "plugin", Config: pc}, Mode: mode,
 		Logger: testLogger(t).With("connector", name), Status: connector.NopStatus{}}
 }
 
-func destinationParams(t testing.TB, name string, pc *config.PluginConfig) connector.DestinationParams {
-	return connector.DestinationParams{Name: name, Config: config.Destination{Type: "plugin", Plugin: pc},
+func destinationParams(t testing.TB, name string, pc *Config) connector.DestinationParams {
+	return connector.DestinationParams{Name: name, Config: config.Destination{Type: "plugin", Config: pc},
 		Logger: testLogger(t).With("connector", name)}
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/config/jsonschema"
 	"github.com/connectd/connectd/connector"
 )
@@ -19,7 +18,7 @@ func configAt(connectorName, side string) string {
 // declares in its spec (the SDK derives it from the plugin's config type), before any
 // of the plugin's own code sees the config. Each problem names the key in the file.
 // A plugin that declares no schema gets its config as it is.
-func (c *conn) configProblems(pc *config.PluginConfig, at string) ([]string, error) {
+func (c *conn) configProblems(pc *Config, at string) ([]string, error) {
 	raw := c.spec.GetConfigSchema()
 	if strings.TrimSpace(raw) == "" {
 		return nil, nil
@@ -48,7 +47,7 @@ func (c *conn) configProblems(pc *config.PluginConfig, at string) ([]string, err
 }
 
 // checkConfig is configProblems as one permanent error: no restart fixes a config.
-func (c *conn) checkConfig(pc *config.PluginConfig, at string) error {
+func (c *conn) checkConfig(pc *Config, at string) error {
 	ps, err := c.configProblems(pc, at)
 	if err != nil {
 		return err
@@ -61,7 +60,7 @@ func (c *conn) checkConfig(pc *config.PluginConfig, at string) error {
 
 // configResult reports the schema check as a line of `connectd check`; ok is false
 // when the plugin's own checks should not run on this config.
-func (c *conn) configResult(pc *config.PluginConfig, at string) (connector.CheckResult, bool) {
+func (c *conn) configResult(pc *Config, at string) (connector.CheckResult, bool) {
 	name := "plugin " + c.name + ": config"
 	ps, err := c.configProblems(pc, at)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/record"
 )
@@ -19,7 +18,7 @@ import (
 // before the plugin's own code runs.
 
 func TestBadPluginConfigIsRefusedAtOpenNamingTheKeys(t *testing.T) {
-	_, err := SourceKind{Dir: pluginDir(t)}.Open(ctxT(t), sourceParams(t, "events", &config.PluginConfig{Name: "jsonl-source",
+	_, err := SourceKind{Dir: pluginDir(t)}.Open(ctxT(t), sourceParams(t, "events", &Config{Name: "jsonl-source",
 		Config: map[string]any{"pth": "/x", "columns": []any{map[string]any{"name": "id", "type": "int99"}}}}, connector.ModeSync))
 	if err == nil || !connector.IsPermanent(err) {
 		t.Fatalf("err = %v, want a permanent error", err)
@@ -34,7 +33,7 @@ func TestBadPluginConfigIsRefusedAtOpenNamingTheKeys(t *testing.T) {
 		}
 	}
 
-	_, err = DestinationKind{Dir: pluginDir(t)}.Open(ctxT(t), destinationParams(t, "out", &config.PluginConfig{Name: "ndjson-destination",
+	_, err = DestinationKind{Dir: pluginDir(t)}.Open(ctxT(t), destinationParams(t, "out", &Config{Name: "ndjson-destination",
 		Config: map[string]any{"directory": t.TempDir()}}))
 	if err == nil || !connector.IsPermanent(err) || !strings.Contains(err.Error(), "connectors.out.destination.config.dir: required") {
 		t.Fatalf("destination: err = %v", err)
@@ -42,13 +41,13 @@ func TestBadPluginConfigIsRefusedAtOpenNamingTheKeys(t *testing.T) {
 }
 
 func TestBadPluginConfigFailsCheckBeforeThePluginsOwnChecks(t *testing.T) {
-	res := SourceKind{Dir: pluginDir(t)}.Check(ctxT(t), sourceParams(t, "events", &config.PluginConfig{Name: "jsonl-source",
+	res := SourceKind{Dir: pluginDir(t)}.Check(ctxT(t), sourceParams(t, "events", &Config{Name: "jsonl-source",
 		Config: map[string]any{"path": "/x", "poll": "often"}}, connector.ModeSync))
 	if len(res) != 2 || !res[0].OK || res[1].OK || res[1].Name != "plugin jsonl-source: config" ||
 		!strings.Contains(res[1].Detail, "connectors.events.source.config.poll: must be a duration such as 30s, 5m or 1h30m, got \"often\"") {
 		t.Fatalf("check results %+v; want the start, then the config refused, and nothing of the plugin's own", res)
 	}
-	res = DestinationKind{Dir: pluginDir(t)}.Check(ctxT(t), destinationParams(t, "out", &config.PluginConfig{Name: "ndjson-destination",
+	res = DestinationKind{Dir: pluginDir(t)}.Check(ctxT(t), destinationParams(t, "out", &Config{Name: "ndjson-destination",
 		Config: map[string]any{"dir": t.TempDir(), "compress": true}}))
 	if len(res) != 2 || res[1].OK || !strings.Contains(res[1].Detail, "connectors.out.destination.config.compress: unknown key") {
 		t.Fatalf("destination check results %+v", res)
@@ -60,7 +59,7 @@ func TestGoodPluginConfigPassesCheckAndRuns(t *testing.T) {
 	if err := os.WriteFile(input, []byte(`{"id":1}`+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pc := &config.PluginConfig{Name: "jsonl-source", Config: map[string]any{"path": input, "poll": "50ms",
+	pc := &Config{Name: "jsonl-source", Config: map[string]any{"path": input, "poll": "50ms",
 		"columns": []any{map[string]any{"name": "id", "type": "int64", "key": true}}}}
 	res := SourceKind{Dir: pluginDir(t)}.Check(ctxT(t), sourceParams(t, "events", pc, connector.ModeSync))
 	if len(res) < 3 {

@@ -23,7 +23,7 @@ var _ connector.SourceKind = SourceKind{}
 // Open starts the plugin process. The plugin's own Open (with the config and the
 // committed position) is called by Read, which is given that position.
 func (k SourceKind) Open(ctx context.Context, p connector.SourceParams) (connector.Source, error) {
-	pc := p.Config.Plugin
+	pc, _ := p.Config.Config.(*Config)
 	if pc == nil {
 		return nil, connector.Permanent(errors.New("plugin source: no plugin settings"))
 	}
@@ -48,7 +48,7 @@ func (k SourceKind) Open(ctx context.Context, p connector.SourceParams) (connect
 
 // Check starts the plugin and runs its checks.
 func (k SourceKind) Check(ctx context.Context, p connector.SourceParams) []connector.CheckResult {
-	pc := p.Config.Plugin
+	pc, _ := p.Config.Config.(*Config)
 	c, raw, res := checkStart(ctx, k.Dir, pc, wire.KindSource, p.Logger, k.Timeouts)
 	if c == nil {
 		return res
@@ -64,7 +64,7 @@ func (k SourceKind) Check(ctx context.Context, p connector.SourceParams) []conne
 
 // Discover starts the plugin and asks what it can read.
 func (k SourceKind) Discover(ctx context.Context, p connector.SourceParams) ([]*record.Schema, error) {
-	pc := p.Config.Plugin
+	pc, _ := p.Config.Config.(*Config)
 	if pc == nil {
 		return nil, connector.Permanent(errors.New("plugin source: no plugin settings"))
 	}

@@ -127,7 +127,7 @@ func TestDDLBetweenSnapshotAndSchemaReadTakesTheSnapshotAgain(t *testing.T) {
 // two points and reports a DDL on a tracked database, not one elsewhere, nor rows.
 func TestDDLSinceSeesOnlyTrackedDatabases(t *testing.T) {
 	exec(t, "CREATE DATABASE swa; CREATE DATABASE swb; CREATE TABLE swa.t (id int PRIMARY KEY); CREATE TABLE swb.t (id int PRIMARY KEY)")
-	st, err := settingsFrom(connector.SourceParams{Name: "w", Config: config.Source{MySQL: &config.MySQLSource{DSN: mariaServer(t).DSN, Tables: []string{"swa.*"}}}})
+	st, err := settingsFrom(connector.SourceParams{Name: "w", Config: config.Source{Type: "mysql", Config: &Config{DSN: mariaServer(t).DSN, ServerID: 7100, Tables: []string{"swa.*"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

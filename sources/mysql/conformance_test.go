@@ -61,8 +61,8 @@ type mysqlFixture struct {
 
 // sourceConfig is the one place the driver builds the connector's config.
 func (f *mysqlFixture) sourceConfig() config.Source {
-	return config.Source{Type: "mysql", MySQL: &config.MySQLSource{
-		DSN: f.maria.DSN, Tables: []string{f.name + ".t"}, Snapshot: config.SnapshotInitial, ServerID: f.serverID,
+	return config.Source{Type: "mysql", Config: &Config{
+		DSN: f.maria.DSN, Tables: []string{f.name + ".t"}, Snapshot: config.SnapshotInitial, ServerID: int64(f.serverID),
 	}}
 }
 

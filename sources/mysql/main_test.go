@@ -92,8 +92,8 @@ func (h *harness) params(mode connector.Mode) connector.SourceParams {
 	h.t.Cleanup(func() { w.mu.Lock(); w.on = false; w.mu.Unlock() })
 	return connector.SourceParams{
 		Name: h.name,
-		Config: config.Source{Type: "mysql", MySQL: &config.MySQLSource{
-			DSN: mariaServer(h.t).DSN, Tables: h.tables, Snapshot: h.snapshot, ServerID: 7000 + uint32(len(h.name)),
+		Config: config.Source{Type: "mysql", Config: &Config{
+			DSN: mariaServer(h.t).DSN, Tables: h.tables, Snapshot: h.snapshot, ServerID: 7000 + int64(len(h.name)),
 			TinyInt1AsBoolean: h.tinyBool,
 		}},
 		Mode:   mode,

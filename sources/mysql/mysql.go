@@ -10,8 +10,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"path"
@@ -79,15 +79,16 @@ func (s settings) tracked(db string) bool {
 }
 
 func settingsFrom(p connector.SourceParams) (settings, error) {
-	c := p.Config.MySQL
-	if c == nil {
-		return settings{}, connector.Permanent(errors.New("mysql: source config missing"))
+	c, err := connector.SourceConfig[Config](p)
+	if err != nil {
+		return settings{}, connector.Permanent(fmt.Errorf("mysql: %w", err))
 	}
-	st := settings{name: p.Name, serverID: c.ServerID, snapshot: c.Snapshot, localhost: "connectd-" + p.Name,
+	if c.ServerID <= 0 || c.ServerID > math.MaxUint32 {
+		return settings{}, connector.Permanent(fmt.Errorf("mysql: server_id %d: want 1 to %d, unique among the server's replicas", c.ServerID, uint32(math.MaxUint32)))
+	}
+	st := settings{name: p.Name, serverID: uint32(c.ServerID), snapshot: c.Snapshot, localhost: "connectd-" + p.Name,
 		types: typeOpts{tinyBool: c.TinyInt1AsBoolean}}
 	switch st.snapshot {
-	case "":
-		st.snapshot = config.SnapshotInitial
 	case config.SnapshotInitial, config.SnapshotInitialOnly, config.SnapshotNever, config.SnapshotWhenNeeded:
 	default:
 		return settings{}, connector.Permanent(fmt.Errorf("mysql: snapshot %q: want initial, initial_only, never or when_needed", st.snapshot))
@@ -97,12 +98,6 @@ func settingsFrom(p connector.SourceParams) (settings, error) {
 	}
 	if c.Password != "" {
 		st.password = c.Password
-	}
-	if st.serverID == 0 {
-		// A stable id per connector name, away from the small ids people give servers.
-		h := fnv.New32a()
-		h.Write([]byte(p.Name))
-		st.serverID = 1<<30 | h.Sum32()&(1<<30-1)
 	}
 	tables := c.Tables
 	if len(tables) == 0 {

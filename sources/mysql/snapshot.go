@@ -21,7 +21,7 @@ import (
 const batchSize = 1000
 
 // defaultSnapshotChunk is how many rows one snapshot query reads. The config has no
-// key for it (config.MySQLSource); a resumed snapshot re-reads nothing already
+// key for it (Config); a resumed snapshot re-reads nothing already
 // committed, so the chunk size only sets how long one query runs.
 const defaultSnapshotChunk = 50000
 

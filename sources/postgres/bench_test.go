@@ -42,7 +42,7 @@ func BenchmarkSnapshotVsCopy(b *testing.B) {
 		}
 		copyDur += time.Since(start)
 
-		p := connector.SourceParams{Name: "bench", Config: config.Source{Type: "postgres", Postgres: &config.PostgresSource{
+		p := connector.SourceParams{Name: "bench", Config: config.Source{Type: "postgres", Config: &Config{
 			DSN: pgServer(b).DSN, Tables: []string{"public.bench"}, Snapshot: config.SnapshotInitialOnly}},
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 		src, err := Kind{}.Open(ctx, p)

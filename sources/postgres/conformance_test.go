@@ -64,7 +64,7 @@ type pgFixture struct {
 
 // sourceConfig is the one place the driver builds the connector's config.
 func (f *pgFixture) sourceConfig() config.Source {
-	return config.Source{Type: "postgres", Postgres: &config.PostgresSource{
+	return config.Source{Type: "postgres", Config: &Config{
 		DSN: f.dsn, Tables: []string{"public." + f.name}, Snapshot: config.SnapshotInitial, SnapshotChunk: 700,
 	}}
 }

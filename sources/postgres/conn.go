@@ -29,7 +29,7 @@ var sessionParams = map[string]string{
 
 var slotNameRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
-// settings is a validated PostgresSource with its defaults applied.
+// settings is a validated Config with its defaults applied.
 type settings struct {
 	name        string // the connector's name, for messages
 	dsn         string
@@ -44,9 +44,9 @@ type settings struct {
 }
 
 func settingsFrom(p connector.SourceParams) (settings, error) {
-	c := p.Config.Postgres
-	if c == nil {
-		return settings{}, connector.Permanent(errors.New("postgres: source config missing (type: postgres needs dsn and tables)"))
+	c, err := connector.SourceConfig[Config](p)
+	if err != nil {
+		return settings{}, connector.Permanent(fmt.Errorf("postgres: %w", err))
 	}
 	s := settings{
 		name: p.Name,
@@ -54,24 +54,15 @@ func settingsFrom(p connector.SourceParams) (settings, error) {
 		publication: c.Publication, snapshot: c.Snapshot, heartbeat: c.Heartbeat,
 		discovery: c.Discovery,
 	}
-	if s.discovery <= 0 {
-		s.discovery = config.DefaultDiscovery
-	}
-	def := "connectd_" + strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9_]`).ReplaceAllString(p.Name, "_"))
 	if s.slot == "" {
-		s.slot = def
+		s.slot = DefaultName(p.Name)
 	}
 	if s.publication == "" {
-		s.publication = def
-	}
-	if s.snapshot == "" {
-		s.snapshot = config.SnapshotInitial
+		s.publication = DefaultName(p.Name)
 	}
 	var errs []string
 	switch n := c.SnapshotChunk; {
-	case n == 0:
-		s.chunk = defaultSnapshotChunk
-	case n < 0 || int64(n) >= math.MaxUint32:
+	case n <= 0 || int64(n) >= math.MaxUint32:
 		errs = append(errs, fmt.Sprintf("snapshot_chunk %d must be between 1 and %d rows", n, uint32(math.MaxUint32-1)))
 	default:
 		s.chunk = uint32(n)

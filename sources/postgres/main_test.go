@@ -115,7 +115,7 @@ func params(t *testing.T, name, dsn string, tables []string, snapshot string, mo
 	t.Cleanup(func() { w.mu.Lock(); w.on = false; w.mu.Unlock() })
 	return connector.SourceParams{
 		Name: name,
-		Config: config.Source{Type: "postgres", Postgres: &config.PostgresSource{
+		Config: config.Source{Type: "postgres", Config: &Config{
 			DSN: dsn, Tables: tables, Snapshot: snapshot,
 		}},
 		Mode:   mode,

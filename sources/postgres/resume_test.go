@@ -125,7 +125,7 @@ func TestSnapshotResumesInsideTheInterruptedChunk(t *testing.T) {
 		`INSERT INTO rz_b SELECT CASE WHEN i % 3 = 0 THEN 'it''s \' || i ELSE 'b' || i END, i % 7, i FROM generate_series(1, 3000) i`)
 	state := &memState{}
 	p := params(t, "resume", pgServer(t).DSN, []string{"public.rz_*"}, config.SnapshotInitial, connector.ModeStream)
-	p.Config.Postgres.SnapshotChunk = 1000
+	p.Config.Config.(*Config).SnapshotChunk = 1000
 	p.State = state
 
 	// Run 1: writes after the consistent point while the snapshot is read; the
@@ -278,7 +278,7 @@ func TestSnapshotResumeOfATableWithoutKeyReadsItAgain(t *testing.T) {
 		`CREATE TABLE rk_full (a int, b text)`, `ALTER TABLE rk_full REPLICA IDENTITY FULL`,
 		`INSERT INTO rk_full SELECT i, 'x' || i FROM generate_series(1, 5000) i`)
 	p := params(t, "resumefull", pgServer(t).DSN, []string{"public.rk_full"}, config.SnapshotInitialOnly, connector.ModeStream)
-	p.Config.Postgres.SnapshotChunk = 1000
+	p.Config.Config.(*Config).SnapshotChunk = 1000
 	p.State = &memState{}
 	src := openSource(t, p)
 	first := crashRun(t, src, nil, 2, nil)

@@ -22,7 +22,7 @@ func TestIdleSourceSlotFollowsOtherDatabasesWrites(t *testing.T) {
 	exec(t, other, `CREATE TABLE busy (id int, pad text)`)
 
 	p := params(t, "idle", pgServer(t).DSN, []string{"public.idle_t"}, config.SnapshotNever, connector.ModeStream)
-	p.Config.Postgres.Heartbeat = 200 * time.Millisecond
+	p.Config.Config.(*Config).Heartbeat = 200 * time.Millisecond
 	src := openSource(t, p)
 	src.retainedEvery = 100 * time.Millisecond
 	r := startRead(t, src, nil)

@@ -19,9 +19,6 @@ import (
 // snapshotBatch is how many records one emit call carries during a snapshot.
 const snapshotBatch = 2048
 
-// defaultSnapshotChunk is how many rows one snapshot query reads (snapshot_chunk).
-const defaultSnapshotChunk = 100000
-
 // snapStateKey names the snapshot's saved state in the connector's state store.
 const snapStateKey = "postgres.snapshot"
 

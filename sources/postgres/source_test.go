@@ -559,7 +559,7 @@ func TestHeartbeatAdvancesAnIdleSlot(t *testing.T) {
 	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn, `CREATE TABLE hb (id int PRIMARY KEY)`)
 	p := params(t, "hb", pgServer(t).DSN, []string{"public.hb"}, config.SnapshotNever, connector.ModeStream)
-	p.Config.Postgres.Heartbeat = 100 * time.Millisecond
+	p.Config.Config.(*Config).Heartbeat = 100 * time.Millisecond
 	// A second slot sees the heartbeat messages themselves.
 	exec(t, conn, `SELECT pg_create_logical_replication_slot('hb_watch', 'test_decoding')`)
 	t.Cleanup(func() { conn.Exec(context.Background(), `SELECT pg_drop_replication_slot('hb_watch')`) })

@@ -1,0 +1,25 @@
+// Package builtin lists the connector kinds compiled into connectd, in one place that
+// the daemon, the tests and the generated reference share. Adding a connector kind is
+// its own package (with its config struct, see config/spec.go) and one line here.
+package builtin
+
+import (
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/destinations/parquet"
+	"github.com/connectd/connectd/plugins/host"
+	"github.com/connectd/connectd/sources/mysql"
+	"github.com/connectd/connectd/sources/postgres"
+)
+
+// Registry returns the built-in kinds, with `type: plugin` executables named by name
+// looked up in pluginDir (the config's plugins.dir). The order of registration is the
+// order error messages and the reference list the types in.
+func Registry(pluginDir string) *connector.Registry {
+	r := connector.NewRegistry()
+	r.AddSource("postgres", postgres.Kind{})
+	r.AddSource("mysql", mysql.Kind{})
+	r.AddSource("plugin", host.SourceKind{Dir: pluginDir})
+	r.AddDestination("parquet", parquet.Kind{})
+	r.AddDestination("plugin", host.DestinationKind{Dir: pluginDir})
+	return r
+}
