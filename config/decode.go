@@ -272,15 +272,6 @@ func (d *decoder) str(dst *string) func(entry, string) {
 	}
 }
 
-// strOK stores a scalar in dst and reports whether it was one.
-func (d *decoder) strOK(e entry, path string, dst *string) bool {
-	s, ok := d.scalar(e, path)
-	if ok {
-		*dst = s
-	}
-	return ok
-}
-
 func (d *decoder) integer(e entry, path string) (int64, bool) {
 	r := d.resolve(e.value)
 	if n, ok := r.(*ast.IntegerNode); ok {

@@ -14,8 +14,8 @@ import (
 // slots or lakes: each kind's config lists what it claims.
 
 // Claimer is implemented by a config struct that uses something only one connector
-// may use. Claims is called after Validate and the defaults, on configs without
-// errors of their own kind.
+// may use. Claims is called after Validate and the defaults, also when the section
+// had errors: it leaves out what it cannot name (a lake URL that is not one, say).
 type Claimer interface {
 	Claims(connector string) []Claim
 }
