@@ -12,7 +12,7 @@ TEST_TIMEOUT := 20m
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT = $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
-.PHONY: build test test-long test-short lint fuzz demo bench deps
+.PHONY: build test test-long test-short lint fuzz demo bench deps docs
 
 build:
 	$(GO) build -o bin/connectd ./cmd/connectd
@@ -50,6 +50,14 @@ demo: deps
 
 bench:
 	./bench/run.sh
+
+# docs regenerates the key tables of docs/configuration.md (between its GENERATED
+# markers) and docs/connectd.schema.json from the connectors' config specs; the tests
+# of ./cmd/connectd, which make test runs, fail when either is stale.
+docs:
+	$(GO) run ./cmd/connectd docs docs/configuration.md
+	$(GO) run ./cmd/connectd schema > docs/connectd.schema.json.tmp
+	mv docs/connectd.schema.json.tmp docs/connectd.schema.json
 
 # proto regenerates the plugin protocol's Go code (committed) from
 # plugins/proto/connectd/v1/connectd.proto. Needs protoc (Debian: protobuf-compiler).

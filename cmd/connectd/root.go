@@ -43,6 +43,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newDiscoverCmd(g),
 		newOffsetsCmd(g),
 		newVersionCmd(g),
+		newSchemaCmd(g),
+		newDocsCmd(g),
 	)
 	return root
 }

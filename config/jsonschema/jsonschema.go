@@ -1,7 +1,7 @@
 // Package jsonschema derives JSON Schemas (draft 2020-12) from the tagged config
 // structs connector kinds declare (config.FieldsOf): one section's schema, which a
 // plugin's config is checked against, and the schema of a whole config file, which
-// editors use for completion and validation (see docs/configuration.md).
+// editors use for completion and validation (docs/configuration.md, "Editors").
 //
 // The schemas describe the file as written, before the loader interpolates ${VAR}:
 // any value may be a string holding ${...}, and a scalar may be written the ways the

@@ -76,3 +76,19 @@ func (c *conn) configResult(pc *Config, at string) (connector.CheckResult, bool)
 	}
 	return connector.CheckResult{Name: name, OK: true, Detail: detail}, true
 }
+
+// envName is what an environment variable's name may be (validEnvName).
+const envName = `^[A-Za-z_][A-Za-z0-9_]*$`
+
+// JSONSchema describes the `env:` list to editors: NAME items, or one NAME: value each.
+func (*Env) JSONSchema() map[string]any {
+	return map[string]any{
+		"type": []any{"array", "null"},
+		"items": map[string]any{"anyOf": []any{
+			map[string]any{"type": "string", "pattern": envName},
+			map[string]any{"type": "object", "minProperties": 1, "maxProperties": 1,
+				"propertyNames":        map[string]any{"pattern": envName},
+				"additionalProperties": map[string]any{"type": []any{"string", "number", "boolean"}}},
+		}},
+	}
+}
