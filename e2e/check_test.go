@@ -87,6 +87,7 @@ func TestCheckReportsWalLevelFix(t *testing.T) {
 	// A lake in a bucket that does not exist is a failed check too.
 	noBucket := newPipe(t, "check_no_bucket", dsn, false, "public.orders")
 	noBucket.bucket = "no-such-bucket"
+	noBucket.s3 = s3Server(t)
 	noBucket.writeConfig(t)
 	r = connectd(t, 60*time.Second, "check", "-c", noBucket.config)
 	if fails := failLines(r.stdout); r.code != 1 || len(fails) == 0 || !strings.Contains(strings.Join(fails, "\n"), "no-such-bucket") {
