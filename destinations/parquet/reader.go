@@ -479,8 +479,15 @@ func storedType(n parquet.Node) (record.Type, error) {
 		case *format.DecimalType:
 			return record.Type{Kind: record.KindDecimal, Precision: int(v.Precision), Scale: int(v.Scale)}, nil
 		case *format.IntType:
-			if v.IsSigned && v.BitWidth == 16 {
+			// A plain INT32/INT64 leaf reads back with its INT(32/64) annotation.
+			switch {
+			case !v.IsSigned:
+			case v.BitWidth == 16 && t.Kind() == parquet.Int32:
 				return record.Type{Kind: record.KindInt16}, nil
+			case v.BitWidth == 32 && t.Kind() == parquet.Int32:
+				return record.Type{Kind: record.KindInt32}, nil
+			case v.BitWidth == 64 && t.Kind() == parquet.Int64:
+				return record.Type{Kind: record.KindInt64}, nil
 			}
 		case *format.TimeType:
 			if isMicros(v.Unit) {
