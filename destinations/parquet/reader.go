@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
 
@@ -28,6 +29,8 @@ import (
 type Reader struct {
 	loc    location
 	client *s3.Client // nil for file://
+	// tempDir holds an object while it is read; "" is the system's.
+	tempDir string
 	// onRowGroup, when set, is called before each row group of a file is read; the
 	// tests use it to see that files are streamed row group by row group.
 	onRowGroup func(file string, group int)
@@ -66,6 +69,10 @@ func (Kind) OpenReader(ctx context.Context, p connector.DestinationParams) (conn
 			return nil, err
 		}
 		if _, err := r.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(loc.bucket)}); err != nil {
+			var nf *types.NotFound
+			if errors.As(err, &nf) {
+				return nil, fmt.Errorf("parquet: lake %s: bucket %q does not exist: %w", loc, loc.bucket, err)
+			}
 			return nil, fmt.Errorf("parquet: lake %s: bucket %q: %w", loc, loc.bucket, err)
 		}
 	}
@@ -180,7 +187,7 @@ func (r *Reader) readOne(ctx context.Context, name string, schema *record.Schema
 	if err != nil {
 		return fmt.Errorf("parquet: reading %s: %w", where, err)
 	}
-	if err := r.readFile(f, st.Size(), where, schema, c, fn); err != nil {
+	if err := r.readFile(ctx, f, st.Size(), where, schema, c, fn); err != nil {
 		return fmt.Errorf("parquet: reading %s: %w", where, err)
 	}
 	return nil
@@ -194,7 +201,7 @@ func (r *Reader) download(ctx context.Context, key string) (*os.File, error) {
 		return nil, err
 	}
 	defer out.Body.Close()
-	f, err := os.CreateTemp("", "connectd-verify-*.parquet")
+	f, err := os.CreateTemp(r.tempDir, "connectd-verify-*.parquet")
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +221,7 @@ type fileColumn struct {
 }
 
 // readFile streams the rows of one file through fn.
-func (r *Reader) readFile(ra io.ReaderAt, size int64, where string, schema *record.Schema, c *connector.StoredChange, fn func(*connector.StoredChange) error) error {
+func (r *Reader) readFile(ctx context.Context, ra io.ReaderAt, size int64, where string, schema *record.Schema, c *connector.StoredChange, fn func(*connector.StoredChange) error) error {
 	pf, err := parquet.OpenFile(ra, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return err
@@ -272,6 +279,10 @@ func (r *Reader) readFile(ra io.ReaderAt, size int64, where string, schema *reco
 		}
 		rows := rg.Rows()
 		for {
+			if err := ctx.Err(); err != nil {
+				rows.Close()
+				return err
+			}
 			n, err := rows.ReadRows(buf)
 			for _, row := range buf[:n] {
 				if err := r.decodeRow(row, spans, cols, opLeaf, posLeaf, unchLeaf, nameIdx, schema, c); err != nil {
