@@ -547,3 +547,68 @@ func TestReaderAgreesWithDuckDB(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderConversions covers the stored-type to table-type conversions value by
+// value, without a file: what converts exactly, and what is refused.
+func TestReaderConversions(t *testing.T) {
+	u64 := parquet.Decimal(0, 20, parquet.FixedLenByteArrayType(9))
+	flba := func(b ...byte) parquet.Value { return parquet.FixedLenByteArrayValue(b) }
+	cases := []struct {
+		node      parquet.Node
+		want      record.Type
+		in        parquet.Value
+		out       record.Value
+		typeError string // the converter is refused
+		valError  string // the value is refused
+	}{
+		{node: parquet.Int(16), want: typ(record.KindInt32), in: parquet.Int32Value(-5), out: int32(-5)},
+		{node: parquet.Int(16), want: typ(record.KindInt64), in: parquet.Int32Value(-5), out: int64(-5)},
+		{node: parquet.Leaf(parquet.Int32Type), want: typ(record.KindFloat64), in: parquet.Int32Value(7), out: float64(7)},
+		{node: parquet.Leaf(parquet.Int32Type), want: dec(10, 2), in: parquet.Int32Value(-7), out: record.Decimal("-7.00")},
+		{node: parquet.Leaf(parquet.Int64Type), want: dec(5, 0), in: parquet.Int64Value(123456), valError: "does not fit"},
+		{node: parquet.Leaf(parquet.Int64Type), want: typ(record.KindUint64), in: parquet.Int64Value(-1), valError: "not a uint64"},
+		{node: u64, want: typ(record.KindUint64), in: flba(0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), out: uint64(math.MaxUint64)},
+		{node: u64, want: typ(record.KindUint64), in: flba(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), valError: "not a uint64"},
+		{node: u64, want: dec(20, 0), in: flba(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe), out: record.Decimal("-2")},
+		{node: parquet.Decimal(2, 9, parquet.Int32Type), want: dec(12, 4), in: parquet.Int32Value(-5), out: record.Decimal("-0.0500")},
+		{node: parquet.Decimal(2, 9, parquet.Int32Type), want: dec(12, 0), in: parquet.Int32Value(150), valError: "rounded"},
+		{node: parquet.Decimal(2, 9, parquet.Int32Type), want: dec(12, 0), in: parquet.Int32Value(-300), out: record.Decimal("-3")},
+		{node: parquet.Decimal(2, 9, parquet.Int32Type), want: record.Type{Kind: record.KindDecimalText, Scale: -1}, in: parquet.Int32Value(-5), out: record.Decimal("-0.05")},
+		{node: parquet.String(), want: dec(2, 5), in: parquet.ByteArrayValue([]byte("0.00012")), out: record.Decimal("0.00012")},
+		{node: parquet.JSON(), want: typ(record.KindString), in: parquet.ByteArrayValue([]byte(`{"a":1}`)), out: `{"a":1}`},
+		{node: parquet.Leaf(parquet.FloatType), want: typ(record.KindFloat64), in: parquet.FloatValue(float32(math.Inf(-1))), out: math.Inf(-1)},
+		{node: parquet.Leaf(parquet.Int64Type), want: typ(record.KindInt32), typeError: "stored as int64, the table has int32"},
+		{node: parquet.Leaf(parquet.DoubleType), want: typ(record.KindFloat32), typeError: "stored as float64, the table has float32"},
+		{node: parquet.String(), want: dec(10, 2), typeError: "stored as string, the table has decimal(10,2)"},
+		{node: parquet.TimestampAdjusted(parquet.Microsecond, false), want: typ(record.KindTimestampTZ), typeError: "stored as timestamp, the table has timestamptz"},
+		{node: parquet.Leaf(parquet.ByteArrayType), want: typ(record.KindString), typeError: "stored as bytes, the table has string"},
+	}
+	for _, c := range cases {
+		have, err := storedType(c.node)
+		if err != nil {
+			t.Errorf("%v: %v", c.node, err)
+			continue
+		}
+		conv, err := converter(c.node, have, c.want)
+		if c.typeError != "" {
+			if err == nil || !strings.Contains(err.Error(), c.typeError) {
+				t.Errorf("%s -> %s: err = %v, want %q", have, c.want, err, c.typeError)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s -> %s: %v", have, c.want, err)
+			continue
+		}
+		got, err := conv(c.in)
+		if c.valError != "" {
+			if err == nil || !strings.Contains(err.Error(), c.valError) {
+				t.Errorf("%s -> %s of %v: err = %v, want %q", have, c.want, c.in, err, c.valError)
+			}
+			continue
+		}
+		if err != nil || !sameValue(got, c.out) {
+			t.Errorf("%s -> %s of %v: %#v, %v, want %#v", have, c.want, c.in, got, err, c.out)
+		}
+	}
+}
