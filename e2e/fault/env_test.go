@@ -303,7 +303,10 @@ func (e *env) restartPostgres(crash bool) {
 
 // pauseS3 freezes the S3 server for d. With check, it also proves backpressure: the
 // workload commits a burst bigger than connectd's buffers, connectd's RSS stays within
-// 2x + 64 MiB of its size before the pause, and it stops reading the source.
+// 3x + 64 MiB of its size before the pause, and it stops reading the source. 3x because
+// connectd runs the collector at a target of 200 (internal/gctune): its heap may reach
+// three times the live data before a cycle, so 2x failed on GC timing alone (165 MiB
+// against a bound of 162 once) while reading had stopped.
 func (e *env) pauseS3(d time.Duration, check bool, burst int64) {
 	e.t.Helper()
 	e.ensureRunning()
@@ -364,8 +367,8 @@ func (e *env) pauseS3(d time.Duration, check bool, burst int64) {
 	wrote := committed1 - committed0
 	e.t.Logf("backpressure: S3 frozen %s: RSS %d MiB before, at most %d MiB during; %s read %d records while the workload committed %d",
 		d, rss0>>20, rssMax>>20, e.s3Conn, read, wrote)
-	if bound := 2*rss0 + 64<<20; rssMax > bound {
-		e.t.Errorf("backpressure: connectd's RSS grew to %d MiB while S3 was frozen, over the bound 2x%d MiB + 64 MiB", rssMax>>20, rss0>>20)
+	if bound := 3*rss0 + 64<<20; rssMax > bound {
+		e.t.Errorf("backpressure: connectd's RSS grew to %d MiB while S3 was frozen, over the bound 3x%d MiB + 64 MiB", rssMax>>20, rss0>>20)
 	}
 	if wrote < burst {
 		e.t.Errorf("backpressure: the burst of %d rows was not committed while S3 was frozen (%d records); the check proves nothing", burst, wrote)
