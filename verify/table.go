@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-		"fmt"
+	"fmt"
 	"log/slog"
 	"math"
 	"math/bits"
