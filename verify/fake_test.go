@@ -18,9 +18,9 @@ type fakeSnap struct {
 	gen func(i int, row []record.Value)
 }
 
-func (s *fakeSnap) Boundary() record.Position  { return s.boundary }
-func (s *fakeSnap) DescribeBoundary() string   { return s.boundary.String() }
-func (s *fakeSnap) Tables() []*record.Schema   { return []*record.Schema{s.schema} }
+func (s *fakeSnap) Boundary() record.Position   { return s.boundary }
+func (s *fakeSnap) DescribeBoundary() string    { return s.boundary.String() }
+func (s *fakeSnap) Tables() []*record.Schema    { return []*record.Schema{s.schema} }
 func (s *fakeSnap) Close(context.Context) error { return nil }
 func (s *fakeSnap) EstimateRows(context.Context, *record.Schema) (int64, error) {
 	return s.estimate, nil

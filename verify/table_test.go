@@ -157,7 +157,7 @@ func TestTableResolvesUnchangedColumnsFromEarlierRecords(t *testing.T) {
 
 func TestTableCountsDuplicatePositions(t *testing.T) {
 	s, l := fixture(10)
-	l.add(record.OpRead, 4, lakeRow(4))  // same key, same position: a copy
+	l.add(record.OpRead, 4, lakeRow(4))   // same key, same position: a copy
 	l.add(record.OpUpdate, 6, lakeRow(8)) // another key at id 6's position: a corrupt lake
 	r := runTable(t, s, l, Options{})
 	checkCounts(t, r, counts{src: 10, dst: 10, dups: 4})
