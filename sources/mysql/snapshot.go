@@ -543,15 +543,7 @@ func (s *Source) snapshotTable(ctx context.Context, conn *sql.Conn, sink *snapSi
 	}
 	var total int64
 	_ = conn.QueryRowContext(ctx, "SELECT COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", t.db, t.name).Scan(&total)
-	cols := make([]string, len(sch.cols))
-	for i, c := range sch.schema.Columns {
-		cols[i] = quoteIdent(c.Name)
-		if sch.cols[i].typ.Kind == record.KindFloat32 {
-			// FLOAT prints with 6 digits; widened to DOUBLE it prints exactly.
-			cols[i] = cols[i] + " + 0e0"
-		}
-	}
-	sel := "SELECT " + strings.Join(cols, ", ") + " FROM " + quoteName(t)
+	sel := selectAll(sch, t)
 	var order string
 	if key != nil {
 		ks := make([]string, len(key))
@@ -595,6 +587,20 @@ func (s *Source) snapshotTable(ctx context.Context, conn *sql.Conn, sink *snapSi
 	}
 	s.log.Info("table snapshot read", "table", name, "rows", read)
 	return read, nil
+}
+
+// selectAll is the query reading every column of t in the form fromText decodes;
+// verify's scan (verify.go) reads with it too.
+func selectAll(sch *tableSchema, t tableName) string {
+	cols := make([]string, len(sch.cols))
+	for i, c := range sch.schema.Columns {
+		cols[i] = quoteIdent(c.Name)
+		if sch.cols[i].typ.Kind == record.KindFloat32 {
+			// FLOAT prints with 6 digits; widened to DOUBLE it prints exactly.
+			cols[i] = cols[i] + " + 0e0"
+		}
+	}
+	return "SELECT " + strings.Join(cols, ", ") + " FROM " + quoteName(t)
 }
 
 // chunkReader turns the rows of one snapshot query into records.

@@ -402,17 +402,9 @@ func (w *copySink) line(line []byte) error {
 	}
 	vals := w.vals.Take(ncols)
 	if ncols > 0 {
-		for i, f := range w.fields {
-			raw, null := pgvalue.UnescapeCopyText(f)
-			if null {
-				continue
-			}
-			v, err := w.codecs[i].DecodeWith(&w.alloc, raw)
-			if err != nil {
-				w.err = connector.Permanent(fmt.Errorf("postgres: snapshot %s row %d column %s: %w", w.name, w.tableRows+1, w.schema.Columns[i].Name, err))
-				return w.err
-			}
-			vals[i] = v
+		if i, err := decodeCopyRow(w.fields, w.codecs, &w.alloc, vals); err != nil {
+			w.err = connector.Permanent(fmt.Errorf("postgres: snapshot %s row %d column %s: %w", w.name, w.tableRows+1, w.schema.Columns[i].Name, err))
+			return w.err
 		}
 	}
 	if w.row == math.MaxUint32 {
@@ -454,6 +446,25 @@ func (w *copySink) line(line []byte) error {
 		w.status.SnapshotProgress(w.name, w.tableRows, max(w.estimate, w.tableRows))
 	}
 	return nil
+}
+
+// decodeCopyRow decodes the fields of one COPY text line into vals, leaving NULLs
+// nil; verify's scan (verify.go) decodes through it too, so that its values are the
+// snapshot's. On error it returns the index of the column that failed.
+func decodeCopyRow(fields [][]byte, codecs []*pgvalue.Codec, alloc *pgvalue.Alloc, vals []record.Value) (int, error) {
+	for i, f := range fields {
+		raw, null := pgvalue.UnescapeCopyText(f)
+		if null {
+			vals[i] = nil
+			continue
+		}
+		v, err := codecs[i].DecodeWith(alloc, raw)
+		if err != nil {
+			return i, err
+		}
+		vals[i] = v
+	}
+	return 0, nil
 }
 
 // unescapeKey turns key fields kept by line into their text.

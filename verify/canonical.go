@@ -1,0 +1,349 @@
+// Package verify proves that a destination holds what a source holds: it rebuilds a
+// table's state from the destination's stored records, compares it with a consistent
+// snapshot of the source key range by key range, and names the keys and columns that
+// differ (docs/design.md, "Verify").
+package verify
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/connectd/connectd/record"
+)
+
+// AppendCanonical appends the canonical form of v, a value of type t, to dst. Two
+// values of the same column have the same canonical form exactly when they are equal,
+// whatever Go type width carried them (an int16 and an int64 of one number agree).
+// nil (SQL NULL) appends nothing: the row form tells NULL from an empty string.
+func AppendCanonical(dst []byte, t record.Type, v record.Value) []byte {
+	switch x := v.(type) {
+	case nil:
+		return dst
+	case bool:
+		if x {
+			return append(dst, 't')
+		}
+		return append(dst, 'f')
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10)
+	case int8:
+		return strconv.AppendInt(dst, int64(x), 10)
+	case int16:
+		return strconv.AppendInt(dst, int64(x), 10)
+	case int32:
+		return strconv.AppendInt(dst, int64(x), 10)
+	case int64:
+		return strconv.AppendInt(dst, x, 10)
+	case uint8:
+		return strconv.AppendUint(dst, uint64(x), 10)
+	case uint16:
+		return strconv.AppendUint(dst, uint64(x), 10)
+	case uint32:
+		return strconv.AppendUint(dst, uint64(x), 10)
+	case uint64:
+		return strconv.AppendUint(dst, x, 10)
+	case float32:
+		return appendFloat(dst, float64(x), 32)
+	case float64:
+		if t.Kind == record.KindFloat32 {
+			return appendFloat(dst, float64(float32(x)), 32)
+		}
+		return appendFloat(dst, x, 64)
+	case record.Decimal:
+		return appendDecimal(dst, string(x))
+	case string:
+		switch t.Kind {
+		case record.KindDecimal, record.KindDecimalText:
+			return appendDecimal(dst, x)
+		case record.KindJSON:
+			return appendJSON(dst, []byte(x))
+		case record.KindUUID:
+			if u, err := record.ParseUUID(x); err == nil {
+				return append(dst, u[:]...)
+			}
+		}
+		return append(dst, x...)
+	case record.JSON:
+		return appendJSON(dst, x)
+	case []byte:
+		if t.Kind == record.KindJSON {
+			return appendJSON(dst, x)
+		}
+		return append(dst, x...)
+	case record.Date:
+		return strconv.AppendInt(dst, int64(x), 10)
+	case record.Time:
+		return strconv.AppendInt(dst, int64(x), 10)
+	case record.Timestamp:
+		return strconv.AppendInt(dst, int64(x), 10)
+	case time.Time:
+		switch t.Kind {
+		case record.KindDate:
+			return strconv.AppendInt(dst, int64(record.DateOf(x)), 10)
+		case record.KindTime:
+			y, m, d := x.Date()
+			mid := time.Date(y, m, d, 0, 0, 0, 0, x.Location())
+			return strconv.AppendInt(dst, x.Sub(mid).Microseconds(), 10)
+		}
+		return strconv.AppendInt(dst, x.UnixMicro(), 10)
+	case record.UUID:
+		return append(dst, x[:]...)
+	case [16]byte:
+		return append(dst, x[:]...)
+	case []record.Value:
+		return appendList(dst, t, x)
+	}
+	// A Go type no kind carries: its printed form with its type, so it still compares
+	// equal to itself and never to a value of a known type.
+	return fmt.Appendf(dst, "\x00%T:%v", v, v)
+}
+
+// Markers of the row and list forms: one byte before each value, so that NULL, an
+// empty string and a value the destination cannot know are three different things.
+const (
+	markNull    = 0
+	markValue   = 1
+	markUnknown = 2 // an unchanged column with no earlier value (destination side only)
+)
+
+func appendList(dst []byte, t record.Type, l []record.Value) []byte {
+	et := record.Type{}
+	if t.Elem != nil {
+		et = *t.Elem
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(l)))
+	var scratch []byte
+	for _, e := range l {
+		if e == nil {
+			dst = append(dst, markNull)
+			continue
+		}
+		scratch = AppendCanonical(scratch[:0], et, e)
+		dst = append(dst, markValue)
+		dst = binary.AppendUvarint(dst, uint64(len(scratch)))
+		dst = append(dst, scratch...)
+	}
+	return dst
+}
+
+// appendFloat keeps -0 distinct from 0: both sides carry a float's bits unchanged
+// (PostgreSQL, MySQL and Parquet all store the sign of zero), so a lost sign is a real
+// difference in what a reader gets back. NaN payloads are not kept by every path and
+// are one token.
+func appendFloat(dst []byte, f float64, bits int) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, "NaN"...)
+	case math.IsInf(f, 1):
+		return append(dst, "+Inf"...)
+	case math.IsInf(f, -1):
+		return append(dst, "-Inf"...)
+	}
+	return strconv.AppendFloat(dst, f, 'g', -1, bits)
+}
+
+// maxDecimalShift bounds how far an exponent may move the point before the plain form
+// gives way to the exponent form, so "1e999999999" cannot ask for a gigabyte of zeros.
+const maxDecimalShift = 4096
+
+// appendDecimal appends the normalized plain form of a decimal text: no '+', no
+// leading zeros before the point, no trailing zeros after it, no point when the
+// fraction is empty, "0" for every zero; NaN and the infinities as fixed tokens. Text
+// that is not a decimal is kept raw behind a '?' (no normalized form starts with one).
+func appendDecimal(dst []byte, s string) []byte {
+	switch strings.ToLower(strings.TrimPrefix(s, "+")) {
+	case "nan", "-nan":
+		return append(dst, "NaN"...)
+	case "infinity", "inf":
+		return append(dst, "Inf"...)
+	case "-infinity", "-inf":
+		return append(dst, "-Inf"...)
+	}
+	neg, digits, point, ok := parseDecimal(s)
+	if !ok {
+		return append(append(dst, '?'), s...)
+	}
+	// Strip leading zeros (the point stays where it is relative to the other digits).
+	for len(digits) > 0 && digits[0] == '0' {
+		digits = digits[1:]
+		point--
+	}
+	for len(digits) > 0 && digits[len(digits)-1] == '0' {
+		digits = digits[:len(digits)-1]
+	}
+	if len(digits) == 0 {
+		return append(dst, '0')
+	}
+	if neg {
+		dst = append(dst, '-')
+	}
+	if point < -maxDecimalShift || point > len(digits)+maxDecimalShift {
+		// Exponent form: the digits as 0.ddd times ten to point. Plain forms have no 'E'.
+		dst = append(dst, "0."...)
+		dst = append(dst, digits...)
+		dst = append(dst, 'E')
+		return strconv.AppendInt(dst, int64(point), 10)
+	}
+	switch {
+	case point <= 0:
+		dst = append(dst, "0."...)
+		for range -point {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, digits...)
+	case point >= len(digits):
+		dst = append(dst, digits...)
+		for range point - len(digits) {
+			dst = append(dst, '0')
+		}
+	default:
+		dst = append(dst, digits[:point]...)
+		dst = append(dst, '.')
+		dst = append(dst, digits[point:]...)
+	}
+	return dst
+}
+
+// parseDecimal splits [+-]digits[.digits][e[+-]digits] into its sign, its digits and
+// the position of the point among them.
+func parseDecimal(s string) (neg bool, digits string, point int, ok bool) {
+	i := 0
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		neg = s[i] == '-'
+		i++
+	}
+	start := i
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	intPart := s[start:i]
+	frac := ""
+	if i < len(s) && s[i] == '.' {
+		i++
+		fs := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		frac = s[fs:i]
+	}
+	if intPart == "" && frac == "" {
+		return false, "", 0, false
+	}
+	exp := 0
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		es := i
+		if i < len(s) && (s[i] == '-' || s[i] == '+') {
+			i++
+		}
+		ds := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if ds == i || i-ds > 9 {
+			return false, "", 0, false
+		}
+		e, err := strconv.Atoi(s[es:i])
+		if err != nil {
+			return false, "", 0, false
+		}
+		exp = e
+	}
+	if i != len(s) {
+		return false, "", 0, false
+	}
+	return neg, intPart + frac, len(intPart) + exp, true
+}
+
+// appendJSON appends a JSON document re-encoded compactly with object keys sorted and
+// numbers as their literal text, so whitespace and key order do not matter but "1.0"
+// and "1" stay apart, as jsonb keeps them. A duplicate key keeps its last value, as
+// jsonb does. Text that does not parse is kept raw behind a '?' (no JSON starts so).
+func appendJSON(dst []byte, text []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(text))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return append(append(dst, '?'), text...)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return append(append(dst, '?'), text...)
+	}
+	return appendJSONValue(dst, v)
+}
+
+func appendJSONValue(dst []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...)
+	case bool:
+		if x {
+			return append(dst, "true"...)
+		}
+		return append(dst, "false"...)
+	case json.Number:
+		return append(dst, x...)
+	case string:
+		return appendJSONString(dst, x)
+	case []any:
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONValue(dst, e)
+		}
+		return append(dst, ']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		dst = append(dst, '{')
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, k)
+			dst = append(dst, ':')
+			dst = appendJSONValue(dst, x[k])
+		}
+		return append(dst, '}')
+	}
+	return fmt.Appendf(dst, "%v", v)
+}
+
+// appendJSONString escapes only what JSON requires, one way for each character.
+func appendJSONString(dst []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+			i++
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			i++
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+			i++
+		default:
+			r, n := utf8.DecodeRuneInString(s[i:])
+			dst = utf8.AppendRune(dst, r)
+			i += n
+		}
+	}
+	return append(dst, '"')
+}
