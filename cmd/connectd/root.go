@@ -42,6 +42,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newCheckCmd(g),
 		newDiscoverCmd(g),
 		newOffsetsCmd(g),
+		newVerifyCmd(g),
 		newVersionCmd(g),
 		newSchemaCmd(g),
 		newDocsCmd(g),

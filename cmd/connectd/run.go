@@ -79,19 +79,7 @@ func (g *globalFlags) runConnectors(ctx context.Context, names []string, mode co
 	holder := offsets.ThisProcess(version, a.cfg.Path)
 	specs := make([]pipeline.Spec, 0, len(sel))
 	for _, n := range sel {
-		obs := reg.Observer(n)
-		specs = append(specs, pipeline.Spec{
-			Name: n,
-			Acquire: func(ctx context.Context) (pipeline.Lease, error) {
-				return a.acquire(ctx, n, holder, mode, obs)
-			},
-			Open: func(ctx context.Context) (connector.Source, connector.Destination, error) {
-				return a.openPair(ctx, n, mode, obs)
-			},
-			Flush:    a.cfg.Connectors[n].Destination.Flush,
-			Logger:   a.log.With("connector", n),
-			Observer: obs,
-		})
+		specs = append(specs, a.pipelineSpec(n, holder, mode, reg.Observer(n)))
 	}
 	a.log.Info("connectd starting", "version", version, "connectors", len(specs), "mode", modeName(mode))
 	runErr := pipeline.NewSupervisor(a.log).Run(ctx, specs, mode == connector.ModeSync)
@@ -104,6 +92,23 @@ func (g *globalFlags) runConnectors(ctx context.Context, names []string, mode co
 	}
 	a.log.Info("connectd stopped cleanly")
 	return nil
+}
+
+// pipelineSpec is how the supervisor runs connector n: under its lease, opened in
+// mode, reporting to obs.
+func (a *app) pipelineSpec(n string, holder offsets.Holder, mode connector.Mode, obs pipeline.Observer) pipeline.Spec {
+	return pipeline.Spec{
+		Name: n,
+		Acquire: func(ctx context.Context) (pipeline.Lease, error) {
+			return a.acquire(ctx, n, holder, mode, obs)
+		},
+		Open: func(ctx context.Context) (connector.Source, connector.Destination, error) {
+			return a.openPair(ctx, n, mode, obs)
+		},
+		Flush:    a.cfg.Connectors[n].Destination.Flush,
+		Logger:   a.log.With("connector", n),
+		Observer: obs,
+	}
 }
 
 func modeName(m connector.Mode) string {

@@ -1,0 +1,332 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/parquet-go/parquet-go"
+)
+
+// verifyJSON is the part of `connectd verify --json` the tests read.
+type verifyJSON struct {
+	Equal      bool `json:"equal"`
+	Connectors []struct {
+		Connector string `json:"connector"`
+		Tables    []struct {
+			Table      string `json:"table"`
+			SourceRows int64  `json:"source_rows"`
+			DestRows   int64  `json:"destination_rows"`
+			Missing    int64  `json:"missing"`
+			Extra      int64  `json:"extra"`
+			Differing  int64  `json:"differing"`
+			Duplicates int64  `json:"duplicate_positions"`
+			Unresolved int64  `json:"unresolved"`
+			Examples   []struct {
+				Kind string `json:"kind"`
+				Key  []struct {
+					Column string `json:"column"`
+					Value  string `json:"value"`
+				} `json:"key"`
+				Columns []struct {
+					Column      string `json:"column"`
+					Source      string `json:"source"`
+					Destination string `json:"destination"`
+				} `json:"columns"`
+			} `json:"examples"`
+		} `json:"tables"`
+	} `json:"connectors"`
+}
+
+func runVerify(t *testing.T, config string, args ...string) (result, verifyJSON) {
+	t.Helper()
+	r := connectd(t, 3*time.Minute, append([]string{"verify", "-c", config, "--json"}, args...)...)
+	var v verifyJSON
+	if r.code == 0 || r.code == 1 {
+		if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+			t.Fatalf("verify --json printed no JSON report (%v): %s", err, r)
+		}
+	}
+	return r, v
+}
+
+// TestVerifyFindsExactlyWhatDiffers: after a random workload the lake verifies equal,
+// also while a writer keeps changing the source (verify syncs up to its point, or waits
+// for a running connectd); after a lake file is deleted, a cell of another is edited
+// and a row is deleted at the source behind connectd's back, verify names exactly
+// those keys and that column, and exits 1.
+func TestVerifyFindsExactlyWhatDiffers(t *testing.T) {
+	dsn, conn := newDatabase(t, "e2e_verify")
+	const initial = 300
+	mustExec(t, conn, fmt.Sprintf(`CREATE TABLE public.accounts (id int PRIMARY KEY, v int NOT NULL, note text);
+INSERT INTO public.accounts SELECT g, 0, 'initial' FROM generate_series(1, %d) g;
+CREATE TABLE public.kinds (id bigint PRIMARY KEY, n numeric(12,3), f float8, ts timestamptz, d date,
+  j jsonb, a int[], u uuid, b bytea, big text);
+INSERT INTO public.kinds SELECT g, g * 1.5, CASE g %% 4 WHEN 0 THEN 'NaN' WHEN 1 THEN 'Infinity' WHEN 2 THEN '-Infinity' ELSE g / 7.0 END,
+  CASE WHEN g = 1 THEN 'infinity'::timestamptz ELSE '2026-01-01 00:00:00+00'::timestamptz + g * interval '1 minute 0.000123 second' END,
+  CASE WHEN g = 2 THEN '-infinity'::date ELSE '2026-01-01'::date + g END,
+  jsonb_build_object('g', g, 'x', jsonb_build_array(1.50, 'a', null)), ARRAY[g, NULL, -g], md5(g::text)::uuid,
+  decode(md5(g::text), 'hex'), (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 200) i)
+FROM generate_series(1, 40) g`, initial))
+	p := newPipe(t, "verify", dsn, true, "public.accounts", "public.kinds")
+	p.flush = "{rows: 500, bytes: 4MiB, interval: 300ms}"
+	p.writeConfig(t)
+	p.sync(t)
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("random seed %d", seed)
+	w := &writer{conn: connect(t, dsn), rng: rand.New(rand.NewPCG(seed, 1)), nextID: initial + 1}
+	for i := 1; i <= initial; i++ {
+		w.live = append(w.live, i)
+	}
+	for i := 0; i < 300; i++ {
+		if err := w.step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Updates that leave the TOASTed column out: the lake gets it as unchanged, and
+	// verify must resolve it from the snapshot's record.
+	mustExec(t, conn, `UPDATE public.kinds SET n = n + 1, j = j || '{"y": 2}' WHERE id % 3 = 0; DELETE FROM public.kinds WHERE id = 40;
+TRUNCATE public.accounts; INSERT INTO public.accounts SELECT g, 1, 'after truncate' FROM generate_series(1, 100) g`)
+	w.live = w.live[:0]
+	for i := 1; i <= 100; i++ {
+		w.live = append(w.live, i)
+	}
+	w.nextID = max(w.nextID, 101)
+	for i := 0; i < 200; i++ {
+		if err := w.step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Behind: verify syncs first, then finds the lake equal.
+	r, v := runVerify(t, p.config)
+	if r.code != 0 || !v.Equal {
+		t.Fatalf("verify after a workload: want exit 0 and equal, got %s", r)
+	}
+	for _, tb := range v.Connectors[0].Tables {
+		if tb.SourceRows == 0 || tb.SourceRows != tb.DestRows {
+			t.Errorf("table %s: %d source rows, %d destination rows", tb.Table, tb.SourceRows, tb.DestRows)
+		}
+	}
+	if out := connectd(t, time.Minute, "verify", "-c", p.config); out.code != 0 || !strings.Contains(out.stdout, "public.accounts") {
+		t.Errorf("verify (text): want exit 0 and a line per table, got %s", out)
+	}
+
+	// Busy: a writer keeps committing while verify syncs and compares; then while a
+	// `connectd run` holds the connector, verify waits for it instead.
+	ctx, stopWriter := context.WithCancel(context.Background())
+	writerDone := make(chan struct{})
+	go func() { defer close(writerDone); w.run(ctx) }()
+	if r, v := runVerify(t, p.config, "--table", "public.accounts"); r.code != 0 || !v.Equal {
+		t.Errorf("verify under a workload (syncing itself): want exit 0 and equal, got %s", r)
+	}
+	d := startRun(t, p.config)
+	time.Sleep(time.Second)
+	if r, v := runVerify(t, p.config, "--table", "public.accounts"); r.code != 0 || !v.Equal {
+		t.Errorf("verify under a workload while connectd run holds the connector: want exit 0 and equal, got %s\nrun's log:\n%s", r, tail(d.stderr.String(), 30))
+	}
+	stopWriter()
+	<-writerDone
+	if err := w.failure(); err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	d.stopClean(t)
+	p.sync(t)
+
+	// Tamper. (1) Three new keys whose only records are in one file, then deleted.
+	ctx = context.Background()
+	client := p.s3.Client()
+	prefix := "lake/public/accounts/"
+	before := s3Keys(t, client, p.bucket, prefix)
+	mustExec(t, conn, "INSERT INTO public.accounts VALUES (900001, 7, 'lost'), (900002, 7, 'lost'), (900003, 7, 'lost')")
+	p.sync(t)
+	added := newKeys(before, s3Keys(t, client, p.bucket, prefix))
+	if len(added) != 1 {
+		t.Fatalf("the sync of three inserts wrote %d files, want 1: %v", len(added), added)
+	}
+	if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.bucket), Key: aws.String(added[0])}); err != nil {
+		t.Fatal(err)
+	}
+	// (2) One key updated alone, its file rewritten with another note.
+	edited := w.live[len(w.live)/2]
+	before = s3Keys(t, client, p.bucket, prefix)
+	mustExec(t, conn, "UPDATE public.accounts SET note = 'checked' WHERE id = $1", edited)
+	p.sync(t)
+	added = newKeys(before, s3Keys(t, client, p.bucket, prefix))
+	if len(added) != 1 {
+		t.Fatalf("the sync of one update wrote %d files, want 1: %v", len(added), added)
+	}
+	rewriteCell(t, client, p.bucket, added[0], "note", "tampered")
+	// (3) A row deleted at the source while the table is out of the publication.
+	gone := w.live[0]
+	pub := "connectd_" + p.name
+	mustExec(t, conn, fmt.Sprintf("ALTER PUBLICATION %s DROP TABLE public.accounts", pub))
+	mustExec(t, conn, "DELETE FROM public.accounts WHERE id = $1", gone)
+	mustExec(t, conn, fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE public.accounts", pub))
+
+	r, v = runVerify(t, p.config)
+	if r.code != 1 || v.Equal {
+		t.Fatalf("verify after tampering: want exit 1 and not equal, got %s", r)
+	}
+	got := map[string]string{}
+	var accounts, kinds bool
+	for _, tb := range v.Connectors[0].Tables {
+		switch tb.Table {
+		case "public.kinds":
+			kinds = true
+			if tb.Missing+tb.Extra+tb.Differing+tb.Duplicates+tb.Unresolved != 0 {
+				t.Errorf("public.kinds was not touched, verify reports %+v", tb)
+			}
+		case "public.accounts":
+			accounts = true
+			if tb.Missing != 3 || tb.Extra != 1 || tb.Differing != 1 || tb.Duplicates != 0 || tb.Unresolved != 0 {
+				t.Errorf("public.accounts: want 3 missing, 1 extra, 1 differing, got %+v", tb)
+			}
+			for _, e := range tb.Examples {
+				var key []string
+				for _, k := range e.Key {
+					key = append(key, k.Column+"="+k.Value)
+				}
+				desc := e.Kind
+				for _, c := range e.Columns {
+					desc += fmt.Sprintf(" %s: %s/%s", c.Column, c.Source, c.Destination)
+				}
+				got[strings.Join(key, ",")] = desc
+			}
+		}
+	}
+	if !accounts || !kinds {
+		t.Fatalf("verify's report lacks a table: %s", r.stdout)
+	}
+	want := map[string]string{
+		"id=900001": "missing", "id=900002": "missing", "id=900003": "missing",
+		fmt.Sprintf("id=%d", gone):   "extra",
+		fmt.Sprintf("id=%d", edited): `differs note: "checked"/"tampered"`,
+	}
+	if fmt.Sprint(sortedPairs(got)) != fmt.Sprint(sortedPairs(want)) {
+		t.Errorf("verify after tampering reported\n%v\nwant\n%v\n%s", sortedPairs(got), sortedPairs(want), r.stdout)
+	}
+	if strings.Contains(r.stdout+r.stderr, "s3cret") || strings.Contains(r.stdout, p.s3.SecretKey) {
+		t.Errorf("verify printed a secret:\n%s", r)
+	}
+}
+
+func sortedPairs(m map[string]string) []string {
+	var out []string
+	for k, v := range m {
+		out = append(out, k+" "+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// s3Keys lists the .parquet objects under prefix.
+func s3Keys(t *testing.T, client *s3.Client, bucket, prefix string) map[string]bool {
+	t.Helper()
+	keys := map[string]bool{}
+	pg := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	for pg.HasMorePages() {
+		out, err := pg.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range out.Contents {
+			if strings.HasSuffix(*o.Key, ".parquet") {
+				keys[*o.Key] = true
+			}
+		}
+	}
+	return keys
+}
+
+func newKeys(before, after map[string]bool) []string {
+	var out []string
+	for k := range after {
+		if !before[k] {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// rewriteCell replaces, in every row of the object, the value of a string column, and
+// puts the file back under the same key: a lake edited behind connectd's back.
+func rewriteCell(t *testing.T, client *s3.Client, bucket, key, column, value string) {
+	t.Helper()
+	ctx := context.Background()
+	obj, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(obj.Body)
+	obj.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, ok := f.Schema().Lookup(column)
+	if !ok {
+		t.Fatalf("%s has no column %s", key, column)
+	}
+	var rows []parquet.Row
+	rr := parquet.NewReader(bytes.NewReader(data))
+	for {
+		buf := make([]parquet.Row, 64)
+		n, err := rr.ReadRows(buf)
+		for _, row := range buf[:n] {
+			for i, v := range row {
+				if v.Column() == leaf.ColumnIndex && !v.IsNull() {
+					row[i] = parquet.ByteArrayValue([]byte(value)).Level(v.RepetitionLevel(), v.DefinitionLevel(), v.Column())
+				}
+			}
+			rows = append(rows, row.Clone())
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rows) == 0 {
+		t.Fatalf("%s has no rows", key)
+	}
+	path := filepath.Join(t.TempDir(), "rewritten.parquet")
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := parquet.NewWriter(out, f.Schema())
+	if _, err := pw.WriteRows(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := pw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+}
