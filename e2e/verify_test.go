@@ -1,22 +1,16 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/parquet-go/parquet-go"
+	"github.com/connectd/connectd/internal/testenv"
 )
 
 // verifyJSON is the part of `connectd verify --json` the tests read.
@@ -147,28 +141,36 @@ TRUNCATE public.accounts; INSERT INTO public.accounts SELECT g, 1, 'after trunca
 
 	// Tamper. (1) Three new keys whose only records are in one file, then deleted.
 	ctx = context.Background()
-	client := p.s3.Client()
 	prefix := "lake/public/accounts/"
-	before := s3Keys(t, client, p.bucket, prefix)
+	keys := func() map[string]bool {
+		k, err := p.s3.Keys(ctx, p.bucket, prefix, ".parquet")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	before := keys()
 	mustExec(t, conn, "INSERT INTO public.accounts VALUES (900001, 7, 'lost'), (900002, 7, 'lost'), (900003, 7, 'lost')")
 	p.sync(t)
-	added := newKeys(before, s3Keys(t, client, p.bucket, prefix))
+	added := testenv.NewKeys(before, keys())
 	if len(added) != 1 {
 		t.Fatalf("the sync of three inserts wrote %d files, want 1: %v", len(added), added)
 	}
-	if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.bucket), Key: aws.String(added[0])}); err != nil {
+	if err := p.s3.Delete(ctx, p.bucket, added[0]); err != nil {
 		t.Fatal(err)
 	}
 	// (2) One key updated alone, its file rewritten with another note.
 	edited := w.live[len(w.live)/2]
-	before = s3Keys(t, client, p.bucket, prefix)
+	before = keys()
 	mustExec(t, conn, "UPDATE public.accounts SET note = 'checked' WHERE id = $1", edited)
 	p.sync(t)
-	added = newKeys(before, s3Keys(t, client, p.bucket, prefix))
+	added = testenv.NewKeys(before, keys())
 	if len(added) != 1 {
 		t.Fatalf("the sync of one update wrote %d files, want 1: %v", len(added), added)
 	}
-	rewriteCell(t, client, p.bucket, added[0], "note", "tampered")
+	if err := p.s3.RewriteParquetCell(ctx, p.bucket, added[0], "note", "tampered"); err != nil {
+		t.Fatal(err)
+	}
 	// (3) A row deleted at the source while the table is out of the publication.
 	gone := w.live[0]
 	pub := "connectd_" + p.name
@@ -232,101 +234,3 @@ func sortedPairs(m map[string]string) []string {
 	return out
 }
 
-// s3Keys lists the .parquet objects under prefix.
-func s3Keys(t *testing.T, client *s3.Client, bucket, prefix string) map[string]bool {
-	t.Helper()
-	keys := map[string]bool{}
-	pg := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
-	for pg.HasMorePages() {
-		out, err := pg.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range out.Contents {
-			if strings.HasSuffix(*o.Key, ".parquet") {
-				keys[*o.Key] = true
-			}
-		}
-	}
-	return keys
-}
-
-func newKeys(before, after map[string]bool) []string {
-	var out []string
-	for k := range after {
-		if !before[k] {
-			out = append(out, k)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// rewriteCell replaces, in every row of the object, the value of a string column, and
-// puts the file back under the same key: a lake edited behind connectd's back.
-func rewriteCell(t *testing.T, client *s3.Client, bucket, key, column, value string) {
-	t.Helper()
-	ctx := context.Background()
-	obj, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(obj.Body)
-	obj.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, ok := f.Schema().Lookup(column)
-	if !ok {
-		t.Fatalf("%s has no column %s", key, column)
-	}
-	var rows []parquet.Row
-	rr := parquet.NewReader(bytes.NewReader(data))
-	for {
-		buf := make([]parquet.Row, 64)
-		n, err := rr.ReadRows(buf)
-		for _, row := range buf[:n] {
-			for i, v := range row {
-				if v.Column() == leaf.ColumnIndex && !v.IsNull() {
-					row[i] = parquet.ByteArrayValue([]byte(value)).Level(v.RepetitionLevel(), v.DefinitionLevel(), v.Column())
-				}
-			}
-			rows = append(rows, row.Clone())
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if len(rows) == 0 {
-		t.Fatalf("%s has no rows", key)
-	}
-	path := filepath.Join(t.TempDir(), "rewritten.parquet")
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw := parquet.NewWriter(out, f.Schema())
-	if _, err := pw.WriteRows(rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := pw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	body, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
-		t.Fatal(err)
-	}
-}
