@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"reflect"
@@ -255,6 +256,18 @@ func TestVerifyScanValuesEqualTheSnapshots(t *testing.T) {
 	}
 	if est, err := snap.EstimateRows(testCtx(t), sch); err != nil || est < 0 {
 		t.Errorf("EstimateRows = %d, %v", est, err)
+	}
+	// An error from fn ends the scan and comes back as is; pgconn cuts the COPY off
+	// by closing the connection, so the snapshot then says it is gone.
+	stop := errors.New("stop")
+	if err := snap.Scan(testCtx(t), sch, func([]record.Value) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("Scan returned %v, want fn's error", err)
+	}
+	if err := snap.Scan(testCtx(t), sch, func([]record.Value) error { return nil }); err == nil || !strings.Contains(err.Error(), "open a new snapshot") {
+		t.Errorf("Scan after a failed one: %v", err)
+	}
+	if err := snap.Close(testCtx(t)); err != nil {
+		t.Errorf("Close after a failed scan: %v", err)
 	}
 }
 
