@@ -89,20 +89,20 @@ func (v *verifySnapshot) open(ctx context.Context, st settings) error {
 	if level != "logical" {
 		return permanentf("wal_level is %q, verify reads in the snapshot of a logical replication slot and needs \"logical\"; fix: ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL", level)
 	}
-	snapName, err := v.exportSnapshot(ctx, st)
+	ex, err := v.exportSnapshot(ctx, st)
 	if err != nil {
 		return err
 	}
-	defer snapName.close()
+	defer ex.close()
 	if _, err := v.conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
 		return classify("begin the verify transaction", err)
 	}
-	if _, err := v.conn.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(snapName.name, "'", "''")+"'"); err != nil {
-		return classify("import snapshot "+snapName.name, err)
+	if _, err := v.conn.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(ex.name, "'", "''")+"'"); err != nil {
+		return classify("import snapshot "+ex.name, err)
 	}
 	// The transaction holds the snapshot on its own now: the temporary slot (and the
 	// WAL it retains) goes with its connection.
-	snapName.close()
+	ex.close()
 	// Catalog reads inside the transaction see the tables as the snapshot does.
 	all, err := cat.allTables(ctx)
 	if err != nil {
