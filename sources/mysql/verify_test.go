@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"reflect"
@@ -250,8 +251,8 @@ func TestVerifyScanValuesEqualTheSnapshots(t *testing.T) {
 		t.Errorf("EstimateRows = %d, %v", est, err)
 	}
 	// An error from fn ends the scan and comes back as is; the snapshot stays usable.
-	stop := fmt.Errorf("stop")
-	if err := snap.Scan(testCtx(t), sch, func([]record.Value) error { return stop }); err != stop {
+	stop := errors.New("stop")
+	if err := snap.Scan(testCtx(t), sch, func([]record.Value) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("Scan returned %v, want fn's error", err)
 	}
 	if rows := scanTable(t, snap, "vtypesdb.nokey"); len(rows) != 2 {

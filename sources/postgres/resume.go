@@ -36,9 +36,38 @@ type resumeSnapshot struct {
 // collects the keys changed between the slot's consistent point L0 and the new
 // snapshot's. tables are the tables the resume reads.
 func (s *Source) exportResumeSnapshot(ctx context.Context, tables []snapTable) (*resumeSnapshot, error) {
-	repl, err := connectReplication(ctx, s.st)
+	name := s.st.slot
+	if len(name) > 56 {
+		name = name[:56]
+	}
+	name += "_resume"
+	ex, err := exportTemporary(ctx, s.st, name, "the resumed snapshot")
 	if err != nil {
 		return nil, err
+	}
+	skip, err := s.changedKeys(ctx, ex.at, tables)
+	if err != nil {
+		ex.close()
+		return nil, err
+	}
+	return &resumeSnapshot{name: ex.name, at: ex.at, skip: skip, close: ex.close}, nil
+}
+
+// exported is a temporary slot's exported snapshot, alive until close ends the
+// replication connection (and with it the slot).
+type exported struct {
+	name  string // the snapshot, for SET TRANSACTION SNAPSHOT
+	at    pglogrepl.LSN
+	close func()
+}
+
+// exportTemporary creates the temporary slot name on a replication connection of its
+// own and returns its exported snapshot and consistent point; for names what the
+// snapshot is for, in errors.
+func exportTemporary(ctx context.Context, st settings, name, forWhat string) (exported, error) {
+	repl, err := connectReplication(ctx, st)
+	if err != nil {
+		return exported{}, err
 	}
 	var once sync.Once
 	closeRepl := func() {
@@ -48,29 +77,19 @@ func (s *Source) exportResumeSnapshot(ctx context.Context, tables []snapTable) (
 			_ = repl.Close(cctx)
 		})
 	}
-	name := s.st.slot
-	if len(name) > 56 {
-		name = name[:56]
-	}
-	name += "_resume"
 	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, name, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
 		Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT", Temporary: true,
 	})
 	if err != nil {
 		closeRepl()
-		return nil, classify("create the temporary replication slot "+name+" for the resumed snapshot", err)
+		return exported{}, classify("create the temporary replication slot "+name+" for "+forWhat, err)
 	}
 	at, err := pglogrepl.ParseLSN(res.ConsistentPoint)
 	if err != nil {
 		closeRepl()
-		return nil, fmt.Errorf("postgres: temporary slot %s consistent point %q: %w", name, res.ConsistentPoint, err)
+		return exported{}, fmt.Errorf("postgres: temporary slot %s consistent point %q: %w", name, res.ConsistentPoint, err)
 	}
-	skip, err := s.changedKeys(ctx, at, tables)
-	if err != nil {
-		closeRepl()
-		return nil, err
-	}
-	return &resumeSnapshot{name: res.SnapshotName, at: at, skip: skip, close: closeRepl}, nil
+	return exported{name: res.SnapshotName, at: at, close: closeRepl}, nil
 }
 
 // changedKeys decodes the connector's slot up to upto without consuming it and

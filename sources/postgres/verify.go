@@ -89,20 +89,20 @@ func (v *verifySnapshot) open(ctx context.Context, st settings) error {
 	if level != "logical" {
 		return permanentf("wal_level is %q, verify reads in the snapshot of a logical replication slot and needs \"logical\"; fix: ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL", level)
 	}
-	snapName, err := v.exportSnapshot(ctx, st)
+	ex, err := v.exportSnapshot(ctx, st)
 	if err != nil {
 		return err
 	}
-	defer snapName.close()
+	defer ex.close()
 	if _, err := v.conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
 		return classify("begin the verify transaction", err)
 	}
-	if _, err := v.conn.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(snapName.name, "'", "''")+"'"); err != nil {
-		return classify("import snapshot "+snapName.name, err)
+	if _, err := v.conn.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(ex.name, "'", "''")+"'"); err != nil {
+		return classify("import snapshot "+ex.name, err)
 	}
 	// The transaction holds the snapshot on its own now: the temporary slot (and the
 	// WAL it retains) goes with its connection.
-	snapName.close()
+	ex.close()
 	// Catalog reads inside the transaction see the tables as the snapshot does.
 	all, err := cat.allTables(ctx)
 	if err != nil {
@@ -133,51 +133,25 @@ func (v *verifySnapshot) open(ctx context.Context, st settings) error {
 	return nil
 }
 
-// exported is a temporary slot's exported snapshot, alive until close.
-type exported struct {
-	name  string
-	close func()
-}
-
 // exportSnapshot creates a temporary slot named for this verify run and returns its
-// exported snapshot; v.at is set to the slot's consistent point.
+// exported snapshot; v.at is set to the slot's consistent point. The two failures a
+// user must fix get the fix spelled out.
 func (v *verifySnapshot) exportSnapshot(ctx context.Context, st settings) (exported, error) {
-	repl, err := connectReplication(ctx, st)
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && (pgErr.Code == "42501" || strings.HasPrefix(pgErr.Code, "28")) {
-			return exported{}, permanentf("verify needs a replication connection, which the server refused (%s); fix: ALTER ROLE <user> WITH REPLICATION; (and a pg_hba.conf line allowing it), or verify as a role that has it: %w", pgErr.Message, err)
-		}
+	name := verifySlotName()
+	ex, err := exportTemporary(ctx, st, name, "verify")
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+	case errors.As(err, &pgErr) && (pgErr.Code == "42501" || strings.HasPrefix(pgErr.Code, "28")):
+		return exported{}, permanentf("verify needs a replication connection, which the server refused (%s); fix: ALTER ROLE <user> WITH REPLICATION; (and a pg_hba.conf line allowing it), or verify as a role that has it: %w", pgErr.Message, err)
+	case errors.As(err, &pgErr) && pgErr.Code == "53400":
+		return exported{}, permanentf("create the temporary replication slot %s for verify: every replication slot is in use (%s); fix: raise max_replication_slots by one (ALTER SYSTEM SET max_replication_slots = ...; then restart PostgreSQL) or drop an unused slot (SELECT pg_drop_replication_slot('name');)", name, pgErr.Message)
+	default:
 		return exported{}, err
 	}
-	var once sync.Once
-	closeRepl := func() {
-		once.Do(func() {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = repl.Close(cctx)
-		})
-	}
-	name := verifySlotName()
-	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, name, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
-		Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT", Temporary: true,
-	})
-	if err != nil {
-		closeRepl()
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "53400" {
-			return exported{}, permanentf("create the temporary replication slot %s for verify: every replication slot is in use (%s); fix: raise max_replication_slots by one (ALTER SYSTEM SET max_replication_slots = ...; then restart PostgreSQL) or drop an unused slot (SELECT pg_drop_replication_slot('name');)", name, pgErr.Message)
-		}
-		return exported{}, classify("create the temporary replication slot "+name+" for verify", err)
-	}
-	at, err := pglogrepl.ParseLSN(res.ConsistentPoint)
-	if err != nil {
-		closeRepl()
-		return exported{}, fmt.Errorf("postgres: temporary slot %s consistent point %q: %w", name, res.ConsistentPoint, err)
-	}
-	v.at = at
-	v.log.Info("verify snapshot exported", "temporary_slot", name, "consistent_point", at.String())
-	return exported{name: res.SnapshotName, close: closeRepl}, nil
+	v.at = ex.at
+	v.log.Info("verify snapshot exported", "temporary_slot", name, "consistent_point", ex.at.String())
+	return ex, nil
 }
 
 // verifySlotName is a slot name no connector and no other verify run uses.

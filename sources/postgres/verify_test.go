@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"reflect"
@@ -256,6 +257,18 @@ func TestVerifyScanValuesEqualTheSnapshots(t *testing.T) {
 	if est, err := snap.EstimateRows(testCtx(t), sch); err != nil || est < 0 {
 		t.Errorf("EstimateRows = %d, %v", est, err)
 	}
+	// An error from fn ends the scan and comes back as is; pgconn cuts the COPY off
+	// by closing the connection, so the snapshot then says it is gone.
+	stop := errors.New("stop")
+	if err := snap.Scan(testCtx(t), sch, func([]record.Value) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("Scan returned %v, want fn's error", err)
+	}
+	if err := snap.Scan(testCtx(t), sch, func([]record.Value) error { return nil }); err == nil || !strings.Contains(err.Error(), "open a new snapshot") {
+		t.Errorf("Scan after a failed one: %v", err)
+	}
+	if err := snap.Close(testCtx(t)); err != nil {
+		t.Errorf("Close after a failed scan: %v", err)
+	}
 }
 
 type slotRow struct {
@@ -367,5 +380,47 @@ func TestVerifyWithoutReplicationPrivilegeSaysHowToFixIt(t *testing.T) {
 	}
 	if !connector.IsPermanent(err) || !strings.Contains(err.Error(), "ALTER ROLE <user> WITH REPLICATION") {
 		t.Errorf("error %v (permanent %v) does not name the fix", err, connector.IsPermanent(err))
+	}
+}
+
+// TestVerifyWithEverySlotInUseSaysHowToFixIt fills max_replication_slots with
+// temporary physical slots (gone with their session) and opens a verify snapshot.
+func TestVerifyWithEverySlotInUseSaysHowToFixIt(t *testing.T) {
+	testenv.NeedServers(t)
+	dsn := pgServer(t).DSN
+	conn := dbConn(t, dsn)
+	exec(t, conn, `CREATE TABLE vslots (id int PRIMARY KEY)`)
+	holder := dbConn(t, dsn)
+	var free int
+	err := conn.QueryRow(testCtx(t), `SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)`).Scan(&free)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < free; i++ {
+		exec(t, holder, fmt.Sprintf(`SELECT pg_create_physical_replication_slot('vslots_fill_%d', false, true)`, i))
+	}
+	p := params(t, "vslots", dsn, []string{"public.vslots"}, config.SnapshotInitial, connector.ModeStream)
+	_, err = Kind{}.OpenSnapshot(testCtx(t), p)
+	if err == nil {
+		t.Fatal("OpenSnapshot succeeded with every slot in use")
+	}
+	if !connector.IsPermanent(err) || !strings.Contains(err.Error(), "raise max_replication_slots") {
+		t.Errorf("error %v (permanent %v) does not name the fix", err, connector.IsPermanent(err))
+	}
+	holder.Close(context.Background())
+	waitNoSlot := time.Now().Add(20 * time.Second)
+	for time.Now().Before(waitNoSlot) {
+		var n int
+		if err := conn.QueryRow(testCtx(t), `SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'vslots_fill_%'`).Scan(&n); err != nil || n == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	snap, err := Kind{}.OpenSnapshot(testCtx(t), p)
+	if err != nil {
+		t.Fatalf("with the slots free again: %v", err)
+	}
+	if err := snap.Close(testCtx(t)); err != nil {
+		t.Fatal(err)
 	}
 }
