@@ -233,4 +233,3 @@ func sortedPairs(m map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
-
