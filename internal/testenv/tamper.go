@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -101,7 +102,7 @@ func rewriteCell(data []byte, column, value string) ([]byte, error) {
 			}
 			rows = append(rows, row.Clone())
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
