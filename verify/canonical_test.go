@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -318,4 +318,3 @@ func appendJSONValueRef(dst []byte, v any) []byte {
 	}
 	return fmt.Appendf(dst, "%v", v)
 }
-
