@@ -46,7 +46,6 @@ func TestCanonicalAgreesWithPostgresTextAndBinary(t *testing.T) {
 		sql   string
 		info  pgvalue.TypeInfo
 		gen   func() string // an SQL literal
-		equal func(a, b record.Value) bool
 	}
 	f8 := pgvalue.TypeInfo{OID: 701, Name: "double precision", Typmod: -1, Type: 'b', Category: 'N'}
 	num := pgvalue.TypeInfo{OID: 1700, Name: "numeric", Typmod: -1, Type: 'b', Category: 'N'}
