@@ -260,7 +260,15 @@ func parseDecimal(s string) (neg bool, digits string, point int, ok bool) {
 	if i != len(s) {
 		return false, "", 0, false
 	}
-	return neg, intPart + frac, len(intPart) + exp, true
+	switch {
+	case frac == "":
+		digits = intPart
+	case intPart == "":
+		digits = frac
+	default:
+		digits = intPart + frac
+	}
+	return neg, digits, len(intPart) + exp, true
 }
 
 // appendJSON appends a JSON document re-encoded compactly with object keys sorted and
@@ -283,11 +291,12 @@ type jsonCanon struct {
 	in  []byte
 	i   int
 	out []byte
+	tmp []byte // an object's values while they are put in key order
 }
 
 type jsonMember struct {
-	key        string
-	start, end int // the member's canonical value in out
+	key        []byte // decoded
+	start, end int    // the member's canonical value in out
 }
 
 func (p *jsonCanon) skipSpace() int {
@@ -366,7 +375,8 @@ func (p *jsonCanon) value(depth int) bool {
 func (p *jsonCanon) object(depth int) bool {
 	p.i++
 	start := len(p.out)
-	var members []jsonMember
+	var small [8]jsonMember
+	members := small[:0]
 	if p.skipSpace() < len(p.in) && p.in[p.i] == '}' {
 		p.i++
 		p.out = append(p.out, '{', '}')
@@ -400,12 +410,13 @@ func (p *jsonCanon) object(depth int) bool {
 		p.i++
 	}
 	// The values were written in document order; write them again in key order.
-	vals := append([]byte(nil), p.out[start:]...)
+	p.tmp = append(p.tmp[:0], p.out[start:]...)
+	vals := p.tmp
 	p.out = append(p.out[:start], '{')
-	slices.SortStableFunc(members, func(a, b jsonMember) int { return strings.Compare(a.key, b.key) })
+	slices.SortStableFunc(members, func(a, b jsonMember) int { return bytes.Compare(a.key, b.key) })
 	first := true
 	for k, m := range members {
-		if k+1 < len(members) && members[k+1].key == m.key {
+		if k+1 < len(members) && bytes.Equal(members[k+1].key, m.key) {
 			continue // the last of equal keys wins
 		}
 		if !first {
@@ -423,7 +434,7 @@ func (p *jsonCanon) object(depth int) bool {
 // str reads a string token. Plain ASCII is taken as is; anything with an escape or
 // another byte goes through encoding/json, which decodes escapes and replaces invalid
 // UTF-8 as its decoder always did.
-func (p *jsonCanon) str() (string, bool) {
+func (p *jsonCanon) str() ([]byte, bool) {
 	start := p.i
 	p.i++
 	plain := true
@@ -433,18 +444,18 @@ func (p *jsonCanon) str() (string, bool) {
 		case c == '"':
 			p.i++
 			if plain {
-				return string(p.in[start+1 : p.i-1]), true
+				return p.in[start+1 : p.i-1], true
 			}
 			var s string
 			if err := json.Unmarshal(p.in[start:p.i], &s); err != nil {
-				return "", false
+				return nil, false
 			}
-			return s, true
+			return []byte(s), true
 		case c == '\\':
 			plain = false
 			p.i += 2
 		case c < 0x20:
-			return "", false
+			return nil, false
 		default:
 			if c >= utf8.RuneSelf {
 				plain = false
@@ -452,7 +463,7 @@ func (p *jsonCanon) str() (string, bool) {
 			p.i++
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // number copies a number token after checking JSON's grammar for it.
@@ -494,7 +505,7 @@ func (p *jsonCanon) number() bool {
 }
 
 // appendJSONString escapes only what JSON requires, one way for each character.
-func appendJSONString(dst []byte, s string) []byte {
+func appendJSONString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	const hexDigits = "0123456789abcdef"
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
@@ -510,7 +521,7 @@ func appendJSONString(dst []byte, s string) []byte {
 			dst = append(dst, c)
 			i++
 		default:
-			r, n := utf8.DecodeRuneInString(s[i:])
+			r, n := utf8.DecodeRuneInString(string(s[i:]))
 			dst = utf8.AppendRune(dst, r)
 			i += n
 		}
