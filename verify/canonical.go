@@ -9,7 +9,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -261,70 +260,252 @@ func parseDecimal(s string) (neg bool, digits string, point int, ok bool) {
 	if i != len(s) {
 		return false, "", 0, false
 	}
-	return neg, intPart + frac, len(intPart) + exp, true
+	switch {
+	case frac == "":
+		digits = intPart
+	case intPart == "":
+		digits = frac
+	default:
+		digits = intPart + frac
+	}
+	return neg, digits, len(intPart) + exp, true
 }
 
 // appendJSON appends a JSON document re-encoded compactly with object keys sorted and
 // numbers as their literal text, so whitespace and key order do not matter but "1.0"
 // and "1" stay apart, as jsonb keeps them. A duplicate key keeps its last value, as
 // jsonb does. Text that does not parse is kept raw behind a '?' (no JSON starts so).
+// It parses by hand: encoding/json's reflection cost ten allocations per document.
 func appendJSON(dst []byte, text []byte) []byte {
-	dec := json.NewDecoder(bytes.NewReader(text))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return append(append(dst, '?'), text...)
+	p := jsonCanon{in: text, out: dst}
+	if p.value(0) && p.skipSpace() == len(text) {
+		return p.out
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return append(append(dst, '?'), text...)
-	}
-	return appendJSONValue(dst, v)
+	return append(append(dst, '?'), text...)
 }
 
-func appendJSONValue(dst []byte, v any) []byte {
-	switch x := v.(type) {
-	case nil:
-		return append(dst, "null"...)
-	case bool:
-		if x {
-			return append(dst, "true"...)
+// maxJSONDepth is encoding/json's nesting limit, kept so both reject the same documents.
+const maxJSONDepth = 10000
+
+type jsonCanon struct {
+	in  []byte
+	i   int
+	out []byte
+	tmp []byte // an object's values while they are put in key order
+}
+
+type jsonMember struct {
+	key        []byte // decoded
+	start, end int    // the member's canonical value in out
+}
+
+func (p *jsonCanon) skipSpace() int {
+	for p.i < len(p.in) {
+		switch p.in[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return p.i
 		}
-		return append(dst, "false"...)
-	case json.Number:
-		return append(dst, x...)
-	case string:
-		return appendJSONString(dst, x)
-	case []any:
-		dst = append(dst, '[')
-		for i, e := range x {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendJSONValue(dst, e)
-		}
-		return append(dst, ']')
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		dst = append(dst, '{')
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendJSONString(dst, k)
-			dst = append(dst, ':')
-			dst = appendJSONValue(dst, x[k])
-		}
-		return append(dst, '}')
 	}
-	return fmt.Appendf(dst, "%v", v)
+	return p.i
+}
+
+func (p *jsonCanon) literal(word string) bool {
+	if !bytes.HasPrefix(p.in[p.i:], []byte(word)) {
+		return false
+	}
+	p.i += len(word)
+	p.out = append(p.out, word...)
+	return true
+}
+
+func (p *jsonCanon) value(depth int) bool {
+	if depth > maxJSONDepth || p.skipSpace() == len(p.in) {
+		return false
+	}
+	switch c := p.in[p.i]; {
+	case c == '{':
+		return p.object(depth)
+	case c == '[':
+		p.i++
+		p.out = append(p.out, '[')
+		if p.skipSpace() < len(p.in) && p.in[p.i] == ']' {
+			p.i++
+			p.out = append(p.out, ']')
+			return true
+		}
+		for {
+			if !p.value(depth + 1) {
+				return false
+			}
+			if p.skipSpace() == len(p.in) {
+				return false
+			}
+			switch p.in[p.i] {
+			case ',':
+				p.i++
+				p.out = append(p.out, ',')
+			case ']':
+				p.i++
+				p.out = append(p.out, ']')
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '"':
+		s, ok := p.str()
+		if ok {
+			p.out = appendJSONString(p.out, s)
+		}
+		return ok
+	case c == 't':
+		return p.literal("true")
+	case c == 'f':
+		return p.literal("false")
+	case c == 'n':
+		return p.literal("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number()
+	}
+	return false
+}
+
+func (p *jsonCanon) object(depth int) bool {
+	p.i++
+	start := len(p.out)
+	var small [8]jsonMember
+	members := small[:0]
+	if p.skipSpace() < len(p.in) && p.in[p.i] == '}' {
+		p.i++
+		p.out = append(p.out, '{', '}')
+		return true
+	}
+	for {
+		if p.skipSpace() == len(p.in) || p.in[p.i] != '"' {
+			return false
+		}
+		key, ok := p.str()
+		if !ok || p.skipSpace() == len(p.in) || p.in[p.i] != ':' {
+			return false
+		}
+		p.i++
+		m := jsonMember{key: key, start: len(p.out)}
+		if !p.value(depth + 1) {
+			return false
+		}
+		m.end = len(p.out)
+		members = append(members, m)
+		if p.skipSpace() == len(p.in) {
+			return false
+		}
+		if p.in[p.i] == '}' {
+			p.i++
+			break
+		}
+		if p.in[p.i] != ',' {
+			return false
+		}
+		p.i++
+	}
+	// The values were written in document order; write them again in key order.
+	p.tmp = append(p.tmp[:0], p.out[start:]...)
+	vals := p.tmp
+	p.out = append(p.out[:start], '{')
+	slices.SortStableFunc(members, func(a, b jsonMember) int { return bytes.Compare(a.key, b.key) })
+	first := true
+	for k, m := range members {
+		if k+1 < len(members) && bytes.Equal(members[k+1].key, m.key) {
+			continue // the last of equal keys wins
+		}
+		if !first {
+			p.out = append(p.out, ',')
+		}
+		first = false
+		p.out = appendJSONString(p.out, m.key)
+		p.out = append(p.out, ':')
+		p.out = append(p.out, vals[m.start-start:m.end-start]...)
+	}
+	p.out = append(p.out, '}')
+	return true
+}
+
+// str reads a string token. Plain ASCII is taken as is; anything with an escape or
+// another byte goes through encoding/json, which decodes escapes and replaces invalid
+// UTF-8 as its decoder always did.
+func (p *jsonCanon) str() ([]byte, bool) {
+	start := p.i
+	p.i++
+	plain := true
+	for p.i < len(p.in) {
+		c := p.in[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			if plain {
+				return p.in[start+1 : p.i-1], true
+			}
+			var s string
+			if err := json.Unmarshal(p.in[start:p.i], &s); err != nil {
+				return nil, false
+			}
+			return []byte(s), true
+		case c == '\\':
+			plain = false
+			p.i += 2
+		case c < 0x20:
+			return nil, false
+		default:
+			if c >= utf8.RuneSelf {
+				plain = false
+			}
+			p.i++
+		}
+	}
+	return nil, false
+}
+
+// number copies a number token after checking JSON's grammar for it.
+func (p *jsonCanon) number() bool {
+	start := p.i
+	digits := func() int {
+		n := 0
+		for p.i < len(p.in) && p.in[p.i] >= '0' && p.in[p.i] <= '9' {
+			p.i++
+			n++
+		}
+		return n
+	}
+	if p.in[p.i] == '-' {
+		p.i++
+	}
+	if p.i < len(p.in) && p.in[p.i] == '0' {
+		p.i++
+	} else if digits() == 0 {
+		return false
+	}
+	if p.i < len(p.in) && p.in[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if p.i < len(p.in) && (p.in[p.i] == 'e' || p.in[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.in) && (p.in[p.i] == '+' || p.in[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	p.out = append(p.out, p.in[start:p.i]...)
+	return true
 }
 
 // appendJSONString escapes only what JSON requires, one way for each character.
-func appendJSONString(dst []byte, s string) []byte {
+func appendJSONString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	const hexDigits = "0123456789abcdef"
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
@@ -340,7 +521,7 @@ func appendJSONString(dst []byte, s string) []byte {
 			dst = append(dst, c)
 			i++
 		default:
-			r, n := utf8.DecodeRuneInString(s[i:])
+			r, n := utf8.DecodeRuneInString(string(s[i:]))
 			dst = utf8.AppendRune(dst, r)
 			i += n
 		}

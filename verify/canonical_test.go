@@ -2,8 +2,12 @@ package verify
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -239,11 +243,78 @@ func FuzzCanonicalJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		c := canon(record.KindJSON, record.JSON(s))
 		if strings.HasPrefix(c, "?") {
+			if ref := string(appendJSONReference(nil, []byte(s))); ref != c {
+				t.Fatalf("%q: kept raw, but encoding/json gives %q", s, ref)
+			}
 			return // not JSON: kept raw
+		}
+		// encoding/json, through reflection, gives the same canonical form.
+		if ref := string(appendJSONReference(nil, []byte(s))); ref != c {
+			t.Fatalf("%q: %q, through encoding/json %q", s, c, ref)
 		}
 		// The canonical form is JSON whose canonical form is itself.
 		if again := canon(record.KindJSON, record.JSON(c)); again != c {
 			t.Fatalf("%q -> %q -> %q", s, c, again)
 		}
 	})
+}
+
+// appendJSONReference is the canonical JSON form through encoding/json, what the
+// hand-written parser must agree with. It appends a JSON document re-encoded compactly with object keys sorted and
+// numbers as their literal text, so whitespace and key order do not matter but "1.0"
+// and "1" stay apart, as jsonb keeps them. A duplicate key keeps its last value, as
+// jsonb does. Text that does not parse is kept raw behind a '?' (no JSON starts so).
+func appendJSONReference(dst []byte, text []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(text))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return append(append(dst, '?'), text...)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return append(append(dst, '?'), text...)
+	}
+	return appendJSONValueRef(dst, v)
+}
+
+func appendJSONValueRef(dst []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...)
+	case bool:
+		if x {
+			return append(dst, "true"...)
+		}
+		return append(dst, "false"...)
+	case json.Number:
+		return append(dst, x...)
+	case string:
+		return appendJSONString(dst, x)
+	case []any:
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONValueRef(dst, e)
+		}
+		return append(dst, ']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		dst = append(dst, '{')
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, k)
+			dst = append(dst, ':')
+			dst = appendJSONValueRef(dst, x[k])
+		}
+		return append(dst, '}')
+	}
+	return fmt.Appendf(dst, "%v", v)
 }

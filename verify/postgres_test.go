@@ -43,10 +43,9 @@ func TestCanonicalAgreesWithPostgresTextAndBinary(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 
 	type kind struct {
-		sql   string
-		info  pgvalue.TypeInfo
-		gen   func() string // an SQL literal
-		equal func(a, b record.Value) bool
+		sql  string
+		info pgvalue.TypeInfo
+		gen  func() string // an SQL literal
 	}
 	f8 := pgvalue.TypeInfo{OID: 701, Name: "double precision", Typmod: -1, Type: 'b', Category: 'N'}
 	num := pgvalue.TypeInfo{OID: 1700, Name: "numeric", Typmod: -1, Type: 'b', Category: 'N'}

@@ -23,6 +23,7 @@ type spill struct {
 	agg  aggregate
 	f    *os.File
 	w    *bufio.Writer
+	hdr  [8 + binary.MaxVarintLen64]byte
 }
 
 // aggregate is an order-independent digest of a range: how many entries and the sum of
@@ -38,7 +39,7 @@ func (a *aggregate) add(payload []byte) {
 }
 
 func (s *spill) add(h uint64, payload []byte) error {
-	var hdr [8 + binary.MaxVarintLen64]byte
+	hdr := s.hdr[:]
 	binary.LittleEndian.PutUint64(hdr[:8], h)
 	n := binary.PutUvarint(hdr[8:], uint64(len(payload)))
 	if _, err := s.w.Write(hdr[:8+n]); err != nil {

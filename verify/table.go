@@ -364,7 +364,7 @@ func count(s *spill) int64 {
 // insert, update or snapshot read sets its row, an unchanged column keeps the key's
 // earlier value or stays unknown.
 func (t *tableRun) fold(dst *spill) ([]state, error) {
-	var ents []dentry
+	ents := make([]dentry, 0, count(dst))
 	if err := dst.load(func(_ uint64, p []byte) { ents = append(ents, t.enc.parseDentry(p)) }); err != nil {
 		return nil, err
 	}

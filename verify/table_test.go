@@ -300,3 +300,26 @@ func TestReportTextSaysWhatDiffers(t *testing.T) {
 		t.Errorf("equal report:\n%s", b.String())
 	}
 }
+
+func TestTableColumnMissingInOldFilesIsNull(t *testing.T) {
+	s, l := fixture(3)
+	// The lake's files predate doc: the reader lists it missing and hands NULL.
+	for i := range l.changes {
+		l.changes[i].Row[3] = nil
+		l.changes[i].Missing = []int{3}
+	}
+	s.rows[1][3] = nil // the source's doc is NULL for id 2 only
+	r := runTable(t, s, l, Options{})
+	checkCounts(t, r, counts{src: 3, dst: 3, differing: 2})
+	for _, e := range r.Examples {
+		if e.Kind != DiffDiffers || len(e.Columns) != 1 || e.Columns[0].Column != "doc" || e.Columns[0].Destination != "NULL" {
+			t.Fatalf("example %+v", e)
+		}
+	}
+}
+
+func TestTableWithReadLimitComparesTheSame(t *testing.T) {
+	s, l := fixture(500)
+	l.changes = l.changes[1:]
+	checkCounts(t, runTable(t, s, l, Options{ReadLimit: 1e6}), counts{src: 500, dst: 499, missing: 1})
+}
