@@ -185,7 +185,7 @@ func (b *bench) snapshotPhase(ctx context.Context) error {
 	}
 
 	logf("snapshot: connectd sync (snapshot: initial_only)")
-	srv0, err := serverCPU(b.pg)
+	srv0, before, err := serverCPU(ctx, b.pg, nil)
 	if err != nil {
 		return err
 	}
@@ -193,7 +193,7 @@ func (b *bench) snapshotPhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv1, err := serverCPU(b.pg)
+	srv1, _, err := serverCPU(ctx, b.pg, before)
 	if err != nil {
 		return err
 	}

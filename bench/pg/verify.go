@@ -67,7 +67,7 @@ func (b *bench) runVerify(ctx context.Context, c connectorConfig, name string, s
 		args = append(args, "--cpuprofile", r.profile)
 	}
 
-	srv0, err := serverCPU(b.pg)
+	srv0, before, err := serverCPU(ctx, b.pg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func (b *bench) runVerify(ctx context.Context, c connectorConfig, name string, s
 	}
 	werr := cmd.Wait()
 	end := time.Now()
-	srv1, err := serverCPU(b.pg)
+	srv1, _, err := serverCPU(ctx, b.pg, before)
 	if err != nil {
 		return nil, err
 	}
@@ -126,25 +126,57 @@ func (b *bench) runVerify(ctx context.Context, c connectorConfig, name string, s
 // waited for (cutime and cstime of the postmaster). The difference of two readings is
 // what the server spent between them, on every backend and walsender a client used,
 // including ones that started and ended in between, whose pids cannot be known.
-func serverCPU(pg *testenv.Postgres) (time.Duration, error) {
+//
+// A backend goes on after its client has gone, and while it exits its time is in
+// neither place (readings right after connectd's exit missed whole backends), so the
+// second reading waits, for up to 10 s, until the children that were not there at the
+// first (given as before) are reaped and two readings 50 ms apart agree.
+func serverCPU(ctx context.Context, pg *testenv.Postgres, before map[int]bool) (time.Duration, map[int]bool, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	last := time.Duration(-1)
+	for {
+		cpu, children, err := serverCPUOnce(pg)
+		if err != nil || before == nil {
+			return cpu, children, err
+		}
+		newer := 0
+		for pid := range children {
+			if !before[pid] {
+				newer++
+			}
+		}
+		if (newer == 0 && cpu == last) || time.Now().After(deadline) {
+			return cpu, children, nil
+		}
+		last = cpu
+		select {
+		case <-ctx.Done():
+			return 0, nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func serverCPUOnce(pg *testenv.Postgres) (time.Duration, map[int]bool, error) {
 	pidFile := filepath.Join(pg.Dir, "data", "postmaster.pid")
 	data, err := os.ReadFile(pidFile)
 	if err != nil {
-		return 0, fmt.Errorf("the server's CPU: %w", err)
+		return 0, nil, fmt.Errorf("the server's CPU: %w", err)
 	}
 	first, _, _ := strings.Cut(string(data), "\n")
 	postmaster, err := strconv.Atoi(strings.TrimSpace(first))
 	if err != nil {
-		return 0, fmt.Errorf("the server's CPU: %s: %w", pidFile, err)
+		return 0, nil, fmt.Errorf("the server's CPU: %s: %w", pidFile, err)
 	}
 	st, err := procStat(postmaster)
 	if err != nil {
-		return 0, fmt.Errorf("the server's CPU: %w", err)
+		return 0, nil, fmt.Errorf("the server's CPU: %w", err)
 	}
 	total := st.utime + st.stime + st.cutime + st.cstime
+	children := map[int]bool{}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, fmt.Errorf("the server's CPU: %w", err)
+		return 0, nil, fmt.Errorf("the server's CPU: %w", err)
 	}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -153,9 +185,10 @@ func serverCPU(pg *testenv.Postgres) (time.Duration, error) {
 		}
 		if cs, err := procStat(pid); err == nil && cs.ppid == postmaster {
 			total += cs.utime + cs.stime
+			children[pid] = true
 		}
 	}
-	return time.Duration(total) * 10 * time.Millisecond, nil
+	return time.Duration(total) * 10 * time.Millisecond, children, nil
 }
 
 // stat holds the fields of /proc/<pid>/stat that serverCPU needs; times in USER_HZ
