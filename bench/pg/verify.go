@@ -199,27 +199,37 @@ type stat struct {
 }
 
 func procStat(pid int) (stat, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return stat{}, err
 	}
-	// The command name (field 2) may hold spaces; the fields after it are plain.
-	s := string(data)
+	st, err := parseStat(string(data))
+	if err != nil {
+		return stat{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return st, nil
+}
+
+func parseStat(s string) (stat, error) {
+	// The command name (field 2) may hold spaces and parentheses; the fields after
+	// its last ')' are plain.
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return stat{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
+		return stat{}, fmt.Errorf("no command name")
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 15 {
-		return stat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+		return stat{}, fmt.Errorf("%d fields after the command name, want at least 15", len(f))
 	}
 	var st stat
+	var err error
 	if st.ppid, err = strconv.Atoi(f[1]); err != nil {
-		return stat{}, fmt.Errorf("/proc/%d/stat: ppid: %w", pid, err)
+		return stat{}, fmt.Errorf("ppid: %w", err)
 	}
 	for j, p := range []*int64{&st.utime, &st.stime, &st.cutime, &st.cstime} {
 		if *p, err = strconv.ParseInt(f[11+j], 10, 64); err != nil {
-			return stat{}, fmt.Errorf("/proc/%d/stat: field %d: %w", pid, 14+j, err)
+			return stat{}, fmt.Errorf("field %d: %w", 14+j, err)
 		}
 	}
 	return st, nil
