@@ -45,6 +45,8 @@ type options struct {
 	fence   bool   // flush the WAL with a synchronous commit before each consumer
 	// verifyProfile writes a CPU profile of each connectd verify into its directory.
 	verifyProfile bool
+	// verifyRangeRows, when > 0, is verify's --range-rows (what bounds its memory).
+	verifyRangeRows int
 }
 
 func main() {
@@ -59,6 +61,7 @@ func main() {
 	flag.BoolVar(&o.fence, "fence", true, "flush the WAL with a synchronous commit before each consumer (false shows the sync tail wait, see docs/benchmarks.md)")
 	flag.StringVar(&o.bin, "bin", "", "use this connectd binary instead of building ./cmd/connectd from the working tree")
 	flag.BoolVar(&o.verifyProfile, "verify-profile", false, "write a CPU profile of each connectd verify (verify-*.pprof in the connector's directory; implies -keep)")
+	flag.IntVar(&o.verifyRangeRows, "verify-range-rows", 0, "connectd verify --range-rows (0: verify's default)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (lakes, connectd logs) and print its path")
 	flag.StringVar(&o.wrap, "wrap", "", "run each connectd sync under this command, {dir} being the connector's directory, e.g. \"perf record -g -o {dir}/perf.data --\" (implies -keep; RSS figures are then the wrapper's)")
 	flag.Parse()

@@ -62,6 +62,9 @@ func (b *bench) runVerify(ctx context.Context, c connectorConfig, name string, s
 	}
 	defer out.Close()
 	args := []string{"--json", "--sample", strconv.FormatFloat(sample, 'f', -1, 64)}
+	if b.o.verifyRangeRows > 0 {
+		args = append(args, "--range-rows", strconv.Itoa(b.o.verifyRangeRows))
+	}
 	if b.o.verifyProfile {
 		r.profile = filepath.Join(dir, tag+".pprof")
 		args = append(args, "--cpuprofile", r.profile)
