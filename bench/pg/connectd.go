@@ -74,16 +74,22 @@ connectors:
 
 // startConnectd starts `connectd <cmd>` on a config, with JSON logs into a file.
 func (b *bench) startConnectd(ctx context.Context, c connectorConfig, command string) (*exec.Cmd, string, error) {
+	return b.startConnectdOut(ctx, c, command, command, nil)
+}
+
+// startConnectdOut starts `connectd <cmd> <extra>...` with its output into <logName>.log
+// in the connector's directory; stdout, when not nil, gets the standard output apart.
+func (b *bench) startConnectdOut(ctx context.Context, c connectorConfig, command, logName string, stdout *os.File, extra ...string) (*exec.Cmd, string, error) {
 	cfg, err := b.writeConfig(c)
 	if err != nil {
 		return nil, "", err
 	}
-	logPath := filepath.Join(filepath.Dir(cfg), command+".log")
+	logPath := filepath.Join(filepath.Dir(cfg), logName+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, "", err
 	}
-	args := []string{b.bin, command, "-c", cfg, "--log-format", "json"}
+	args := append([]string{b.bin, command, "-c", cfg, "--log-format", "json"}, extra...)
 	if b.o.wrap != "" && command == "sync" {
 		// The wrapper (perf, strace) is the direct child then: its rusage, not
 		// connectd's, is measured.
@@ -92,6 +98,9 @@ func (b *bench) startConnectd(ctx context.Context, c connectorConfig, command st
 	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = time.Minute
 	if err := cmd.Start(); err != nil {

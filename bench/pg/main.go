@@ -4,6 +4,8 @@
 //
 //   - snapshot: connectd `sync` (snapshot: initial_only) of a table into a file:// lake,
 //     next to `COPY (SELECT * FROM t) TO STDOUT` of the same table into io.Discard;
+//   - verify: `connectd verify` of that table against that lake, every key and a 5%
+//     sample, next to the snapshot's time and CPU;
 //   - streaming: connectd `sync` (snapshot: never) draining a slot that holds a mixed
 //     insert/update/delete workload, next to pg_recvlogical draining the same changes
 //     (pgoutput, protocol 1) from a second slot into /dev/null;
@@ -41,6 +43,10 @@ type options struct {
 	skip    map[string]bool
 	bin     string // a prebuilt connectd; empty: go build ./cmd/connectd
 	fence   bool   // flush the WAL with a synchronous commit before each consumer
+	// verifyProfile writes a CPU profile of each connectd verify into its directory.
+	verifyProfile bool
+	// verifyRangeRows, when > 0, is verify's --range-rows (what bounds its memory).
+	verifyRangeRows int
 }
 
 func main() {
@@ -51,13 +57,15 @@ func main() {
 	flag.Int64Var(&o.bigtx, "bigtx", 5_000_000, "rows inserted by the one huge transaction")
 	flag.Int64Var(&o.preload, "preload", 0, "rows in the streaming table before the workload (default changes/4)")
 	flag.DurationVar(&o.idle, "idle", 3*time.Minute, "how long the idle-source heartbeat phase writes to another database")
-	flag.StringVar(&skip, "skip", "", "comma-separated phases to skip: snapshot,stream,bigtx,idle")
+	flag.StringVar(&skip, "skip", "", "comma-separated phases to skip: snapshot,verify,stream,bigtx,idle (verify needs snapshot)")
 	flag.BoolVar(&o.fence, "fence", true, "flush the WAL with a synchronous commit before each consumer (false shows the sync tail wait, see docs/benchmarks.md)")
 	flag.StringVar(&o.bin, "bin", "", "use this connectd binary instead of building ./cmd/connectd from the working tree")
+	flag.BoolVar(&o.verifyProfile, "verify-profile", false, "write a CPU profile of each connectd verify (verify-*.pprof in the connector's directory; implies -keep)")
+	flag.IntVar(&o.verifyRangeRows, "verify-range-rows", 0, "connectd verify --range-rows (0: verify's default)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (lakes, connectd logs) and print its path")
 	flag.StringVar(&o.wrap, "wrap", "", "run each connectd sync under this command, {dir} being the connector's directory, e.g. \"perf record -g -o {dir}/perf.data --\" (implies -keep; RSS figures are then the wrapper's)")
 	flag.Parse()
-	o.keep = o.keep || o.wrap != ""
+	o.keep = o.keep || o.wrap != "" || o.verifyProfile
 	o.skip = map[string]bool{}
 	for _, s := range splitComma(skip) {
 		o.skip[s] = true

@@ -31,6 +31,7 @@ type bench struct {
 	stream *streamResult
 	bigtx  *streamResult
 	idle   *idleResult
+	verify []*verifyResult
 	notes  []string
 }
 
@@ -43,6 +44,8 @@ type snapResult struct {
 	connectd  procResult
 	// CPU time of the best COPY run: the server backend's and this client's.
 	copyServerCPU, copyClientCPU time.Duration
+	// Every PostgreSQL process's CPU during connectd's sync (see serverCPU).
+	syncServerCPU time.Duration
 }
 
 type streamResult struct {
@@ -182,15 +185,29 @@ func (b *bench) snapshotPhase(ctx context.Context) error {
 	}
 
 	logf("snapshot: connectd sync (snapshot: initial_only)")
+	srv0, before, err := serverCPU(ctx, b.pg, nil)
+	if err != nil {
+		return err
+	}
 	res, err := b.syncConnectd(ctx, connectorConfig{name: "snap", table: "bench.snap", snapshot: "initial_only"})
 	if err != nil {
 		return err
 	}
-	r.connectd = res
+	srv1, _, err := serverCPU(ctx, b.pg, before)
+	if err != nil {
+		return err
+	}
+	r.connectd, r.syncServerCPU = res, srv1-srv0
 	logf("  connectd: %s wall (%.0f rows/s), snapshot log elapsed %s, peak RSS %.0f MiB, lake %d rows in %d files",
 		res.wall.Round(time.Millisecond), perSec(r.rows, res.wall), res.snapshotElapsed, res.rssMiB(), res.lakeRows, res.files)
 	if res.lakeRows != r.rows {
 		return fmt.Errorf("lake holds %d rows, the table %d", res.lakeRows, r.rows)
+	}
+	// Verify needs the table and the lake the sync made; it is its own phase to skip.
+	if b.o.skip["verify"] {
+		b.notes = append(b.notes, "verify: skipped (-skip)")
+	} else if err := b.verifyPhase(ctx); err != nil {
+		return fmt.Errorf("verify: %w", err)
 	}
 	// The streaming phases decode every later WAL record; the snapshot table is done.
 	_, err = b.exec(ctx, "DROP TABLE bench.snap")

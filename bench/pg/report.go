@@ -113,6 +113,9 @@ func (b *bench) report(w io.Writer, total time.Duration) {
 			num(c.lakeRows), c.files, mib(c.lakeSize), num(int64(perSec(s.rows, c.snapshotElapsed))))
 		fmt.Fprintf(w, "             CPU per million rows: connectd %.2f s, COPY server backend %.2f s, COPY client %.2f s\n",
 			perMillion(c.cpuUser+c.cpuSys, s.rows), perMillion(s.copyServerCPU, s.rows), perMillion(s.copyClientCPU, s.rows))
+		if len(b.verify) > 0 {
+			b.reportVerify(w, s)
+		}
 	}
 	for _, x := range []struct {
 		name string
@@ -149,6 +152,32 @@ func (b *bench) report(w io.Writer, total time.Duration) {
 	for _, n := range b.notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}
+}
+
+// reportVerify puts each connectd verify next to the sync that made the lake: time
+// ratio, CPU per million rows on both sides, peak RSS.
+func (b *bench) reportVerify(w io.Writer, s *snapResult) {
+	c := s.connectd
+	fmt.Fprintf(w, "  verify:    `connectd verify --json` of the same table against the lake the sync made (PostgreSQL CPU: every server process, /proc)\n")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\trun\twall\ttime / sync's\tCPU-s per M rows\tPostgreSQL CPU-s per M rows\tpeak RSS\tranges\trows compared (source, lake)\t")
+	fmt.Fprintf(tw, "\tconnectd sync (snapshot)\t%s\t1.00\t%.2f\t%.2f\t%.0f MiB\t\t%s, %s\t\n",
+		c.wall.Round(time.Millisecond), perMillion(c.cpuUser+c.cpuSys, s.rows), perMillion(s.syncServerCPU, s.rows), c.rssMiB(), num(s.rows), num(c.lakeRows))
+	for _, v := range b.verify {
+		fmt.Fprintf(tw, "\tverify %s\t%s\t%.2f\t%.2f\t%.2f\t%.0f MiB\t%d\t%s, %s\t\n",
+			v.name, v.proc.wall.Round(time.Millisecond), v.proc.wall.Seconds()/c.wall.Seconds(),
+			perMillion(v.proc.cpuUser+v.proc.cpuSys, s.rows), perMillion(v.serverCPU, s.rows), v.proc.rssMiB(), v.ranges, num(v.sourceRows), num(v.destRows))
+	}
+	tw.Flush()
+	for _, v := range b.verify {
+		fmt.Fprintf(w, "             verify %s: CPU user %s sys %s, PostgreSQL %s; the table's comparison (report's elapsed) %s",
+			v.name, v.proc.cpuUser.Round(time.Millisecond), v.proc.cpuSys.Round(time.Millisecond), v.serverCPU.Round(time.Millisecond), v.tableElapsed.Round(time.Millisecond))
+		if v.profile != "" {
+			fmt.Fprintf(w, "; CPU profile %s", v.profile)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "             (CPU per million rows is per row of the table for every run, the sample's included)\n")
 }
 
 func durations(ds []time.Duration) string {

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/signal"
 	"path"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -28,6 +30,7 @@ type verifyFlags struct {
 	wait       time.Duration
 	rangeRows  int
 	tempDir    string
+	cpuProfile string
 }
 
 func newVerifyCmd(g *globalFlags) *cobra.Command {
@@ -56,6 +59,9 @@ See docs/operations.md, "Verifying the lake".`,
 	fl.DurationVar(&f.wait, "wait", 5*time.Minute, "how long to wait for a connector that another process runs to deliver up to the verify point")
 	fl.IntVar(&f.rangeRows, "range-rows", 0, "rows per compared key range (memory is bounded by it); 0: the default")
 	fl.StringVar(&f.tempDir, "temp-dir", "", "where key ranges are spilled while comparing; default: the system's temporary directory")
+	// For the benchmark (docs/benchmarks.md): where verify's time goes, without a test binary.
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the run to this file")
+	_ = fl.MarkHidden("cpuprofile")
 	return c
 }
 
@@ -80,6 +86,13 @@ func (g *globalFlags) verify(ctx context.Context, f verifyFlags) error {
 		if _, err := path.Match(t, ""); err != nil {
 			return usageErr(fmt.Errorf("--table %q: %w", t, err))
 		}
+	}
+	if f.cpuProfile != "" {
+		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	a, err := g.load(ctx, true)
 	if err != nil {
@@ -120,6 +133,22 @@ func (g *globalFlags) verify(ctx context.Context, f verifyFlags) error {
 		return &exitError{code: 1, err: errNotEqual}
 	}
 	return nil
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // verifyConnector verifies one connector's tables. The order matters: the snapshot is
