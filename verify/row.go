@@ -95,6 +95,20 @@ func value(row []record.Value, i int) record.Value {
 	return nil
 }
 
+// rowKeyHash is keyHash of the payload row would have, computed from the key columns
+// alone, so that a row left out of a sample is never encoded whole; false for a
+// table without a key, whose key is the whole row.
+func (e *encoder) rowKeyHash(row []record.Value) (uint64, bool) {
+	if e.keyless {
+		return 0, false
+	}
+	e.kbuf = e.kbuf[:0]
+	for _, i := range e.keyCols {
+		e.kbuf = e.appendColumn(e.kbuf, i, value(row, i))
+	}
+	return xxhash.Sum64(e.kbuf), true
+}
+
 // keyHash chooses a payload's range and whether it is sampled: a function of the key's
 // canonical form only, so both sides agree without sorting in any collation.
 func (e *encoder) keyHash(payload []byte) uint64 {

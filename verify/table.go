@@ -117,6 +117,16 @@ func (t *tableRun) sampled(h uint64) bool {
 	return t.sampleBelow == 0 || uint32(h) < t.sampleBelow
 }
 
+// keySampled is sampled before the row is encoded: false only for a keyed table's row
+// whose key is outside the sample.
+func (t *tableRun) keySampled(row []record.Value) bool {
+	if t.sampleBelow == 0 {
+		return true
+	}
+	h, ok := t.enc.rowKeyHash(row)
+	return !ok || t.sampled(h)
+}
+
 func (t *tableRun) run(ctx context.Context, snap connector.Snapshot, dst connector.Reader) error {
 	src := newSpillSet(t.dir, "s", 0, t.bits)
 	defer src.remove()
@@ -163,6 +173,9 @@ func (t *tableRun) readSource(ctx context.Context, snap connector.Snapshot, src 
 			} else if err := ctx.Err(); err != nil {
 				return err
 			}
+		}
+		if !t.keySampled(row) {
+			return nil
 		}
 		buf = t.enc.appendPayload(buf[:0], row, nil)
 		h := t.enc.keyHash(buf)
@@ -219,6 +232,9 @@ func (t *tableRun) readDestination(ctx context.Context, dst connector.Reader, ds
 				t.cut = append(t.cut[:0], c.Pos...)
 			}
 		} else {
+			if !t.keySampled(c.Row) {
+				return nil
+			}
 			buf = t.enc.appendPayload(buf[:0], c.Row, c.Unchanged)
 			h := t.enc.keyHash(buf)
 			if !t.sampled(h) {
