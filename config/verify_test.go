@@ -75,3 +75,13 @@ func TestParsePercent(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifyEmptySectionIsOffWithTheDefaults(t *testing.T) {
+	cfg, err := parse("c.yaml", []byte(validPostgres+"    verify:\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.Connectors["orders"].Verify, (config.Verify{Sample: 5, Rate: 10000}); got != want {
+		t.Errorf("verify = %+v, want %+v", got, want)
+	}
+}
