@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/connectd/connectd/config"
@@ -96,7 +97,7 @@ func logVerify(log *slog.Logger, rep *verify.Report, err error) {
 		log.Warn("verify: the destination differs from the source", "table", t.Table, "at", rep.Boundary,
 			"missing", t.Missing, "extra", t.Extra, "differing", t.Differing,
 			"duplicate_positions", t.DuplicatePositions, "unresolved", t.Unresolved,
-			"source_rows", t.SourceRows, "destination_rows", t.DestRows, "sample_percent", t.Sample, "examples", keys)
+			"source_rows", t.SourceRows, "destination_rows", t.DestRows, "sample_percent", t.Sample, "examples", strings.Join(keys, "; "))
 	}
 }
 
