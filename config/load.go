@@ -163,7 +163,7 @@ func (d *decoder) connector(ce entry, path string) *Connector {
 	if !ok {
 		return c
 	}
-	var sawSource, sawDest bool
+	var sawSource, sawDest, sawVerify bool
 	d.fields(entries, path, []field{
 		{"source", func(e entry, p string) {
 			sawSource = true
@@ -173,7 +173,14 @@ func (d *decoder) connector(ce entry, path string) *Connector {
 			sawDest = true
 			d.destination(e, p, ce.key, &c.Destination)
 		}},
+		{"verify", func(e entry, p string) {
+			sawVerify = true
+			d.plain(e, p, &c.Verify)
+		}},
 	}, nil, "a connector")
+	if !sawVerify {
+		c.Verify = Verify{Sample: DefaultVerifySample, Rate: DefaultVerifyRate}
+	}
 	if !sawSource {
 		d.errorf(ce.line, ce.col, joinPath(path, "source"), "required")
 	}

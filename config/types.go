@@ -49,6 +49,8 @@ func (Connectors) ConfigType() string { return "mapping of names to connectors" 
 type Connector struct {
 	Source      Source
 	Destination Destination
+	// Verify is the background verification of `connectd run`.
+	Verify Verify `yaml:"verify" doc:"Background verification of the lake against the source in connectd run."`
 	// Line is where the connector is defined in the file, for later error messages.
 	Line int
 }

@@ -41,6 +41,7 @@ type Registry struct {
 	flushes        *prometheus.CounterVec
 	flushDuration  *prometheus.HistogramVec
 	errors         *prometheus.CounterVec
+	verifyRuns     *prometheus.CounterVec
 }
 
 // New returns an empty registry.
@@ -63,7 +64,9 @@ func New(log *slog.Logger) *Registry {
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}, byConn)
 	r.errors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "connectd_errors_total", Help: "Errors that stopped a connector run (retried or not)."}, byConn)
-	r.prom.MustRegister(r.recordsRead, r.recordsWritten, r.bytesWritten, r.flushes, r.flushDuration, r.errors,
+	r.verifyRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "connectd_verify_runs_total", Help: "Background verify runs, by result: equal, not_equal or error."}, []string{"connector", "result"})
+	r.prom.MustRegister(r.recordsRead, r.recordsWritten, r.bytesWritten, r.flushes, r.flushDuration, r.errors, r.verifyRuns,
 		gaugeCollector{r},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -136,7 +139,8 @@ type Connector struct {
 	tableOrder     []string
 	lastTable      string
 	updatedAt      time.Time
-	committedCount bool // a position was committed in this process
+	committedCount bool        // a position was committed in this process
+	verify         *VerifyView // the last verify run; nil before the first
 }
 
 // tableProgress is one table's snapshot progress.
@@ -285,6 +289,7 @@ type View struct {
 	LastError           string          `json:"last_error"`
 	RecordsTotal        int64           `json:"records_total"` // records handed to the destination
 	FlushesTotal        int64           `json:"flushes_total"`
+	Verify              *VerifyView     `json:"verify"` // null until a verify run ends
 	UpdatedAt           time.Time       `json:"updated_at"`
 }
 
@@ -310,6 +315,7 @@ func (c *Connector) view(now time.Time) View {
 		RecordsTotal:   c.written,
 		FlushesTotal:   c.nflushes,
 		UpdatedAt:      c.updatedAt.UTC(),
+		Verify:         c.verifyView(),
 	}
 	if c.committedPos != nil {
 		v.CommittedPosition = c.committedPos.String()
@@ -430,6 +436,9 @@ func (g gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCommitLag, descSourceLag, descRetained, descUnconfirmed, descUp, descSnapRows, descSnapTotal} {
 		ch <- d
 	}
+	for _, d := range verifyDescs {
+		ch <- d
+	}
 }
 
 func (g gaugeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -464,4 +473,5 @@ func (c *Connector) collect(now time.Time, ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSnapRows, prometheus.GaugeValue, float64(t.rows), c.name, name)
 		ch <- prometheus.MustNewConstMetric(descSnapTotal, prometheus.GaugeValue, float64(t.total), c.name, name)
 	}
+	c.collectVerify(ch)
 }

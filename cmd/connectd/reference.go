@@ -20,12 +20,17 @@ type destinationKeys struct {
 	Flush config.Flush `yaml:"flush" doc:"When the runtime makes the destination's data durable and commits the offset: whichever limit is reached first."`
 }
 
+// connectorKeys are the keys of a connector besides source and destination.
+type connectorKeys struct {
+	Verify config.Verify `yaml:"verify" doc:"Background verification of the lake against the source in connectd run (docs/operations.md, \"Verifying the lake\")."`
+}
+
 // referenceDocument is what the generated reference and the JSON Schema describe: the
 // top level of the file, the keys every destination has, and each kind compiled in,
 // in the order it is registered.
 func referenceDocument() jsonschema.Document {
 	reg := builtin.Registry("")
-	d := jsonschema.Document{Top: &config.Config{}, Destination: &destinationKeys{}}
+	d := jsonschema.Document{Top: &config.Config{}, Destination: &destinationKeys{}, Connector: &connectorKeys{}}
 	for _, typ := range reg.SourceTypes() {
 		s, _ := reg.SourceSpec(typ)
 		d.Sources = append(d.Sources, s)

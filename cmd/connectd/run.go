@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -82,7 +83,20 @@ func (g *globalFlags) runConnectors(ctx context.Context, names []string, mode co
 		specs = append(specs, a.pipelineSpec(n, holder, mode, reg.Observer(n)))
 	}
 	a.log.Info("connectd starting", "version", version, "connectors", len(specs), "mode", modeName(mode))
+	var verifiers sync.WaitGroup
+	verifyCtx, verifyStop := context.WithCancel(ctx)
+	if mode == connector.ModeStream {
+		for _, n := range sel {
+			if vc := a.cfg.Connectors[n].Verify; vc.Every > 0 {
+				verifiers.Go(func() { a.backgroundVerify(verifyCtx, n, vc, reg.Observer(n)) })
+			}
+		}
+	}
 	runErr := pipeline.NewSupervisor(a.log).Run(ctx, specs, mode == connector.ModeSync)
+	// A background verify reads the source and the lake only: it ends with the
+	// pipelines, before the offsets store it reads is closed.
+	verifyStop()
+	verifiers.Wait()
 	srvStop()
 	if err := <-srvDone; err != nil && runErr == nil {
 		runErr = fmt.Errorf("status server: %w", err)

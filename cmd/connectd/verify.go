@@ -110,7 +110,7 @@ func (g *globalFlags) verify(ctx context.Context, f verifyFlags) error {
 	// One JSON document for the whole run, for schedulers; text as each connector ends.
 	all := verifyOutput{Equal: true, Connectors: []*verify.Report{}}
 	for _, n := range sel {
-		rep, err := a.verifyConnector(ctx, n, f, opt)
+		rep, err := a.verifyConnector(ctx, n, verifyScope{tables: f.tables, wait: f.wait, sync: true}, opt)
 		if err != nil {
 			return fmt.Errorf("verify %s: %w", n, err)
 		}
@@ -151,11 +151,21 @@ func startCPUProfile(path string) (stop func(), err error) {
 	}, nil
 }
 
-// verifyConnector verifies one connector's tables. The order matters: the snapshot is
-// opened first, so that its boundary is a point the source had reached; then the
-// destination is brought up to that point (by a sync of our own, or by waiting for
-// the process that runs the connector); only then is the destination read.
-func (a *app) verifyConnector(ctx context.Context, n string, f verifyFlags, opt verify.Options) (*verify.Report, error) {
+// verifyScope is what one verification of a connector may do besides comparing.
+type verifyScope struct {
+	tables []string      // patterns of the tables compared; all when empty
+	wait   time.Duration // how long to wait for another process to reach the verify point
+	// sync lets verify run the connector itself up to the verify point when no other
+	// process holds it; the daemon's background verify waits for its own pipeline.
+	sync bool
+}
+
+// verifyConnector verifies one connector's tables, for `connectd verify` and the
+// daemon's background runs. The order matters: the snapshot is opened first, so that
+// its boundary is a point the source had reached; then the destination is brought up
+// to that point (by a sync of our own, or by waiting for the process that runs the
+// connector); only then is the destination read.
+func (a *app) verifyConnector(ctx context.Context, n string, sc verifyScope, opt verify.Options) (*verify.Report, error) {
 	sk, dk, err := a.kinds(n)
 	if err != nil {
 		return nil, err
@@ -182,7 +192,12 @@ func (a *app) verifyConnector(ctx context.Context, n string, f verifyFlags, opt 
 	}()
 	log.Info("verify: source snapshot open", "at", snap.DescribeBoundary())
 
-	committed, err := a.reachBoundary(ctx, n, snap, f.wait)
+	var committed record.Position
+	if sc.sync {
+		committed, err = a.reachBoundary(ctx, n, snap, sc.wait)
+	} else {
+		committed, err = a.awaitBoundary(ctx, n, snap, sc.wait)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +207,7 @@ func (a *app) verifyConnector(ctx context.Context, n string, f verifyFlags, opt 
 	}
 	boundary := pipeline.WithEpoch(epoch, snap.Boundary())
 
-	tables, err := selectTables(snap.Tables(), f.tables)
+	tables, err := selectTables(snap.Tables(), sc.tables)
 	if err != nil {
 		return nil, err
 	}
@@ -246,9 +261,15 @@ func (a *app) reachBoundary(ctx context.Context, n string, snap connector.Snapsh
 		return nil, fmt.Errorf("sync up to the verify point: %w", err)
 	}
 	log.Info("verify: another process runs the connector; waiting for it to deliver up to the verify point", "wait", wait)
+	return a.awaitBoundary(ctx, n, snap, wait)
+}
+
+// awaitBoundary waits up to wait for the process running the connector (another one,
+// or this daemon's own pipeline) to commit at or past the snapshot's boundary.
+func (a *app) awaitBoundary(ctx context.Context, n string, snap connector.Snapshot, wait time.Duration) (record.Position, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		committed, reached, err = a.reached(ctx, n, snap)
+		committed, reached, err := a.reached(ctx, n, snap)
 		if err != nil || reached {
 			return committed, err
 		}

@@ -20,6 +20,9 @@ type Document struct {
 	// Source and Destination are tagged config structs of the keys every source or
 	// every destination has besides `type` (a destination's `flush`); nil for none.
 	Source, Destination any
+	// Connector is a tagged config struct of the keys a connector has besides source
+	// and destination (verify); nil for none.
+	Connector any
 	// Sources and Destinations are the registered kinds, selected by `type`.
 	Sources, Destinations []config.Spec
 }
@@ -41,10 +44,20 @@ func File(d Document) (Schema, error) {
 	if err != nil {
 		return nil, err
 	}
+	connProps := Schema{"source": source, "destination": destination}
+	if d.Connector != nil {
+		s, err := Section(d.Connector)
+		if err != nil {
+			return nil, fmt.Errorf("every connector: %w", err)
+		}
+		for k, v := range s["properties"].(Schema) {
+			connProps[k] = v
+		}
+	}
 	defs["connector"] = Schema{
 		"type":                 "object",
 		"description":          "One pipeline: changes read by its source are written to its destination.",
-		"properties":           Schema{"source": source, "destination": destination},
+		"properties":           connProps,
 		"required":             []any{"source", "destination"},
 		"additionalProperties": false,
 	}

@@ -9,12 +9,13 @@ import (
 
 // Parts returns the tables of a configuration reference by the name of their part:
 // "top" for the keys at the top of the file, "source" and "destination" for the keys
-// every source or destination has (when there are any), "source T" and
+// every source or destination has (when there are any), "connector" for the keys of a
+// connector besides source and destination, "source T" and
 // "destination T" for each kind, or just "T" for a type whose source and destination
 // take the same keys (type: plugin), so the document shows that table once.
 func Parts(d jsonschema.Document) (map[string]string, error) {
 	parts := map[string]string{}
-	for name, v := range map[string]any{"top": d.Top, "source": d.Source, "destination": d.Destination} {
+	for name, v := range map[string]any{"top": d.Top, "source": d.Source, "destination": d.Destination, "connector": d.Connector} {
 		if v == nil {
 			continue
 		}
