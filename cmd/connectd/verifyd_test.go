@@ -51,7 +51,7 @@ func TestBackgroundVerifyRecordsAndLogsTheReport(t *testing.T) {
 
 	buf.Reset()
 	failed := errors.New("open the source's snapshot: connection refused")
-	if run := verifyRun(at, nil, failed); run.Err != failed || run.Tables != nil {
+	if run := verifyRun(at, nil, failed); !errors.Is(run.Err, failed) || run.Tables != nil {
 		t.Errorf("verifyRun of a failed run = %+v", run)
 	}
 	logVerify(slog.New(slog.NewTextHandler(&buf, nil)), nil, failed)
