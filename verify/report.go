@@ -74,6 +74,29 @@ type KeyDiff struct {
 	Position string `json:"position,omitempty"`
 }
 
+// keyText renders the key as column=value pairs joined by sep.
+func (d *KeyDiff) keyText(sep string) string {
+	parts := make([]string, len(d.Key))
+	for i, k := range d.Key {
+		parts[i] = k.Column + "=" + k.Value
+	}
+	return strings.Join(parts, sep)
+}
+
+// Summary is the difference on one line, for logs: "extra id=7", "differs a=1,b=x
+// (note,v)" (the differing columns' names, not their values).
+func (d *KeyDiff) Summary() string {
+	s := d.Kind + " " + d.keyText(",")
+	if len(d.Columns) > 0 {
+		names := make([]string, len(d.Columns))
+		for i, c := range d.Columns {
+			names[i] = c.Column
+		}
+		s += " (" + strings.Join(names, ",") + ")"
+	}
+	return s
+}
+
 // ColumnValue is one column of a key, rendered.
 type ColumnValue struct {
 	Column string `json:"column"`
@@ -147,13 +170,7 @@ func (r *Report) WriteText(w io.Writer) error {
 }
 
 func writeExample(b *strings.Builder, e *KeyDiff) {
-	fmt.Fprintf(b, "    %-18s ", e.Kind)
-	for i, k := range e.Key {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(b, "%s=%s", k.Column, k.Value)
-	}
+	fmt.Fprintf(b, "    %-18s %s", e.Kind, e.keyText(", "))
 	if e.Position != "" {
 		fmt.Fprintf(b, "  position %s", e.Position)
 	}

@@ -92,34 +92,11 @@ func logVerify(log *slog.Logger, rep *verify.Report, err error) {
 		}
 		var keys []string
 		for i := range t.Examples[:min(len(t.Examples), verifyExamples)] {
-			keys = append(keys, describeDiff(&t.Examples[i]))
+			keys = append(keys, t.Examples[i].Summary())
 		}
 		log.Warn("verify: the destination differs from the source", "table", t.Table, "at", rep.Boundary,
 			"missing", t.Missing, "extra", t.Extra, "differing", t.Differing,
 			"duplicate_positions", t.DuplicatePositions, "unresolved", t.Unresolved,
 			"source_rows", t.SourceRows, "destination_rows", t.DestRows, "sample_percent", t.Sample, "examples", strings.Join(keys, "; "))
 	}
-}
-
-// describeDiff writes one differing key as "extra id=7" or "differs id=9 (note)".
-func describeDiff(d *verify.KeyDiff) string {
-	s := d.Kind
-	for i, k := range d.Key {
-		sep := " "
-		if i > 0 {
-			sep = ","
-		}
-		s += sep + k.Column + "=" + k.Value
-	}
-	if len(d.Columns) > 0 {
-		s += " ("
-		for i, c := range d.Columns {
-			if i > 0 {
-				s += ","
-			}
-			s += c.Column
-		}
-		s += ")"
-	}
-	return s
 }

@@ -64,8 +64,13 @@ func (l location) objectKey(rel string) string {
 
 // partitionDir is <namespace>/<table>/date=<YYYY-MM-DD>, slash-separated.
 func partitionDir(namespace, table string, day int64) string {
-	return escapeSegment(namespace) + "/" + escapeSegment(table) + "/date=" +
-		time.Unix(day*86400, 0).UTC().Format("2006-01-02")
+	return tableDir(namespace, table) + "/date=" + time.Unix(day*86400, 0).UTC().Format("2006-01-02")
+}
+
+// tableDir is <namespace>/<table>, each escaped, slash-separated: the folder of a
+// table's partitions.
+func tableDir(namespace, table string) string {
+	return escapeSegment(namespace) + "/" + escapeSegment(table)
 }
 
 // utcDay is the number of days since 1970-01-01 of t's UTC date.

@@ -81,15 +81,11 @@ func (Kind) OpenReader(ctx context.Context, p connector.DestinationParams) (conn
 
 // Describe is the URL prefix of the table's files.
 func (r *Reader) Describe(s *record.Schema) string {
-	return r.loc.String() + "/" + tableDir(s) + "/"
+	return r.loc.String() + "/" + tableDir(s.Namespace, s.Table) + "/"
 }
 
 // Close releases nothing: every file is closed (and its download removed) once read.
 func (r *Reader) Close(context.Context) error { return nil }
-
-func tableDir(s *record.Schema) string {
-	return escapeSegment(s.Namespace) + "/" + escapeSegment(s.Table)
-}
 
 // lakeFile skips the staging area and unfinished files; only committed .parquet
 // files count.
@@ -119,7 +115,7 @@ func (r *Reader) Changes(ctx context.Context, schema *record.Schema, fn func(c *
 func (r *Reader) list(ctx context.Context, schema *record.Schema) ([]string, error) {
 	var files []string
 	if r.client == nil {
-		dir := filepath.Join(r.loc.root, filepath.FromSlash(tableDir(schema)))
+		dir := filepath.Join(r.loc.root, filepath.FromSlash(tableDir(schema.Namespace, schema.Table)))
 		err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 			if err != nil {
 				if p == dir && errors.Is(err, fs.ErrNotExist) {
@@ -144,7 +140,7 @@ func (r *Reader) list(ctx context.Context, schema *record.Schema) ([]string, err
 		slices.Sort(files)
 		return files, nil
 	}
-	prefix := r.loc.objectKey(tableDir(schema)) + "/"
+	prefix := r.loc.objectKey(tableDir(schema.Namespace, schema.Table)) + "/"
 	pages := s3.NewListObjectsV2Paginator(r.client, &s3.ListObjectsV2Input{Bucket: aws.String(r.loc.bucket), Prefix: aws.String(prefix)})
 	for pages.HasMorePages() {
 		out, err := pages.NextPage(ctx)

@@ -320,8 +320,8 @@ type copySink struct {
 	poss   []byte           // block the next positions are cut from
 	fields [][]byte
 	alloc  pgvalue.Alloc // decoded values come from its blocks, not one allocation each
-	carry  []byte        // an incomplete line from the previous write
-	err    error         // why the sink stopped the COPY
+	lines  copyLines
+	err    error // why the sink stopped the COPY
 
 	// A resume leaves out the rows whose key changed after the consistent point
 	// (resume.go): skips per table ordinal, skip and skipCols for this table.
@@ -337,7 +337,7 @@ func (w *copySink) startTable(tb snapTable, chunk, row uint32) {
 	w.chunk, w.row = chunk, row
 	w.skip, w.skipCols = w.skips[tb.ordinal], snapKey(&tb)
 	w.tableRows = int64(chunk)*int64(w.chunkRows) + int64(row)
-	w.carry = w.carry[:0]
+	w.lines.reset()
 }
 
 func (w *copySink) nextChunk() {
@@ -347,32 +347,10 @@ func (w *copySink) nextChunk() {
 
 // Write implements io.Writer for pgconn's CopyTo; p is only valid during the call.
 func (w *copySink) Write(p []byte) (int, error) {
-	n := len(p)
-	if len(w.carry) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			w.carry = append(w.carry, p...)
-			return n, nil
-		}
-		w.carry = append(w.carry, p[:i]...)
-		if err := w.line(w.carry); err != nil {
-			return 0, err
-		}
-		w.carry = w.carry[:0]
-		p = p[i+1:]
+	if err := w.lines.feed(p, w); err != nil {
+		return 0, err
 	}
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			w.carry = append(w.carry, p...)
-			break
-		}
-		if err := w.line(p[:i]); err != nil {
-			return 0, err
-		}
-		p = p[i+1:]
-	}
-	return n, nil
+	return len(p), nil
 }
 
 func (w *copySink) line(line []byte) error {
@@ -490,15 +468,61 @@ func (w *copySink) lastKey() []string {
 }
 
 // endCopy reads a last line that came without its newline.
-func (w *copySink) endCopy() error {
-	if len(w.carry) > 0 {
-		if err := w.line(w.carry); err != nil {
+func (w *copySink) endCopy() error { return w.lines.finish(w) }
+
+// copyLines cuts COPY text output, which pgconn hands over in pieces of any size,
+// into lines: the part of a line a piece ends in is kept for the next one. The
+// snapshot's sink and verify's share it.
+type copyLines struct {
+	carry []byte // an incomplete line from the previous piece
+}
+
+// lineReader takes one COPY line (without its newline); the line is only valid
+// during the call.
+type lineReader interface {
+	line(line []byte) error
+}
+
+// feed hands every complete line of p to r.
+func (c *copyLines) feed(p []byte, r lineReader) error {
+	if len(c.carry) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			c.carry = append(c.carry, p...)
+			return nil
+		}
+		c.carry = append(c.carry, p[:i]...)
+		if err := r.line(c.carry); err != nil {
 			return err
 		}
-		w.carry = w.carry[:0]
+		c.carry = c.carry[:0]
+		p = p[i+1:]
+	}
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			c.carry = append(c.carry, p...)
+			break
+		}
+		if err := r.line(p[:i]); err != nil {
+			return err
+		}
+		p = p[i+1:]
 	}
 	return nil
 }
+
+// finish hands r a last line that came without its newline.
+func (c *copyLines) finish(r lineReader) error {
+	if len(c.carry) == 0 {
+		return nil
+	}
+	err := r.line(c.carry)
+	c.carry = c.carry[:0]
+	return err
+}
+
+func (c *copyLines) reset() { c.carry = c.carry[:0] }
 
 // endTable reports the table done and returns its rows.
 func (w *copySink) endTable() int64 {

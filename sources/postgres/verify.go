@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -224,12 +223,7 @@ func (v *verifySnapshot) Scan(ctx context.Context, s *record.Schema, fn func(row
 		}
 		return classify("verify: read "+t.t.qualified(), err)
 	}
-	if len(w.carry) > 0 {
-		if err := w.line(w.carry); err != nil {
-			return err
-		}
-	}
-	return nil
+	return w.lines.finish(w)
 }
 
 // scanSink is the io.Writer a verify scan's COPY writes into: one row per line,
@@ -243,30 +237,15 @@ type scanSink struct {
 	rows   int64
 	fields [][]byte
 	alloc  pgvalue.Alloc
-	carry  []byte
+	lines  copyLines
 	err    error
 }
 
 func (w *scanSink) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			w.carry = append(w.carry, p...)
-			break
-		}
-		line := p[:i]
-		if len(w.carry) > 0 {
-			w.carry = append(w.carry, line...)
-			line = w.carry
-		}
-		if err := w.line(line); err != nil {
-			return 0, err
-		}
-		w.carry = w.carry[:0]
-		p = p[i+1:]
+	if err := w.lines.feed(p, w); err != nil {
+		return 0, err
 	}
-	return n, nil
+	return len(p), nil
 }
 
 func (w *scanSink) line(line []byte) error {
