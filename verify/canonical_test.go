@@ -126,14 +126,14 @@ func TestRowFormTellsNullFromEmptyAndConcatenationsApart(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for i, r := range rows {
-		k := string(AppendRow(nil, schema, r))
+		k := string(appendRow(nil, schema, r))
 		if j, ok := seen[k]; ok {
 			t.Errorf("rows %d and %d collide", j, i)
 		}
 		seen[k] = i
 	}
-	if !bytes.Equal(AppendRow(nil, schema, []record.Value{"x", nil, []record.Value{int16(3)}}),
-		AppendRow(nil, schema, []record.Value{"x", nil, []record.Value{int64(3)}})) {
+	if !bytes.Equal(appendRow(nil, schema, []record.Value{"x", nil, []record.Value{int16(3)}}),
+		appendRow(nil, schema, []record.Value{"x", nil, []record.Value{int64(3)}})) {
 		t.Error("list element width changes the row form")
 	}
 }
@@ -156,15 +156,15 @@ func TestRenderIsReadable(t *testing.T) {
 		{record.KindBool, true, "true"},
 	}
 	for _, c := range cases {
-		if got := Render(record.Type{Kind: c.k}, c.v); got != c.want {
-			t.Errorf("Render(%v, %v) = %q, want %q", c.k, c.v, got, c.want)
+		if got := render(record.Type{Kind: c.k}, c.v); got != c.want {
+			t.Errorf("render(%v, %v) = %q, want %q", c.k, c.v, got, c.want)
 		}
 	}
 	lt := record.Type{Kind: record.KindList, Elem: &record.Type{Kind: record.KindString}}
-	if got := Render(lt, []record.Value{"a", nil}); got != `["a", NULL]` {
+	if got := render(lt, []record.Value{"a", nil}); got != `["a", NULL]` {
 		t.Errorf("list: %s", got)
 	}
-	long := Render(record.Type{Kind: record.KindString}, strings.Repeat("é", 100))
+	long := render(record.Type{Kind: record.KindString}, strings.Repeat("é", 100))
 	if !strings.HasSuffix(long, "…(202 bytes)") || len(long) > 100 {
 		t.Errorf("long: %s", long)
 	}
@@ -317,4 +317,24 @@ func appendJSONValueRef(dst []byte, v any) []byte {
 		return append(dst, '}')
 	}
 	return fmt.Appendf(dst, "%v", v)
+}
+
+// appendRow appends the row form of row, whose values have the types of schema's
+// columns: NULL, an empty string and an empty list are three different forms.
+func appendRow(dst []byte, schema *record.Schema, row []record.Value) []byte {
+	e := newEncoder(schema)
+	for i := range row {
+		dst = e.appendColumn(dst, i, row[i])
+	}
+	return dst
+}
+
+// render renders v, a value of type t, readably for a report: "NULL" for nil, strings
+// quoted, bytes in hex, dates and timestamps in ISO form, long values cut to about 80
+// bytes with the full length appended.
+func render(t record.Type, v record.Value) string {
+	if v == nil {
+		return "NULL"
+	}
+	return renderCanonical(t, AppendCanonical(nil, t, v))
 }

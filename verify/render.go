@@ -15,16 +15,6 @@ import (
 // maxRendered is how many bytes of a rendered value a report shows.
 const maxRendered = 80
 
-// Render renders v, a value of type t, readably for a report: "NULL" for nil, strings
-// quoted, bytes in hex, dates and timestamps in ISO form, long values cut to about 80
-// bytes with the full length appended.
-func Render(t record.Type, v record.Value) string {
-	if v == nil {
-		return "NULL"
-	}
-	return renderCanonical(t, AppendCanonical(nil, t, v))
-}
-
 // renderCanonical renders a value from its canonical form: the spill files hold only
 // that, and it keeps everything a reader needs to see (it is exact).
 func renderCanonical(t record.Type, b []byte) string {

@@ -38,16 +38,6 @@ func newEncoder(s *record.Schema) *encoder {
 	return e
 }
 
-// AppendRow appends the row form of row, whose values have the types of schema's
-// columns: NULL, an empty string and an empty list are three different forms.
-func AppendRow(dst []byte, schema *record.Schema, row []record.Value) []byte {
-	e := newEncoder(schema)
-	for i := range row {
-		dst = e.appendColumn(dst, i, row[i])
-	}
-	return dst
-}
-
 func (e *encoder) appendColumn(dst []byte, i int, v record.Value) []byte {
 	if e.flags[i] {
 		return append(dst, markUnknown)
