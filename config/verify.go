@@ -23,9 +23,8 @@ const (
 	DefaultVerifyRate   int64   = 10000
 )
 
-// Validate refuses a sample outside (0, 100] and a negative rate (the loader
-// refuses a negative duration),
-// and fills in the defaults of the keys left out.
+// Validate refuses a sample outside (0, 100] and a negative rate (the loader refuses
+// a negative duration), and fills in the defaults of the keys left out.
 func (c *Verify) Validate(v *Validation) {
 	if v.Set("sample") && (c.Sample <= 0 || c.Sample > 100) {
 		v.Errorf("sample", "must be above 0%% and at most 100%%; got %s", c.Sample)

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -500,29 +498,14 @@ func perSec(n int64, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
-// procCPU is the user+system CPU time of a process on this machine, from
-// /proc/<pid>/stat (fields 14 and 15, in USER_HZ ticks, 100 per second on Linux).
+// procCPU is the user+system CPU time of a process on this machine (procStat's
+// fields 14 and 15, in USER_HZ ticks, 100 per second on Linux).
 func procCPU(pid int) (time.Duration, bool) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procStat(pid)
 	if err != nil {
 		return 0, false
 	}
-	// The command name (field 2) may hold spaces; the fields after it are plain.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, false
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, true
+	return ticks(st.utime + st.stime), true
 }
 
 // watchSlotCPU follows the CPU time of the walsender serving slot (its active_pid)

@@ -191,7 +191,7 @@ func serverCPUOnce(pg *testenv.Postgres) (time.Duration, map[int]bool, error) {
 			children[pid] = true
 		}
 	}
-	return time.Duration(total) * 10 * time.Millisecond, children, nil
+	return ticks(total), children, nil
 }
 
 // stat holds the fields of /proc/<pid>/stat that serverCPU needs; times in USER_HZ
@@ -201,6 +201,10 @@ type stat struct {
 	utime, stime, cutime, cstime int64
 }
 
+// ticks converts USER_HZ ticks (100 per second on Linux) to a duration.
+func ticks(n int64) time.Duration { return time.Duration(n) * 10 * time.Millisecond }
+
+// procStat reads /proc/<pid>/stat.
 func procStat(pid int) (stat, error) {
 	path := fmt.Sprintf("/proc/%d/stat", pid)
 	data, err := os.ReadFile(path)
