@@ -2,6 +2,8 @@ package connector
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/binary"
 
 	"github.com/connectd/connectd/record"
 )
@@ -79,4 +81,91 @@ type StoredChange struct {
 	Missing []int
 	// Where says where the record is stored (a file), for reports.
 	Where string
+}
+
+// Digester is implemented by snapshots whose database can hash a table's rows itself,
+// so that verify compares per-bucket digests without moving the rows, and reads rows
+// only from the buckets whose digests differ (docs/design.md, "Verify").
+//
+// The digest text of a row is its columns' fields joined by ',' in schema order, a
+// NULL column being the field "N"; the key text is the key columns' fields joined the
+// same way, in schema order. A field is the text DigestForm.AppendValue renders and
+// the database renders alike; it never contains ',' and is never "N" or "?". The key
+// hash is the first 8 bytes of the key text's MD5, big-endian: its top Bits bits are
+// the bucket, and its low 32 bits decide the sample (a key is sampled when they are
+// below SampleBelow). A row's digest is the first 8 bytes of its text's MD5 as two
+// big-endian 32-bit words; a bucket sums each word over its rows. DigestKey and
+// DigestRow compute both in Go.
+type Digester interface {
+	// DigestForm returns how table's values are rendered into fields, or an error
+	// saying why the table has none (a column type the form cannot render), in which
+	// case verify moves the rows instead.
+	DigestForm(table *record.Schema) (DigestForm, error)
+	// Digest calls fn once for each non-empty bucket of table's sampled rows.
+	Digest(ctx context.Context, table *record.Schema, q DigestQuery, fn func(DigestBucket) error) error
+	// ScanBuckets is Scan restricted to the sampled rows whose key is in q.Buckets.
+	ScanBuckets(ctx context.Context, table *record.Schema, q DigestQuery, fn func(row []record.Value) error) error
+}
+
+// DigestQuery selects the buckets and the sample of a digest read.
+type DigestQuery struct {
+	Bits        int    // 1..16: 2^Bits buckets
+	SampleBelow uint32 // 0: every key
+	Buckets     []uint32
+}
+
+// DigestBucket is one bucket's row count and the sums of its rows' digest words.
+type DigestBucket struct {
+	Bucket uint32
+	Rows   int64
+	SumHi  uint64
+	SumLo  uint64
+}
+
+// DigestForm renders a table's values as its database does in its digest query.
+type DigestForm interface {
+	// AppendValue appends the field of column i's non-NULL value v.
+	AppendValue(dst []byte, i int, v record.Value) []byte
+}
+
+// AppendDigestRow appends row's digest text; with key set, only the key columns'.
+func AppendDigestRow(dst []byte, f DigestForm, s *record.Schema, row []record.Value, key bool) []byte {
+	first := true
+	for i, c := range s.Columns {
+		if key && !c.Key {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		if row[i] == nil {
+			dst = append(dst, 'N')
+			continue
+		}
+		dst = f.AppendValue(dst, i, row[i])
+	}
+	return dst
+}
+
+// DigestKey is the key hash of a key text.
+func DigestKey(text []byte) uint64 {
+	sum := md5.Sum(text)
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// DigestRow is the two digest words of a row text.
+func DigestRow(text []byte) (hi, lo uint32) {
+	sum := md5.Sum(text)
+	return binary.BigEndian.Uint32(sum[:4]), binary.BigEndian.Uint32(sum[4:8])
+}
+
+// Sampled reports whether a key hash is in the sample of q.
+func (q DigestQuery) Sampled(h uint64) bool {
+	return q.SampleBelow == 0 || uint32(h) < q.SampleBelow
+}
+
+// BucketOf is the bucket of a key hash.
+func (q DigestQuery) BucketOf(h uint64) uint32 {
+	return uint32(h >> (64 - q.Bits))
 }
