@@ -3,6 +3,8 @@ package verify
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
+	"slices"
 
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/record"
@@ -74,4 +76,70 @@ func (l *fakeLake) add(op record.Op, pos uint64, row []record.Value, unchanged .
 
 func posOf(n uint64) record.Position {
 	return binary.BigEndian.AppendUint64([]byte{0x02}, n)
+}
+
+// digestSnap is a fakeSnap whose "server" digests its rows with hexForm, as a
+// database would with SQL.
+type digestSnap struct {
+	*fakeSnap
+	digests, scans int
+}
+
+// hexForm renders a value's canonical form in hex: an alphabet without ','.
+type hexForm struct{ s *record.Schema }
+
+func (f hexForm) AppendValue(dst []byte, i int, v record.Value) []byte {
+	return hex.AppendEncode(dst, AppendCanonical(nil, f.s.Columns[i].Type, v))
+}
+
+func (s *digestSnap) DigestForm(*record.Schema) (connector.DigestForm, error) {
+	return hexForm{s.schema}, nil
+}
+
+func (s *digestSnap) Digest(ctx context.Context, t *record.Schema, q connector.DigestQuery, fn func(connector.DigestBucket) error) error {
+	s.digests++
+	buckets := map[uint32]*connector.DigestBucket{}
+	f := hexForm{t}
+	var text []byte
+	err := s.fakeSnap.Scan(ctx, t, func(row []record.Value) error {
+		text = connector.AppendDigestRow(text[:0], f, t, row, true)
+		h := connector.DigestKey(text)
+		if !q.Sampled(h) {
+			return nil
+		}
+		b := buckets[q.BucketOf(h)]
+		if b == nil {
+			b = &connector.DigestBucket{Bucket: q.BucketOf(h)}
+			buckets[b.Bucket] = b
+		}
+		text = connector.AppendDigestRow(text[:0], f, t, row, false)
+		hi, lo := connector.DigestRow(text)
+		b.Rows++
+		b.SumHi += uint64(hi)
+		b.SumLo += uint64(lo)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, b := range buckets {
+		if err := fn(*b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *digestSnap) ScanBuckets(ctx context.Context, t *record.Schema, q connector.DigestQuery, fn func(row []record.Value) error) error {
+	s.scans++
+	f := hexForm{t}
+	var text []byte
+	return s.fakeSnap.Scan(ctx, t, func(row []record.Value) error {
+		text = connector.AppendDigestRow(text[:0], f, t, row, true)
+		h := connector.DigestKey(text)
+		if q.Sampled(h) && slices.Contains(q.Buckets, q.BucketOf(h)) {
+			return fn(row)
+		}
+		return nil
+	})
 }

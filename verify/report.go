@@ -43,8 +43,12 @@ type TableReport struct {
 	// DuplicatePositions counts stored records whose position another stored record has too.
 	DuplicatePositions int64 `json:"duplicate_positions"`
 	// Unresolved counts keys whose state has an unchanged column with no earlier value.
-	Unresolved     int64         `json:"unresolved"`
-	Sample         float64       `json:"sample_percent"`
+	Unresolved int64   `json:"unresolved"`
+	Sample     float64 `json:"sample_percent"`
+	// Method is how the source side was read: "digest" (its server digested the
+	// ranges and only differing ones were read) or "rows"; MethodNote says why rows.
+	Method         string        `json:"method"`
+	MethodNote     string        `json:"method_note,omitempty"`
 	Examples       []KeyDiff     `json:"examples"`
 	Elapsed        time.Duration `json:"-"`
 	ElapsedSeconds float64       `json:"elapsed_seconds"`
@@ -144,6 +148,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  unresolved %d", t.Unresolved)
 		}
 		fmt.Fprintf(&b, "  ranges %d (%d differing)", t.Ranges, t.RangesDiffering)
+		if t.Method != "" {
+			fmt.Fprintf(&b, "  by %s", t.Method)
+		}
 		if t.Sample > 0 && t.Sample < 100 {
 			fmt.Fprintf(&b, "  sample %g%%", t.Sample)
 		}

@@ -18,9 +18,12 @@ type encoder struct {
 	types   []record.Type
 	keyCols []int
 	keyless bool
-	flags   []bool // unchanged columns of the row being encoded
-	kbuf    []byte
-	vbuf    []byte
+	// field renders a non-NULL value: its canonical form, or the source's digest
+	// field in the digest pass (digest.go).
+	field func(dst []byte, i int, v record.Value) []byte
+	flags []bool // unchanged columns of the row being encoded
+	kbuf  []byte
+	vbuf  []byte
 }
 
 func newEncoder(s *record.Schema) *encoder {
@@ -28,6 +31,7 @@ func newEncoder(s *record.Schema) *encoder {
 	for i, c := range s.Columns {
 		e.types[i] = c.Type
 	}
+	e.field = func(dst []byte, i int, v record.Value) []byte { return AppendCanonical(dst, e.types[i], v) }
 	e.keyCols = s.KeyIndexes()
 	if len(e.keyCols) == 0 {
 		e.keyless = true
@@ -45,7 +49,7 @@ func (e *encoder) appendColumn(dst []byte, i int, v record.Value) []byte {
 	if v == nil {
 		return append(dst, markNull)
 	}
-	e.vbuf = AppendCanonical(e.vbuf[:0], e.types[i], v)
+	e.vbuf = e.field(e.vbuf[:0], i, v)
 	dst = append(dst, markValue)
 	dst = binary.AppendUvarint(dst, uint64(len(e.vbuf)))
 	return append(dst, e.vbuf...)
@@ -59,10 +63,7 @@ func (e *encoder) appendPayload(dst []byte, row []record.Value, unchanged []int)
 			e.flags[i] = true
 		}
 	}
-	e.kbuf = e.kbuf[:0]
-	for _, i := range e.keyCols {
-		e.kbuf = e.appendColumn(e.kbuf, i, value(row, i))
-	}
+	e.kbuf = e.appendKey(e.kbuf[:0], row)
 	dst = binary.AppendUvarint(dst, uint64(len(e.kbuf)))
 	dst = append(dst, e.kbuf...)
 	if !e.keyless {
@@ -85,6 +86,14 @@ func value(row []record.Value, i int) record.Value {
 	return nil
 }
 
+// appendKey appends the key columns' row form of row.
+func (e *encoder) appendKey(dst []byte, row []record.Value) []byte {
+	for _, i := range e.keyCols {
+		dst = e.appendColumn(dst, i, value(row, i))
+	}
+	return dst
+}
+
 // rowKeyHash is keyHash of the payload row would have, computed from the key columns
 // alone, so that a row left out of a sample is never encoded whole; false for a
 // table without a key, whose key is the whole row.
@@ -92,10 +101,7 @@ func (e *encoder) rowKeyHash(row []record.Value) (uint64, bool) {
 	if e.keyless {
 		return 0, false
 	}
-	e.kbuf = e.kbuf[:0]
-	for _, i := range e.keyCols {
-		e.kbuf = e.appendColumn(e.kbuf, i, value(row, i))
-	}
+	e.kbuf = e.appendKey(e.kbuf[:0], row)
 	return xxhash.Sum64(e.kbuf), true
 }
 

@@ -26,8 +26,11 @@ type Options struct {
 	TempDir     string  // where range files are spilled; "" means os.TempDir()
 	MaxExamples int     // differing keys listed per table; 0 means 20
 	Logger      *slog.Logger
-	// ReadLimit, when > 0, caps source rows read per second (the daemon's background runs).
+	// ReadLimit, when > 0, caps source rows read per second (the daemon's background
+	// runs); the source's rows then move, since a server digest cannot be paced.
 	ReadLimit float64
+	// MoveRows compares by moving the source's rows even when its server can digest them.
+	MoveRows bool
 }
 
 const (
@@ -86,7 +89,16 @@ func Table(ctx context.Context, snap connector.Snapshot, dst connector.Reader, s
 	nb := (max(est, 1) + int64(opt.RangeRows) - 1) / int64(opt.RangeRows)
 	t.bits = min(max(bits.Len64(uint64(nb-1)), minBits), maxBits)
 
-	if err := t.run(ctx, snap, dst); err != nil {
+	t.scan = func(ctx context.Context, fn func(row []record.Value) error) error { return snap.Scan(ctx, schema, fn) }
+	if dg, form, why := digestForm(snap, schema, t.enc, opt); dg != nil {
+		t.rep.Method = MethodDigest
+		err = t.runDigest(ctx, dg, form, dst, est)
+	} else {
+		t.rep.Method, t.rep.MethodNote = MethodRows, why
+		opt.Logger.Debug("verify: moving the source's rows", "table", name, "why", why)
+		err = t.run(ctx, dst)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", name, err)
 	}
 	t.rep.Elapsed = time.Since(start)
@@ -111,6 +123,13 @@ type tableRun struct {
 	rep         *TableReport
 	scratch     []byte
 	splits      int
+	// scan reads the source's rows (the snapshot's Scan, or ScanBuckets in the
+	// digest pass's second step); keep, when set, drops rows outside that step's
+	// buckets on both sides; noPositions skips checkPositions there (the first step
+	// counted them).
+	scan        func(ctx context.Context, fn func(row []record.Value) error) error
+	keep        func(row []record.Value) bool
+	noPositions bool
 }
 
 func (t *tableRun) sampled(h uint64) bool {
@@ -127,10 +146,10 @@ func (t *tableRun) keySampled(row []record.Value) bool {
 	return !ok || t.sampled(h)
 }
 
-func (t *tableRun) run(ctx context.Context, snap connector.Snapshot, dst connector.Reader) error {
+func (t *tableRun) run(ctx context.Context, dst connector.Reader) error {
 	src := newSpillSet(t.dir, "s", 0, t.bits)
 	defer src.remove()
-	if err := t.readSource(ctx, snap, src); err != nil {
+	if err := t.readSource(ctx, src); err != nil {
 		return err
 	}
 	dstSet := newSpillSet(t.dir, "d", 0, t.bits)
@@ -147,6 +166,9 @@ func (t *tableRun) run(ctx context.Context, snap connector.Snapshot, dst connect
 		src.files[i], dstSet.files[i] = nil, nil
 	}
 	for i := range posSet.files {
+		if t.noPositions {
+			break
+		}
 		if err := t.checkPositions(ctx, posSet.files[i], t.bits); err != nil {
 			return err
 		}
@@ -155,7 +177,7 @@ func (t *tableRun) run(ctx context.Context, snap connector.Snapshot, dst connect
 	return nil
 }
 
-func (t *tableRun) readSource(ctx context.Context, snap connector.Snapshot, src *spillSet) error {
+func (t *tableRun) readSource(ctx context.Context, src *spillSet) error {
 	var lim *rate.Limiter
 	const limitEvery = 100
 	if t.opt.ReadLimit > 0 {
@@ -163,7 +185,7 @@ func (t *tableRun) readSource(ctx context.Context, snap connector.Snapshot, src 
 	}
 	var n int
 	var buf []byte
-	err := snap.Scan(ctx, t.schema, func(row []record.Value) error {
+	err := t.scan(ctx, func(row []record.Value) error {
 		n++
 		if n%limitEvery == 0 {
 			if lim != nil {
@@ -174,7 +196,7 @@ func (t *tableRun) readSource(ctx context.Context, snap connector.Snapshot, src 
 				return err
 			}
 		}
-		if !t.keySampled(row) {
+		if t.keep != nil && !t.keep(row) || !t.keySampled(row) {
 			return nil
 		}
 		buf = t.enc.appendPayload(buf[:0], row, nil)
@@ -232,7 +254,7 @@ func (t *tableRun) readDestination(ctx context.Context, dst connector.Reader, ds
 				t.cut = append(t.cut[:0], c.Pos...)
 			}
 		} else {
-			if !t.keySampled(c.Row) {
+			if t.keep != nil && !t.keep(c.Row) || !t.keySampled(c.Row) {
 				return nil
 			}
 			buf = t.enc.appendPayload(buf[:0], c.Row, c.Unchanged)

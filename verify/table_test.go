@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,6 +44,8 @@ func fixture(n int) (*fakeSnap, *fakeLake) {
 	return s, l
 }
 
+// runTable compares by moving rows, then again through server digests, and fails
+// when the two methods report differently; it returns the rows method's report.
 func runTable(t *testing.T, s *fakeSnap, l *fakeLake, opt Options) *TableReport {
 	t.Helper()
 	opt.TempDir = t.TempDir()
@@ -51,7 +54,55 @@ func runTable(t *testing.T, s *fakeSnap, l *fakeLake, opt Options) *TableReport 
 		t.Fatal(err)
 	}
 	assertEmptyDir(t, opt.TempDir)
+	if rep.Method != MethodRows {
+		t.Fatalf("method %q, want %q", rep.Method, MethodRows)
+	}
+	ds := &digestSnap{fakeSnap: s}
+	drep, err := Table(context.Background(), ds, l, s.schema, s.boundary, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertEmptyDir(t, opt.TempDir)
+	want := MethodDigest
+	if opt.ReadLimit > 0 || opt.MoveRows || len(s.schema.KeyIndexes()) == 0 {
+		want = MethodRows
+	}
+	if drep.Method != want {
+		t.Fatalf("digest snapshot: method %q (%s), want %q", drep.Method, drep.MethodNote, want)
+	}
+	if opt.Sample > 0 && opt.Sample < 100 {
+		// The methods sample by different key hashes: each must be consistent on its
+		// own, which the caller checks on the report returned.
+		*rep = *drep
+		return rep
+	}
+	sameFindings(t, rep, drep)
+	if want == MethodDigest && (drep.RangesDiffering == 0) != (ds.scans == 0) {
+		t.Fatalf("%d ranges differ but %d bucket scans", drep.RangesDiffering, ds.scans)
+	}
 	return rep
+}
+
+// sameFindings fails unless both reports found the same differences.
+func sameFindings(t *testing.T, a, b *TableReport) {
+	t.Helper()
+	ca := counts{a.SourceRows, a.DestRows, a.Missing, a.Extra, a.Differing, a.DuplicatePositions, a.Unresolved}
+	cb := counts{b.SourceRows, b.DestRows, b.Missing, b.Extra, b.Differing, b.DuplicatePositions, b.Unresolved}
+	ea, eb := exampleTexts(a), exampleTexts(b)
+	if ca != cb || !slices.Equal(ea, eb) {
+		t.Fatalf("methods disagree:\n%s: %+v\n%s\n%s: %+v\n%s", a.Method, ca, reportText(a), b.Method, cb, reportText(b))
+	}
+}
+
+func exampleTexts(r *TableReport) []string {
+	var out []string
+	for _, e := range r.Examples {
+		var b strings.Builder
+		writeExample(&b, &e)
+		out = append(out, b.String())
+	}
+	slices.Sort(out)
+	return out
 }
 
 func assertEmptyDir(t *testing.T, dir string) {
@@ -222,7 +273,13 @@ func TestTableSampleSelectsTheSameKeysOnBothSides(t *testing.T) {
 	for i := range l.changes {
 		l.changes[i].Row[1] = "all edited"
 	}
-	r := runTable(t, s, l, Options{Sample: 10})
+	r := runTable(t, s, l, Options{Sample: 10, MoveRows: true})
+	checkSample(t, r, n)
+	checkSample(t, runTable(t, s, l, Options{Sample: 10}), n)
+}
+
+func checkSample(t *testing.T, r *TableReport, n int64) {
+	t.Helper()
 	if r.SourceRows < n/20 || r.SourceRows > n/5 {
 		t.Fatalf("sampled %d of %d rows", r.SourceRows, n)
 	}

@@ -61,7 +61,10 @@ type verifySnapshot struct {
 	conn   *pgx.Conn
 	log    *slog.Logger
 	at     pglogrepl.LSN
-	tables []verifyTable
+	// version and encoding decide whether the server can digest rows (digest.go).
+	version  int
+	encoding string
+	tables   []verifyTable
 	byName map[string]*verifyTable
 
 	mu     sync.Mutex
@@ -69,8 +72,10 @@ type verifySnapshot struct {
 }
 
 type verifyTable struct {
-	t  table
-	sh *tableShape
+	t       table
+	sh      *tableShape
+	form    *fieldForm // built on first use
+	formErr error
 }
 
 func (v *verifySnapshot) open(ctx context.Context, st settings) error {
@@ -80,6 +85,10 @@ func (v *verifySnapshot) open(ctx context.Context, st settings) error {
 	}
 	if cat.version < 100000 {
 		return permanentf("server version %d is too old: logical replication with pgoutput needs PostgreSQL 10 or later", cat.version)
+	}
+	v.version = cat.version
+	if err := v.conn.QueryRow(ctx, "SHOW server_encoding").Scan(&v.encoding); err != nil {
+		return classify("read server_encoding", err)
 	}
 	level, err := cat.walLevel(ctx)
 	if err != nil {
@@ -211,12 +220,20 @@ func (v *verifySnapshot) Scan(ctx context.Context, s *record.Schema, fn func(row
 	if err != nil {
 		return err
 	}
+	return v.scan(ctx, t, "", fn)
+}
+
+// scan reads t's rows that pass where (none when "").
+func (v *verifySnapshot) scan(ctx context.Context, t *verifyTable, where string, fn func(row []record.Value) error) error {
 	cols := make([]string, len(t.sh.schema.Columns))
 	for j, c := range t.sh.schema.Columns {
 		cols[j] = pgx.Identifier{c.Name}.Sanitize()
 	}
 	w := &scanSink{name: t.t.qualified(), schema: t.sh.schema, codecs: t.sh.codecs, fn: fn, row: make([]record.Value, len(cols))}
 	sql := fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT", strings.Join(cols, ", "), t.t.ident())
+	if where != "" {
+		sql = fmt.Sprintf("COPY (SELECT %s FROM %s WHERE %s) TO STDOUT", strings.Join(cols, ", "), t.t.ident(), where)
+	}
 	if _, err := v.conn.PgConn().CopyTo(ctx, w, sql); err != nil {
 		if w.err != nil {
 			return w.err
