@@ -83,6 +83,8 @@ func posOf(n uint64) record.Position {
 type digestSnap struct {
 	*fakeSnap
 	digests, scans int
+	// skew makes the server render column 1 unlike the form verify is given.
+	skew bool
 }
 
 // hexForm renders a value's canonical form in hex: an alphabet without ','.
@@ -99,7 +101,10 @@ func (s *digestSnap) DigestForm(*record.Schema) (connector.DigestForm, error) {
 func (s *digestSnap) Digest(ctx context.Context, t *record.Schema, q connector.DigestQuery, fn func(connector.DigestBucket) error) error {
 	s.digests++
 	buckets := map[uint32]*connector.DigestBucket{}
-	f := hexForm{t}
+	var f connector.DigestForm = hexForm{t}
+	if s.skew {
+		f = skewForm{hexForm{t}}
+	}
 	var text []byte
 	err := s.fakeSnap.Scan(ctx, t, func(row []record.Value) error {
 		text = connector.AppendDigestRow(text[:0], f, t, row, true)
@@ -142,4 +147,14 @@ func (s *digestSnap) ScanBuckets(ctx context.Context, t *record.Schema, q connec
 		}
 		return nil
 	})
+}
+
+type skewForm struct{ hexForm }
+
+func (f skewForm) AppendValue(dst []byte, i int, v record.Value) []byte {
+	dst = f.hexForm.AppendValue(dst, i, v)
+	if i == 1 {
+		dst = append(dst, "00"...)
+	}
+	return dst
 }

@@ -380,3 +380,25 @@ func TestTableWithReadLimitComparesTheSame(t *testing.T) {
 	l.changes = l.changes[1:]
 	checkCounts(t, runTable(t, s, l, Options{ReadLimit: 1e6}), counts{src: 500, dst: 499, missing: 1})
 }
+
+// A server that renders a column unlike the form verify was given makes every bucket
+// differ: they are all read and compared key by key, and nothing is reported.
+func TestDigestFormUnlikeTheServerCostsReadsNotFalseReports(t *testing.T) {
+	s, l := fixture(3000)
+	ds := &digestSnap{fakeSnap: s, skew: true}
+	rep, err := Table(context.Background(), ds, l, s.schema, s.boundary, Options{TempDir: t.TempDir(), RangeRows: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, rep, counts{src: 3000, dst: 3000})
+	if rep.Method != MethodDigest || rep.RangesDiffering != rep.Ranges || rep.Ranges < 16 || ds.scans != 1 {
+		t.Fatalf("method %s, %d of %d ranges differing, %d bucket scans; want every range read in one scan", rep.Method, rep.RangesDiffering, rep.Ranges, ds.scans)
+	}
+	// A real difference is still found among them.
+	l.changes[7].Row[1] = "tampered"
+	rep, err = Table(context.Background(), ds, l, s.schema, s.boundary, Options{TempDir: t.TempDir(), RangeRows: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, rep, counts{src: 3000, dst: 3000, differing: 1})
+}

@@ -15,8 +15,10 @@ import (
 
 // verifyResult is one `connectd verify` of the snapshot table.
 type verifyResult struct {
-	name      string  // full | sample 5%
+	name      string  // full | sample 5% | full, rows moved
 	sample    float64 // percent of the keys compared
+	moveRows  bool    // --move-rows: the source's rows read by connectd
+	method    string  // the report's method
 	proc      procResult
 	serverCPU time.Duration // every PostgreSQL process's CPU during the run
 	// From the --json report.
@@ -26,18 +28,20 @@ type verifyResult struct {
 	profile              string        // the CPU profile, when -verify-profile
 }
 
-// verifyPhase runs `connectd verify` on the connector the snapshot phase synced, once
-// over every key and once over a 5% sample, while the snapshot table is still there.
+// verifyPhase runs `connectd verify` on the connector the snapshot phase synced, over
+// every key and over a 5% sample with the server digesting the table, and over every
+// key with its rows moved, while the snapshot table is still there.
 // The lake is already at the verify point (the sync ended there, and nothing has
 // written to the table since), so verify only reads both sides and compares.
 func (b *bench) verifyPhase(ctx context.Context) error {
 	c := connectorConfig{name: "snap", table: "bench.snap", snapshot: "initial_only"}
 	for _, run := range []struct {
-		name   string
-		sample float64
-	}{{"full", 100}, {"sample 5%", 5}} {
+		name     string
+		sample   float64
+		moveRows bool
+	}{{"full", 100, false}, {"sample 5%", 5, false}, {"full, rows moved", 100, true}} {
 		logf("verify: connectd verify (%s)", run.name)
-		r, err := b.runVerify(ctx, c, run.name, run.sample)
+		r, err := b.runVerify(ctx, c, run.name, run.sample, run.moveRows)
 		if err != nil {
 			return err
 		}
@@ -52,16 +56,19 @@ func (b *bench) verifyPhase(ctx context.Context) error {
 // runVerify runs `connectd verify --json --sample PCT` to completion and measures it;
 // a report that is not equal, or that compared another number of rows than the
 // table holds, fails the benchmark.
-func (b *bench) runVerify(ctx context.Context, c connectorConfig, name string, sample float64) (*verifyResult, error) {
-	r := &verifyResult{name: name, sample: sample}
+func (b *bench) runVerify(ctx context.Context, c connectorConfig, name string, sample float64, moveRows bool) (*verifyResult, error) {
+	r := &verifyResult{name: name, sample: sample, moveRows: moveRows}
 	dir := filepath.Join(b.tmp, c.name)
-	tag := "verify-" + strings.NewReplacer(" ", "", "%", "").Replace(name)
+	tag := "verify-" + strings.NewReplacer(" ", "", "%", "", ",", "-").Replace(name)
 	out, err := os.Create(filepath.Join(dir, tag+".json"))
 	if err != nil {
 		return nil, err
 	}
 	defer out.Close()
 	args := []string{"--json", "--sample", strconv.FormatFloat(sample, 'f', -1, 64)}
+	if moveRows {
+		args = append(args, "--move-rows")
+	}
 	if b.o.verifyRangeRows > 0 {
 		args = append(args, "--range-rows", strconv.Itoa(b.o.verifyRangeRows))
 	}
@@ -106,6 +113,8 @@ func (b *bench) runVerify(ctx context.Context, c connectorConfig, name string, s
 				DestRows       int64   `json:"destination_rows"`
 				Ranges         int     `json:"ranges"`
 				ElapsedSeconds float64 `json:"elapsed_seconds"`
+				Method         string  `json:"method"`
+				MethodNote     string  `json:"method_note"`
 			} `json:"tables"`
 		} `json:"connectors"`
 	}
@@ -116,7 +125,10 @@ func (b *bench) runVerify(ctx context.Context, c connectorConfig, name string, s
 		return r, fmt.Errorf("connectd verify (%s): want one equal table, got %s", name, data)
 	}
 	t := rep.Connectors[0].Tables[0]
-	r.sourceRows, r.destRows, r.ranges = t.SourceRows, t.DestRows, t.Ranges
+	r.sourceRows, r.destRows, r.ranges, r.method = t.SourceRows, t.DestRows, t.Ranges, t.Method
+	if want := map[bool]string{false: "digest", true: "rows"}[moveRows]; t.Method != want {
+		return r, fmt.Errorf("connectd verify (%s): method %q (%s), want %q", name, t.Method, t.MethodNote, want)
+	}
 	r.tableElapsed = time.Duration(t.ElapsedSeconds * float64(time.Second))
 	if sample == 100 && (r.sourceRows != b.snap.rows || r.destRows != b.snap.rows) {
 		return r, fmt.Errorf("connectd verify compared %d source rows and %d lake rows, the table holds %d", r.sourceRows, r.destRows, b.snap.rows)

@@ -30,6 +30,7 @@ type verifyFlags struct {
 	wait       time.Duration
 	rangeRows  int
 	tempDir    string
+	moveRows   bool
 	cpuProfile string
 }
 
@@ -58,6 +59,7 @@ See docs/operations.md, "Verifying the lake".`,
 	fl.BoolVar(&f.json, "json", false, "print the report as JSON")
 	fl.DurationVar(&f.wait, "wait", 5*time.Minute, "how long to wait for a connector that another process runs to deliver up to the verify point")
 	fl.IntVar(&f.rangeRows, "range-rows", 0, "rows per compared key range (memory is bounded by it); 0: the default")
+	fl.BoolVar(&f.moveRows, "move-rows", false, "read the source's rows here even where its server could digest them")
 	fl.StringVar(&f.tempDir, "temp-dir", "", "where key ranges are spilled while comparing; default: the system's temporary directory")
 	// For the benchmark (docs/benchmarks.md): where verify's time goes, without a test binary.
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the run to this file")
@@ -106,7 +108,7 @@ func (g *globalFlags) verify(ctx context.Context, f verifyFlags) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	opt := verify.Options{RangeRows: f.rangeRows, Sample: f.sample, TempDir: f.tempDir, Logger: a.log}
+	opt := verify.Options{RangeRows: f.rangeRows, Sample: f.sample, TempDir: f.tempDir, MoveRows: f.moveRows, Logger: a.log}
 	// One JSON document for the whole run, for schedulers; text as each connector ends.
 	all := verifyOutput{Equal: true, Connectors: []*verify.Report{}}
 	for _, n := range sel {

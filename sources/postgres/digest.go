@@ -89,6 +89,14 @@ func newFieldForm(s *record.Schema, version int, encoding string) (*fieldForm, e
 			e = "md5(" + x + ")"
 		case record.KindDate:
 			e = "CASE WHEN isfinite(" + x + ") THEN (" + x + " - DATE '1970-01-01')::text ELSE " + x + "::text END"
+		case record.KindList:
+			if !arrayRenders(c.Type) {
+				return nil, fmt.Errorf("column %s (%s): no digest form for %s values", c.Name, c.SourceType, c.Type)
+			}
+			if encoding != "UTF8" {
+				return nil, fmt.Errorf("column %s: the server encoding is %s, not UTF8", c.Name, encoding)
+			}
+			e = "md5(" + x + "::text)"
 		case record.KindTime:
 			e = "(extract(epoch FROM " + x + ") * 1000000)::bigint::text"
 		case record.KindTimestamp, record.KindTimestampTZ:
@@ -172,8 +180,95 @@ func (f *fieldForm) AppendValue(dst []byte, i int, v record.Value) []byte {
 		return strconv.AppendInt(dst, int64(x), 10)
 	case record.UUID:
 		return append(dst, x.String()...)
+	case []record.Value:
+		if t.Elem == nil {
+			break
+		}
+		text, ok := appendArray(nil, *t.Elem, x)
+		if !ok {
+			break
+		}
+		return appendMD5(dst, text)
 	}
 	return append(dst, '?')
+}
+
+// arrayRenders reports whether appendArray renders arrays of t's elements as the
+// server's array output does: elements whose text Go can print exactly.
+func arrayRenders(t record.Type) bool {
+	if t.Kind != record.KindList || t.Elem == nil {
+		return false
+	}
+	switch t.Elem.Kind {
+	case record.KindList:
+		return arrayRenders(*t.Elem)
+	case record.KindBool, record.KindInt16, record.KindInt32, record.KindInt64, record.KindString,
+		record.KindUUID, record.KindDecimal, record.KindDecimalText:
+		return true
+	}
+	return false
+}
+
+// appendArray renders a list as array_out prints it: {a,b,NULL}, nested lists as
+// nested braces, an element quoted when it is empty, says NULL or holds a character
+// the array syntax uses.
+func appendArray(dst []byte, et record.Type, l []record.Value) ([]byte, bool) {
+	dst = append(dst, '{')
+	for i, e := range l {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var ok bool
+		switch x := e.(type) {
+		case nil:
+			dst, ok = append(dst, "NULL"...), true
+		case []record.Value:
+			if et.Kind != record.KindList || et.Elem == nil {
+				return dst, false
+			}
+			dst, ok = appendArray(dst, *et.Elem, x)
+		case bool:
+			dst, ok = append(dst, "ft"[btoi(x)]), true
+		case int16, int32, int64:
+			dst, ok = fmt.Appendf(dst, "%d", x), true
+		case record.UUID:
+			dst, ok = append(dst, x.String()...), true
+		case record.Decimal:
+			if et.Kind == record.KindDecimal {
+				dst, ok = appendScaled(dst, string(x), et.Scale), true
+			} else {
+				dst, ok = append(dst, x...), true
+			}
+		case string:
+			dst, ok = appendArrayString(dst, x), true
+		}
+		if !ok {
+			return dst, false
+		}
+	}
+	return append(dst, '}'), true
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func appendArrayString(dst []byte, s string) []byte {
+	quote := s == "" || strings.EqualFold(s, "NULL") || strings.ContainsAny(s, "\"{},\\ \t\n\r\v\f")
+	if !quote {
+		return append(dst, s...)
+	}
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			dst = append(dst, '\\')
+		}
+		dst = append(dst, s[i])
+	}
+	return append(dst, '"')
 }
 
 func appendHex32(dst []byte, u uint32) []byte {

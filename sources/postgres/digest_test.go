@@ -2,8 +2,8 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -25,7 +25,8 @@ const digestTypesDDL = `CREATE TABLE %s (
  c_num numeric, c_real real, c_double double precision, c_bool boolean, c_text text,
  c_varchar varchar(20), c_char char(5), c_bytea bytea, c_date date, c_time time, c_timetz timetz,
  c_ts timestamp, c_tstz timestamptz, c_interval interval, c_uuid uuid, c_json json, c_jsonb jsonb,
- c_enum dmood, c_inet inet, c_bit bit(4), c_point point, c_money money)`
+ c_enum dmood, c_inet inet, c_bit bit(4), c_point point, c_money money, c_intarr int[], c_textarr text[],
+ c_numarr numeric(6,2)[], c_2d int8[][], c_boolarr bool[], c_uuidarr uuid[], c_decarr numeric[])`
 
 // goBuckets computes what Digest should return from the rows Scan decodes.
 func goBuckets(t *testing.T, snap connector.Snapshot, s *record.Schema, q connector.DigestQuery) map[uint32]connector.DigestBucket {
@@ -117,18 +118,20 @@ func TestDigestEqualsFieldsRenderedFromScannedValues(t *testing.T) {
 		 timestamptz '1900-01-01 00:00Z' + random() * interval '300 years', random() * interval '1000 days',
 		 md5(g::text)::uuid, ('{"g": ' || g || ', "a": [1, 2.50]}')::json, ('{"g": ' || g || ', "a": [1, 2.50]}')::jsonb,
 		 (ARRAY['sad','happy','quoted "mood", too'])[1 + g % 3]::dmood, ('10.0.' || g % 256 || '.1')::inet,
-		 (g % 16)::bit(4), point(g, -g), (g * 1.01)::money
+		 (g % 16)::bit(4), point(g, -g), (g * 1.01)::money, ARRAY[g, -g, NULL], ARRAY[md5(g::text), '', 'NULL', 'a b', 'q"\', NULL, 'é'],
+		 ARRAY[g / 7.0, -1]::numeric(6,2)[], ARRAY[[g, 1], [2, NULL]], ARRAY[g % 2 = 0, NULL], ARRAY[md5(g::text)::uuid],
+		 ARRAY[(g / 3.0)::numeric, 1.50, 'NaN']
 		 FROM generate_series(1, 600) g`,
 		`INSERT INTO dtyp (id) VALUES (1000)`,
 		`INSERT INTO dtyp VALUES (1001, -32768, -2147483648, -9223372036854775808, -99999999.99, 'NaN',
 		 'NaN', '-0', false, '', '', '', '', 'infinity', '24:00', '00:00+14', '-infinity', 'infinity',
 		 '-1 day', '00000000-0000-0000-0000-000000000000', '{ "b" : 1,"a":2 }', '{"b": 1, "a": 2, "a": 3}',
-		 'sad', '::1', B'0000', '(0,0)', 0)`,
+		 'sad', '::1', B'0000', '(0,0)', 0, '{}', '{}', '{}', '{}', '{}', '{}', '{}')`,
 		`INSERT INTO dtyp VALUES (1002, 32767, 2147483647, 9223372036854775807, 99999999.99, '0.000',
 		 'Infinity', '-Infinity', true, 'tab	line
 		 , comma', 'a,b', 'a ', '\x00ff2c', '-infinity', '00:00', '23:59:59.999999+00', 'infinity',
 		 '4713-01-01 00:00 BC', '1 mon 2 days 03:04:05.678', 'ffffffff-ffff-ffff-ffff-ffffffffffff', 'null',
-		 '[]', 'happy', '192.168.0.0/16', B'1111', '(1.5,-2.25)', -0.01)`,
+		 '[]', 'happy', '192.168.0.0/16', B'1111', '(1.5,-2.25)', -0.01, '{NULL}', '{"{}",",", " ", "\\\\"}', '{0}', '{{1},{2}}', '{t}', NULL, '{-0.000}')`,
 		`INSERT INTO dtyp (id, c_num, c_double, c_real, c_date, c_ts) VALUES (1003, '-Infinity', 'Infinity', 'Infinity', '0001-01-01 BC', '9999-12-31 23:59:59.999999')`,
 		`INSERT INTO dtyp (id, c_num, c_double) VALUES (1004, '1e-30', '5e-324')`,
 		`INSERT INTO dtyp (id, c_num, c_double) VALUES (1005, '-123456789012345678901234567890.000100', '1.7976931348623157e308')`,
@@ -184,10 +187,10 @@ func TestDigestFormRefusesWhatItCannotRender(t *testing.T) {
 	testenv.NeedServers(t)
 	dsn := pgServer(t).DSN
 	conn := dbConn(t, dsn)
-	exec(t, conn, `CREATE TABLE dnokey (a int, b text)`, `CREATE TABLE darr (id int PRIMARY KEY, tags text[])`)
+	exec(t, conn, `CREATE TABLE dnokey (a int, b text)`, `CREATE TABLE darr (id int PRIMARY KEY, tags float8[])`)
 	snap := openVerify(t, dsn, "public.dnokey", "public.darr")
 	dg := snap.(connector.Digester)
-	for name, want := range map[string]string{"public.dnokey": "has no key", "public.darr": "column tags (text[]): no digest form"} {
+	for name, want := range map[string]string{"public.dnokey": "has no key", "public.darr": "column tags (double precision[]): no digest form"} {
 		_, err := dg.DigestForm(schemaNamed(t, snap, name))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: DigestForm error %v, want one saying %q", name, err, want)
@@ -212,7 +215,7 @@ func FuzzDigestFieldMatchesServer(f *testing.F) {
 		dsn := pgServer(t).DSN
 		conn := dbConn(t, dsn)
 		exec(t, conn, `CREATE TABLE IF NOT EXISTS dfuzz (id int PRIMARY KEY, i8 int8, f8 float8, f4 float4,
-		 num numeric, num52 numeric(30,5), t text, ch char(8), b bytea, j jsonb, js json, d date, ts timestamp, tm time)`,
+		 num numeric, num52 numeric(30,5), t text, ch char(8), b bytea, ta text[], j jsonb, js json, d date, ts timestamp, tm time)`,
 			`TRUNCATE dfuzz`)
 		text = strings.ToValidUTF8(strings.ReplaceAll(text, "\x00", ""), "?")
 		var jsv any
@@ -221,7 +224,7 @@ func FuzzDigestFieldMatchesServer(f *testing.F) {
 		}
 		day := i % 2000000
 		us := i % (200000 * 365 * 86400 * 1000000)
-		_, err := conn.Exec(testCtx(t), `INSERT INTO dfuzz VALUES (1, $1::int8, $2::float8, $8::float4, $3::text::numeric, round($3::text::numeric, 5), $4::text, left($4::text, 8), convert_to($4::text, 'UTF8'),
+		_, err := conn.Exec(testCtx(t), `INSERT INTO dfuzz VALUES (1, $1::int8, $2::float8, $8::float4, $3::text::numeric, round($3::text::numeric, 5), $4::text, left($4::text, 8), convert_to($4::text, 'UTF8'), ARRAY[$4::text, NULL, 'x'],
 		 $5::text::jsonb, $5::text::json,
 		 date '1970-01-01' + $6::int, timestamp 'epoch' + $7::int8 * interval '1 microsecond', time '00:00' + ($7::int8 % 86400000001) * interval '1 microsecond')`,
 			i, fl, dec, text, jsv, day, us, float32(fl))

@@ -58,14 +58,14 @@ func (Kind) OpenSnapshot(ctx context.Context, p connector.SourceParams) (connect
 // verifySnapshot is one open verify snapshot: a REPEATABLE READ transaction on conn
 // that imported the temporary slot's snapshot.
 type verifySnapshot struct {
-	conn   *pgx.Conn
-	log    *slog.Logger
-	at     pglogrepl.LSN
+	conn *pgx.Conn
+	log  *slog.Logger
+	at   pglogrepl.LSN
 	// version and encoding decide whether the server can digest rows (digest.go).
 	version  int
 	encoding string
 	tables   []verifyTable
-	byName map[string]*verifyTable
+	byName   map[string]*verifyTable
 
 	mu     sync.Mutex
 	closed bool
