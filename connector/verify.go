@@ -90,7 +90,8 @@ type StoredChange struct {
 // The digest text of a row is its columns' fields joined by ',' in schema order, a
 // NULL column being the field "N"; the key text is the key columns' fields joined the
 // same way, in schema order. A field is the text DigestForm.AppendValue renders and
-// the database renders alike; it never contains ',' and is never "N" or "?". The key
+// the database renders alike: either free of ',' or its text's length in bytes, ':'
+// and the text (so it parses unambiguously), and never "N" or "?". The key
 // hash is the first 8 bytes of the key text's MD5, big-endian: its top Bits bits are
 // the bucket, and its low 32 bits decide the sample (a key is sampled when they are
 // below SampleBelow). A row's digest is the first 8 bytes of its text's MD5 as two
