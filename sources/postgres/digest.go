@@ -371,13 +371,15 @@ func (v *verifySnapshot) Digest(ctx context.Context, s *record.Schema, q connect
 	}
 	where := ""
 	if q.SampleBelow > 0 {
-		where = fmt.Sprintf(" WHERE %s < %d", hexWord("k", 9), q.SampleBelow)
+		where = fmt.Sprintf(" WHERE %s < %d", hexWord(keyMD5, 9), q.SampleBelow)
 	}
-	// OFFSET 0 keeps the subquery from being flattened, which would compute each md5
-	// once per use.
+	// The innermost query hashes the key, the middle one the rows in the sample; each
+	// OFFSET 0 keeps its query from being flattened into the next, which would compute
+	// an md5 once per use.
 	sql := fmt.Sprintf(`SELECT (%s >> %d)::bigint, count(*), (sum(%s) %% 18446744073709551616)::text, (sum(%s) %% 18446744073709551616)::text
-FROM (SELECT md5(%s) AS k, md5(%s) AS r FROM %s OFFSET 0) d%s GROUP BY 1`,
-		hexWord("k", 1), 32-q.Bits, hexWord("r", 1), hexWord("r", 9), f.text(s, true), f.text(s, false), t.t.ident(), where)
+FROM (SELECT %s, md5(%s) AS r FROM (SELECT md5(%s) AS %s, * FROM %s OFFSET 0) d%s OFFSET 0) e GROUP BY 1`,
+		hexWord(keyMD5, 1), 32-q.Bits, hexWord("r", 1), hexWord("r", 9),
+		keyMD5, f.text(s, false), f.text(s, true), keyMD5, t.t.ident(), where)
 	rows, err := v.conn.Query(ctx, sql)
 	if err != nil {
 		return classify("verify: digest "+t.t.qualified(), err)
@@ -403,6 +405,10 @@ FROM (SELECT md5(%s) AS k, md5(%s) AS r FROM %s OFFSET 0) d%s GROUP BY 1`,
 	}
 	return classify("verify: digest "+t.t.qualified(), rows.Err())
 }
+
+// keyMD5 names the key's md5 beside the table's columns (a name no table is likely to
+// use: a column of that name would make the query ambiguous, an error, not a wrong sum).
+const keyMD5 = "connectd_key_md5"
 
 // hexWord is the SQL of the unsigned 32-bit word at hex digit from (1-based) of the
 // md5 text column col.
