@@ -94,9 +94,9 @@ type StoredChange struct {
 // and the text (so it parses unambiguously), and never "N" or "?". The key
 // hash is the first 8 bytes of the key text's MD5, big-endian: its top Bits bits are
 // the bucket, and its low 32 bits decide the sample (a key is sampled when they are
-// below SampleBelow). A row's digest is the first 8 bytes of its text's MD5 as two
-// big-endian 32-bit words; a bucket sums each word over its rows. DigestKey and
-// DigestRow compute both in Go.
+// below SampleBelow). A row's digest is the first 8 bytes of its text's MD5,
+// big-endian; a bucket sums its rows' digests mod 2^64. DigestKey and DigestRow
+// compute both in Go.
 type Digester interface {
 	// DigestForm returns how table's values are rendered into fields, or an error
 	// saying why the table has none (a column type the form cannot render), in which
@@ -115,12 +115,11 @@ type DigestQuery struct {
 	Buckets     []uint32
 }
 
-// DigestBucket is one bucket's row count and the sums of its rows' digest words.
+// DigestBucket is one bucket's row count and the sum of its rows' digests.
 type DigestBucket struct {
 	Bucket uint32
 	Rows   int64
-	SumHi  uint64
-	SumLo  uint64
+	Sum    uint64
 }
 
 // DigestForm renders a table's values as its database does in its digest query.
@@ -155,10 +154,10 @@ func DigestKey(text []byte) uint64 {
 	return binary.BigEndian.Uint64(sum[:8])
 }
 
-// DigestRow is the two digest words of a row text.
-func DigestRow(text []byte) (hi, lo uint32) {
+// DigestRow is the digest of a row text.
+func DigestRow(text []byte) uint64 {
 	sum := md5.Sum(text)
-	return binary.BigEndian.Uint32(sum[:4]), binary.BigEndian.Uint32(sum[4:8])
+	return binary.BigEndian.Uint64(sum[:8])
 }
 
 // Sampled reports whether a key hash is in the sample of q.

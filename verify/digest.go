@@ -33,7 +33,7 @@ const (
 func digestForm(snap connector.Snapshot, s *record.Schema, enc *encoder, opt Options) (connector.Digester, connector.DigestForm, string) {
 	dg, ok := snap.(connector.Digester)
 	switch {
-	case opt.MoveRows:
+	case opt.Method != MethodDigest:
 		return nil, nil, "rows requested"
 	case !ok:
 		return nil, nil, "the source kind cannot digest rows on its server"
@@ -83,7 +83,7 @@ func (t *tableRun) runDigest(ctx context.Context, dg connector.Digester, form co
 		s, d := src[i], got[i]
 		t.rep.SourceRows += s.Rows
 		t.rep.DestRows += d.Rows
-		if s.Rows != d.Rows || s.SumHi != d.SumHi || s.SumLo != d.SumLo {
+		if s.Rows != d.Rows || s.Sum != d.Sum {
 			differ = append(differ, uint32(i))
 		}
 	}
@@ -235,10 +235,9 @@ func (t *tableRun) digestRange(ctx context.Context, f *spill, q connector.Digest
 		t.scratch = appendFieldText(t.scratch[:0], st.key)
 		b := &got[q.BucketOf(connector.DigestKey(t.scratch))]
 		t.scratch = appendFieldText(t.scratch[:0], st.row)
-		hi, lo := connector.DigestRow(t.scratch)
+		d := connector.DigestRow(t.scratch)
 		b.Rows++
-		b.SumHi += uint64(hi)
-		b.SumLo += uint64(lo)
+		b.Sum += d
 	}
 	return nil
 }

@@ -118,10 +118,9 @@ func (s *digestSnap) Digest(ctx context.Context, t *record.Schema, q connector.D
 			buckets[b.Bucket] = b
 		}
 		text = connector.AppendDigestRow(text[:0], f, t, row, false)
-		hi, lo := connector.DigestRow(text)
+		d := connector.DigestRow(text)
 		b.Rows++
-		b.SumHi += uint64(hi)
-		b.SumLo += uint64(lo)
+		b.Sum += d
 		return nil
 	})
 	if err != nil {

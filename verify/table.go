@@ -29,8 +29,10 @@ type Options struct {
 	// ReadLimit, when > 0, caps source rows read per second (the daemon's background
 	// runs); the source's rows then move, since a server digest cannot be paced.
 	ReadLimit float64
-	// MoveRows compares by moving the source's rows even when its server can digest them.
-	MoveRows bool
+	// Method is MethodRows ("" too) or MethodDigest: the source's server digests key
+	// ranges where it can (docs/design.md, "Verify": which costs the server more CPU
+	// than sending its rows, and the network nothing).
+	Method string
 }
 
 const (

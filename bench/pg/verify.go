@@ -15,10 +15,9 @@ import (
 
 // verifyResult is one `connectd verify` of the snapshot table.
 type verifyResult struct {
-	name      string  // full | sample 5% | full, rows moved
+	name      string  // full | sample 5% | full, digest | sample 5%, digest
 	sample    float64 // percent of the keys compared
-	moveRows  bool    // --move-rows: the source's rows read by connectd
-	method    string  // the report's method
+	method    string  // --method, and the report's
 	proc      procResult
 	serverCPU time.Duration // every PostgreSQL process's CPU during the run
 	// From the --json report.
@@ -29,19 +28,19 @@ type verifyResult struct {
 }
 
 // verifyPhase runs `connectd verify` on the connector the snapshot phase synced, over
-// every key and over a 5% sample with the server digesting the table, and over every
-// key with its rows moved, while the snapshot table is still there.
+// every key and over a 5% sample, with each method (the source's rows read here, or
+// the source's server digesting key ranges), while the snapshot table is still there.
 // The lake is already at the verify point (the sync ended there, and nothing has
 // written to the table since), so verify only reads both sides and compares.
 func (b *bench) verifyPhase(ctx context.Context) error {
 	c := connectorConfig{name: "snap", table: "bench.snap", snapshot: "initial_only"}
 	for _, run := range []struct {
-		name     string
-		sample   float64
-		moveRows bool
-	}{{"full", 100, false}, {"sample 5%", 5, false}, {"full, rows moved", 100, true}} {
+		name   string
+		sample float64
+		method string
+	}{{"full", 100, "rows"}, {"sample 5%", 5, "rows"}, {"full, digest", 100, "digest"}, {"sample 5%, digest", 5, "digest"}} {
 		logf("verify: connectd verify (%s)", run.name)
-		r, err := b.runVerify(ctx, c, run.name, run.sample, run.moveRows)
+		r, err := b.runVerify(ctx, c, run.name, run.sample, run.method)
 		if err != nil {
 			return err
 		}
@@ -56,8 +55,8 @@ func (b *bench) verifyPhase(ctx context.Context) error {
 // runVerify runs `connectd verify --json --sample PCT` to completion and measures it;
 // a report that is not equal, or that compared another number of rows than the
 // table holds, fails the benchmark.
-func (b *bench) runVerify(ctx context.Context, c connectorConfig, name string, sample float64, moveRows bool) (*verifyResult, error) {
-	r := &verifyResult{name: name, sample: sample, moveRows: moveRows}
+func (b *bench) runVerify(ctx context.Context, c connectorConfig, name string, sample float64, method string) (*verifyResult, error) {
+	r := &verifyResult{name: name, sample: sample, method: method}
 	dir := filepath.Join(b.tmp, c.name)
 	tag := "verify-" + strings.NewReplacer(" ", "", "%", "", ",", "-").Replace(name)
 	out, err := os.Create(filepath.Join(dir, tag+".json"))
@@ -66,9 +65,7 @@ func (b *bench) runVerify(ctx context.Context, c connectorConfig, name string, s
 	}
 	defer out.Close()
 	args := []string{"--json", "--sample", strconv.FormatFloat(sample, 'f', -1, 64)}
-	if moveRows {
-		args = append(args, "--move-rows")
-	}
+	args = append(args, "--method", method)
 	if b.o.verifyRangeRows > 0 {
 		args = append(args, "--range-rows", strconv.Itoa(b.o.verifyRangeRows))
 	}
@@ -125,9 +122,9 @@ func (b *bench) runVerify(ctx context.Context, c connectorConfig, name string, s
 		return r, fmt.Errorf("connectd verify (%s): want one equal table, got %s", name, data)
 	}
 	t := rep.Connectors[0].Tables[0]
-	r.sourceRows, r.destRows, r.ranges, r.method = t.SourceRows, t.DestRows, t.Ranges, t.Method
-	if want := map[bool]string{false: "digest", true: "rows"}[moveRows]; t.Method != want {
-		return r, fmt.Errorf("connectd verify (%s): method %q (%s), want %q", name, t.Method, t.MethodNote, want)
+	r.sourceRows, r.destRows, r.ranges = t.SourceRows, t.DestRows, t.Ranges
+	if t.Method != method {
+		return r, fmt.Errorf("connectd verify (%s): method %q (%s), want %q", name, t.Method, t.MethodNote, method)
 	}
 	r.tableElapsed = time.Duration(t.ElapsedSeconds * float64(time.Second))
 	if sample == 100 && (r.sourceRows != b.snap.rows || r.destRows != b.snap.rows) {

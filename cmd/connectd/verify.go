@@ -30,7 +30,7 @@ type verifyFlags struct {
 	wait       time.Duration
 	rangeRows  int
 	tempDir    string
-	moveRows   bool
+	method     string
 	cpuProfile string
 }
 
@@ -59,7 +59,7 @@ See docs/operations.md, "Verifying the lake".`,
 	fl.BoolVar(&f.json, "json", false, "print the report as JSON")
 	fl.DurationVar(&f.wait, "wait", 5*time.Minute, "how long to wait for a connector that another process runs to deliver up to the verify point")
 	fl.IntVar(&f.rangeRows, "range-rows", 0, "rows per compared key range (memory is bounded by it); 0: the default")
-	fl.BoolVar(&f.moveRows, "move-rows", false, "read the source's rows here even where its server could digest them")
+	fl.StringVar(&f.method, "method", verify.MethodRows, "rows: read the source's rows and hash them here (the least work for the source's server); digest: have the source's server hash key ranges itself where it can, so that rows cross the network only from ranges that differ")
 	fl.StringVar(&f.tempDir, "temp-dir", "", "where key ranges are spilled while comparing; default: the system's temporary directory")
 	// For the benchmark (docs/benchmarks.md): where verify's time goes, without a test binary.
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a pprof CPU profile of the run to this file")
@@ -80,6 +80,9 @@ var errNotEqual = errors.New("the destination differs from the source (see the r
 func (g *globalFlags) verify(ctx context.Context, f verifyFlags) error {
 	if f.sample <= 0 || f.sample > 100 {
 		return usageErr(fmt.Errorf("--sample %g: want a percentage above 0 and at most 100", f.sample))
+	}
+	if f.method != verify.MethodRows && f.method != verify.MethodDigest {
+		return usageErr(fmt.Errorf("--method %q: want %s or %s", f.method, verify.MethodRows, verify.MethodDigest))
 	}
 	if f.rangeRows < 0 {
 		return usageErr(fmt.Errorf("--range-rows %d: want 0 or more", f.rangeRows))
@@ -108,7 +111,7 @@ func (g *globalFlags) verify(ctx context.Context, f verifyFlags) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	opt := verify.Options{RangeRows: f.rangeRows, Sample: f.sample, TempDir: f.tempDir, MoveRows: f.moveRows, Logger: a.log}
+	opt := verify.Options{RangeRows: f.rangeRows, Sample: f.sample, TempDir: f.tempDir, Method: f.method, Logger: a.log}
 	// One JSON document for the whole run, for schedulers; text as each connector ends.
 	all := verifyOutput{Equal: true, Connectors: []*verify.Report{}}
 	for _, n := range sel {

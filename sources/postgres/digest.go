@@ -369,17 +369,16 @@ func (v *verifySnapshot) Digest(ctx context.Context, s *record.Schema, q connect
 	if err != nil {
 		return err
 	}
+	k := "md5(" + f.text(s, true) + ")"
 	where := ""
 	if q.SampleBelow > 0 {
-		where = fmt.Sprintf(" WHERE %s < %d", hexWord(keyMD5, 9), q.SampleBelow)
+		where = fmt.Sprintf(" WHERE %s < %d", hexWord(k, 9), q.SampleBelow)
 	}
-	// The innermost query hashes the key, the middle one the rows in the sample; each
-	// OFFSET 0 keeps its query from being flattened into the next, which would compute
-	// an md5 once per use.
-	sql := fmt.Sprintf(`SELECT (%s >> %d)::bigint, count(*), (sum(%s) %% 18446744073709551616)::text, (sum(%s) %% 18446744073709551616)::text
-FROM (SELECT %s, md5(%s) AS r FROM (SELECT md5(%s) AS %s, * FROM %s OFFSET 0) d%s OFFSET 0) e GROUP BY 1`,
-		hexWord(keyMD5, 1), 32-q.Bits, hexWord("r", 1), hexWord("r", 9),
-		keyMD5, f.text(s, false), f.text(s, true), keyMD5, t.t.ident(), where)
+	// One level, so that no subquery scan costs a step per row; each md5 is then
+	// written once per use, and each is used once per row (the key's md5 twice for a
+	// sampled row). The sum of signed digests mod 2^64 is the sum of unsigned ones.
+	sql := fmt.Sprintf(`SELECT (%s >> %d)::bigint, count(*), ((sum(('x' || substr(md5(%s), 1, 16))::bit(64)::bigint) %% 18446744073709551616 + 18446744073709551616) %% 18446744073709551616)::text
+FROM %s%s GROUP BY 1`, hexWord(k, 1), 32-q.Bits, f.text(s, false), t.t.ident(), where)
 	rows, err := v.conn.Query(ctx, sql)
 	if err != nil {
 		return classify("verify: digest "+t.t.qualified(), err)
@@ -388,15 +387,12 @@ FROM (SELECT %s, md5(%s) AS r FROM (SELECT md5(%s) AS %s, * FROM %s OFFSET 0) d%
 	for rows.Next() {
 		var b connector.DigestBucket
 		var bucket int64
-		var hi, lo string
-		if err := rows.Scan(&bucket, &b.Rows, &hi, &lo); err != nil {
+		var sum string
+		if err := rows.Scan(&bucket, &b.Rows, &sum); err != nil {
 			return classify("verify: digest "+t.t.qualified(), err)
 		}
 		b.Bucket = uint32(bucket)
-		if b.SumHi, err = strconv.ParseUint(hi, 10, 64); err == nil {
-			b.SumLo, err = strconv.ParseUint(lo, 10, 64)
-		}
-		if err != nil {
+		if b.Sum, err = strconv.ParseUint(sum, 10, 64); err != nil {
 			return fmt.Errorf("postgres: verify: digest %s: bucket sum: %w", t.t.qualified(), err)
 		}
 		if err := fn(b); err != nil {
@@ -405,10 +401,6 @@ FROM (SELECT %s, md5(%s) AS r FROM (SELECT md5(%s) AS %s, * FROM %s OFFSET 0) d%
 	}
 	return classify("verify: digest "+t.t.qualified(), rows.Err())
 }
-
-// keyMD5 names the key's md5 beside the table's columns (a name no table is likely to
-// use: a column of that name would make the query ambiguous, an error, not a wrong sum).
-const keyMD5 = "connectd_key_md5"
 
 // hexWord is the SQL of the unsigned 32-bit word at hex digit from (1-based) of the
 // md5 text column col.

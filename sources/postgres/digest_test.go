@@ -46,10 +46,9 @@ func goBuckets(t *testing.T, snap connector.Snapshot, s *record.Schema, q connec
 		b := out[q.BucketOf(h)]
 		b.Bucket = q.BucketOf(h)
 		text = connector.AppendDigestRow(text[:0], form, s, row, false)
-		hi, lo := connector.DigestRow(text)
+		d := connector.DigestRow(text)
 		b.Rows++
-		b.SumHi += uint64(hi)
-		b.SumLo += uint64(lo)
+		b.Sum += d
 		out[b.Bucket] = b
 		return nil
 	})
