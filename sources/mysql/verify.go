@@ -157,6 +157,15 @@ func (v *verifySnapshot) Scan(ctx context.Context, s *record.Schema, fn func(row
 	if err != nil {
 		return err
 	}
+	return v.scan(ctx, t, ts, "", fn)
+}
+
+// scan is Scan of the rows that match where (every row when it is empty).
+func (v *verifySnapshot) scan(ctx context.Context, t tableName, ts *tableSchema, where string, fn func(row []record.Value) error) error {
+	q := selectAll(ts, t)
+	if where != "" {
+		q += " WHERE " + where
+	}
 	hand := func(_ context.Context, batch []record.Record) error {
 		for _, r := range batch {
 			if err := fn(r.After); err != nil {
@@ -167,7 +176,7 @@ func (v *verifySnapshot) Scan(ctx context.Context, s *record.Schema, fn func(row
 	}
 	sink := &snapSink{ctx: ctx, emit: hand}
 	r := &chunkReader{s: v.src, sink: sink, sch: ts, name: t.String()}
-	if _, _, err := r.query(ctx, v.conn, selectAll(ts, t), nil, 0, 0); err != nil {
+	if _, _, err := r.query(ctx, v.conn, q, nil, 0, 0); err != nil {
 		return err
 	}
 	return hand(ctx, sink.pending)
