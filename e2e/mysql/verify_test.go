@@ -54,12 +54,18 @@ INSERT INTO e2everify.kinds SELECT seq, seq * 1.2345 - 50, seq / 7, TIMESTAMP('2
 	time.Sleep(1500 * time.Millisecond)
 	w.stop(t)
 	mustExec(t, db, "UPDATE e2everify.kinds SET d = d + 1, j = JSON_SET(j, '$.y', 2) WHERE id % 3 = 0; DELETE FROM e2everify.kinds WHERE id = 50")
-	if r, v := runVerify(t, p); r.code != 0 || !v.Equal {
-		t.Fatalf("verify after a workload: want exit 0 and equal, got %s", r)
-	} else {
+	for _, method := range []string{"rows", "digest"} {
+		r, v := runVerify(t, p, "--method", method)
+		if r.code != 0 || !v.Equal {
+			t.Fatalf("verify --method %s after a workload: want exit 0 and equal, got %s", method, r)
+		}
 		for _, tb := range v.Connectors[0].Tables {
 			if tb.SourceRows == 0 || tb.SourceRows != tb.DestRows {
 				t.Errorf("%s: %d source rows, %d destination rows", tb.Table, tb.SourceRows, tb.DestRows)
+			}
+			// By digest, the server's fields and the lake's agree on every range.
+			if method == "digest" && (tb.Method != "digest" || tb.RangesDiffering != 0) {
+				t.Errorf("%s: method %q (%s), %d of %d ranges differing; want every range equal by server digest", tb.Table, tb.Method, tb.MethodNote, tb.RangesDiffering, tb.Ranges)
 			}
 		}
 	}
@@ -107,7 +113,15 @@ INSERT INTO e2everify.kinds SELECT seq, seq * 1.2345 - 50, seq / 7, TIMESTAMP('2
 	}
 	mustExec(t, db, "SET sql_log_bin = 0; DELETE FROM e2everify.t WHERE id = 800020; SET sql_log_bin = 1")
 
-	r, v := runVerify(t, p)
+	// Both methods find exactly the same.
+	for _, method := range []string{"rows", "digest"} {
+		r, v := runVerify(t, p, "--method", method)
+		t.Run(method, func(t *testing.T) { checkTampered(t, r, v) })
+	}
+}
+
+func checkTampered(t *testing.T, r result, v verifyOutput) {
+	t.Helper()
 	if r.code != 1 || v.Equal {
 		t.Fatalf("verify after tampering: want exit 1 and not equal, got %s", r)
 	}

@@ -2,8 +2,6 @@ package mysql
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"fmt"
 	"math"
 	"strconv"
@@ -19,9 +17,9 @@ import (
 // an expression the server evaluates and Go renders alike from the value the lake
 // gives back; a column type without one leaves the whole table to verify's row path.
 //
-// Every field is ASCII (digits, '-', '.', 'e', hex), so the row text's bytes are the
-// same whatever character set the server gives CONCAT_WS's result; text and bytes
-// are hashed (MD5) before they enter it, so no value needs escaping.
+// Numbers, dates and bytes (in hex) are ASCII; text goes behind its length in bytes,
+// converted to utf8mb4 (so the row text is UTF-8, as Go renders it), so no value
+// needs escaping and the server runs MD5 only twice per row (key and row).
 
 var _ connector.Digester = (*verifySnapshot)(nil)
 
@@ -87,9 +85,10 @@ var geometry = map[string]bool{
 func digestField(ts *tableSchema, i int, flavor string) (string, func([]byte, record.Value) []byte, string) {
 	ct := &ts.cols[i]
 	c := quoteIdent(ts.schema.Columns[i].Name)
-	// The character columns are hashed as UTF-8, the text the snapshot reads (the
-	// connection's character set is utf8mb4); MD5() hashes its argument's own bytes.
-	text := "MD5(CONVERT(" + c + " USING utf8mb4))"
+	// The character columns as UTF-8, the text the snapshot reads (the connection's
+	// character set is utf8mb4), behind their length in bytes.
+	u := "CONVERT(" + c + " USING utf8mb4)"
+	text := "CONCAT(LENGTH(" + u + "), ':', " + u + ")"
 	if !ct.known {
 		return "", nil, "unmapped type or character set"
 	}
@@ -129,12 +128,12 @@ func digestField(ts *tableSchema, i int, flavor string) (string, func([]byte, re
 			return "", nil, "MySQL's binary JSON prints differently from the binlog's decoding"
 		}
 		// MariaDB's JSON is text, kept as written by the snapshot and the stream alike.
-		return text, appendMD5, ""
+		return text, appendFramed, ""
 	case record.KindBytes:
 		if geometry[ct.base] {
 			return "", nil, "spatial values are not compared by digest"
 		}
-		return "MD5(" + c + ")", appendMD5, ""
+		return "HEX(" + c + ")", appendHex, ""
 	case record.KindString:
 		switch ct.base {
 		case "time":
@@ -147,11 +146,11 @@ func digestField(ts *tableSchema, i int, flavor string) (string, func([]byte, re
 			if ct.width < 1 || ct.width > 64 {
 				return "", nil, "width out of range"
 			}
-			return "MD5(LPAD(BIN(" + c + "), " + strconv.Itoa(ct.width) + ", '0'))", appendMD5, ""
+			return "LPAD(BIN(" + c + "), " + strconv.Itoa(ct.width) + ", '0')", appendText, ""
 		case "inet4":
 			return "", nil, "not tested against a server"
 		}
-		return text, appendMD5, ""
+		return text, appendFramed, ""
 	}
 	return "", nil, "no field form for " + ct.typ.String()
 }
@@ -203,20 +202,44 @@ func appendUUID(dst []byte, v record.Value) []byte {
 	return append(dst, u.String()...)
 }
 
-// appendMD5 appends the lowercase hex MD5 of a text's or a byte string's bytes.
-func appendMD5(dst []byte, v record.Value) []byte {
-	var sum [md5.Size]byte
+// appendFramed appends a text's or JSON's length in bytes, ':' and its bytes.
+func appendFramed(dst []byte, v record.Value) []byte {
+	var b []byte
 	switch x := v.(type) {
 	case string:
-		sum = md5.Sum([]byte(x))
-	case []byte:
-		sum = md5.Sum(x)
+		dst = strconv.AppendInt(dst, int64(len(x)), 10)
+		return append(append(dst, ':'), x...)
 	case record.JSON:
-		sum = md5.Sum(x)
+		b = x
+	case []byte:
+		b = x
 	default:
 		return append(dst, noField)
 	}
-	return hex.AppendEncode(dst, sum[:])
+	dst = strconv.AppendInt(dst, int64(len(b)), 10)
+	return append(append(dst, ':'), b...)
+}
+
+// appendHex appends bytes in upper-case hex, as HEX() prints them.
+func appendHex(dst []byte, v record.Value) []byte {
+	b, ok := v.([]byte)
+	if !ok {
+		return append(dst, noField)
+	}
+	const digits = "0123456789ABCDEF"
+	for _, c := range b {
+		dst = append(dst, digits[c>>4], digits[c&15])
+	}
+	return dst
+}
+
+// appendText appends a text as is (a BIT column's binary digits).
+func appendText(dst []byte, v record.Value) []byte {
+	s, ok := v.(string)
+	if !ok {
+		return append(dst, noField)
+	}
+	return append(dst, s...)
 }
 
 // appendClock appends a TIME column's text ([-]HH:MM:SS[.ffffff]) as signed
@@ -387,6 +410,11 @@ func word(hexSQL string, from int) string {
 	return "CAST(CONV(SUBSTR(" + hexSQL + ", " + strconv.Itoa(from) + ", 8), 16, 10) AS UNSIGNED)"
 }
 
+// digestWord is the SQL of a row's digest: the first 8 bytes of its MD5, big-endian.
+func digestWord(hexSQL string) string {
+	return "CAST(CONV(SUBSTR(" + hexSQL + ", 1, 16), 16, 10) AS UNSIGNED)"
+}
+
 // bucketSQL is the SQL of the bucket of a key hash: the top Bits bits of its first
 // word.
 func bucketSQL(hexSQL string, bits int) string {
@@ -418,17 +446,16 @@ func checkQuery(t tableName, q connector.DigestQuery) error {
 	return nil
 }
 
-// digestQuery is the query of Digest: per bucket the row count and the sums of the
-// two words of each row's hash, summed exactly (SUM of integers is a DECIMAL). The
-// server merges the derived tables into one pass over the table, a derived column
-// becoming its expression at each reference: the key hash decides the sample before
-// the row is rendered, so rows outside it cost their key only, and a sampled row's
-// text is rendered once per word (materializing the hashes instead would write a
-// temporary table of them all).
+// digestQuery is the query of Digest: per bucket the row count and the sum mod 2^64
+// of each row's digest (SUM of integers is an exact DECIMAL). The server merges the
+// derived tables into one pass over the table, a derived column becoming its
+// expression at each reference: the key hash decides the sample before the row is
+// rendered, so rows outside it cost their key only, and a sampled row's text is
+// rendered once.
 func (f *digestForm) digestQuery(t tableName, q connector.DigestQuery) string {
 	var b strings.Builder
-	b.WriteString("SELECT b, COUNT(*), SUM(hi), SUM(lo) FROM (SELECT ")
-	b.WriteString(bucketSQL("k", q.Bits) + " AS b, " + word("r", 1) + " AS hi, " + word("r", 9) + " AS lo")
+	b.WriteString("SELECT b, COUNT(*), MOD(SUM(w), 18446744073709551616) FROM (SELECT ")
+	b.WriteString(bucketSQL("k", q.Bits) + " AS b, " + digestWord("r") + " AS w")
 	b.WriteString(" FROM (SELECT MD5(" + f.text(f.key) + ") AS k, MD5(" + f.rowText() + ") AS r FROM " + quoteName(t) + ") AS h")
 	if w := keyCondition("k", q, len(q.Buckets) > 0); w != "" {
 		b.WriteString(" WHERE " + w)
@@ -458,7 +485,7 @@ func (v *verifySnapshot) Digest(ctx context.Context, s *record.Schema, q connect
 	defer rows.Close()
 	for rows.Next() {
 		var d connector.DigestBucket
-		if err := rows.Scan(&d.Bucket, &d.Rows, &d.SumHi, &d.SumLo); err != nil {
+		if err := rows.Scan(&d.Bucket, &d.Rows, &d.Sum); err != nil {
 			return classify("digest "+t.String(), err)
 		}
 		if err := fn(d); err != nil {

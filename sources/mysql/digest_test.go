@@ -304,12 +304,11 @@ func digestOf(f connector.DigestForm, s *record.Schema, rows [][]record.Value, q
 		if len(q.Buckets) > 0 && !containsBucket(q.Buckets, b) {
 			continue
 		}
-		hi, lo := connector.DigestRow(connector.AppendDigestRow(nil, f, s, row, false))
+		w := connector.DigestRow(connector.AppendDigestRow(nil, f, s, row, false))
 		d := out[b]
 		d.Bucket = b
 		d.Rows++
-		d.SumHi += uint64(hi)
-		d.SumLo += uint64(lo)
+		d.Sum += w
 		out[b] = d
 	}
 	return out
@@ -631,13 +630,16 @@ func TestDigestFieldTexts(t *testing.T) {
 			t.Errorf("time %q: %q, want %q", in, got, want)
 		}
 	}
-	for _, v := range []record.Value{"a", []byte("a"), record.JSON("a")} {
-		if got := string(appendMD5(nil, v)); got != "0cc175b9c0f1b6a831c399e269772661" {
-			t.Errorf("md5 of %#v: %q", v, got)
+	for _, v := range []record.Value{"é,a", record.JSON("é,a")} {
+		if got := string(appendFramed(nil, v)); got != "4:é,a" {
+			t.Errorf("framed %#v: %q", v, got)
 		}
 	}
-	if got := string(appendMD5(nil, int32(1))); got != "?" {
-		t.Errorf("md5 of an int32: %q", got)
+	if got := string(appendHex(nil, []byte{0x0a, 0xff})); got != "0AFF" {
+		t.Errorf("hex: %q", got)
+	}
+	if got := string(appendFramed(nil, int32(1))); got != "?" {
+		t.Errorf("framed int32: %q", got)
 	}
 }
 
