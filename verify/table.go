@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/connectd/connectd/connector"
@@ -126,9 +127,9 @@ type tableRun struct {
 	scratch     []byte
 	splits      int
 	// scan reads the source's rows (the snapshot's Scan, or ScanBuckets in the
-	// digest pass's second step); keep, when set, drops rows outside that step's
-	// buckets on both sides; noPositions skips checkPositions there (the first step
-	// counted them).
+	// digest pass's second step); keep, when set, drops the destination's records
+	// outside that step's buckets (ScanBuckets drops the source's); noPositions skips
+	// checkPositions there (the first step counted them).
 	scan        func(ctx context.Context, fn func(row []record.Value) error) error
 	keep        func(row []record.Value) bool
 	noPositions bool
@@ -140,25 +141,27 @@ func (t *tableRun) sampled(h uint64) bool {
 
 // keySampled is sampled before the row is encoded: false only for a keyed table's row
 // whose key is outside the sample.
-func (t *tableRun) keySampled(row []record.Value) bool {
+func (t *tableRun) keySampled(enc *encoder, row []record.Value) bool {
 	if t.sampleBelow == 0 {
 		return true
 	}
-	h, ok := t.enc.rowKeyHash(row)
+	h, ok := enc.rowKeyHash(row)
 	return !ok || t.sampled(h)
 }
 
 func (t *tableRun) run(ctx context.Context, dst connector.Reader) error {
 	src := newSpillSet(t.dir, "s", 0, t.bits)
 	defer src.remove()
-	if err := t.readSource(ctx, src); err != nil {
-		return err
-	}
 	dstSet := newSpillSet(t.dir, "d", 0, t.bits)
 	defer dstSet.remove()
 	posSet := newSpillSet(t.dir, "p", 0, t.bits)
 	defer posSet.remove()
-	if err := t.readDestination(ctx, dst, dstSet, posSet); err != nil {
+	// Both sides are read at once, each with an encoder of its own: decoding the
+	// source's rows and the lake's files are the two largest costs.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return t.readSource(gctx, src) })
+	g.Go(func() error { return t.readDestination(gctx, dst, newEncoder(t.schema), dstSet, posSet) })
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	for i := range src.files {
@@ -198,7 +201,7 @@ func (t *tableRun) readSource(ctx context.Context, src *spillSet) error {
 				return err
 			}
 		}
-		if t.keep != nil && !t.keep(row) || !t.keySampled(row) {
+		if !t.keySampled(t.enc, row) {
 			return nil
 		}
 		buf = t.enc.appendPayload(buf[:0], row, nil)
@@ -236,7 +239,7 @@ func (t *tableRun) whereID(w string) uint64 {
 // A destination entry's payload: the source form's payload (key, row with unchanged
 // columns marked unknown), then the position, the op and where it is stored. A
 // position entry's payload: position, key, where.
-func (t *tableRun) readDestination(ctx context.Context, dst connector.Reader, dstSet, posSet *spillSet) error {
+func (t *tableRun) readDestination(ctx context.Context, dst connector.Reader, enc *encoder, dstSet, posSet *spillSet) error {
 	var buf, pbuf []byte
 	var n int
 	err := dst.Changes(ctx, t.schema, func(c *connector.StoredChange) error {
@@ -256,11 +259,11 @@ func (t *tableRun) readDestination(ctx context.Context, dst connector.Reader, ds
 				t.cut = append(t.cut[:0], c.Pos...)
 			}
 		} else {
-			if t.keep != nil && !t.keep(c.Row) || !t.keySampled(c.Row) {
+			if t.keep != nil && !t.keep(c.Row) || !t.keySampled(enc, c.Row) {
 				return nil
 			}
-			buf = t.enc.appendPayload(buf[:0], c.Row, c.Unchanged)
-			h := t.enc.keyHash(buf)
+			buf = enc.appendPayload(buf[:0], c.Row, c.Unchanged)
+			h := enc.keyHash(buf)
 			if !t.sampled(h) {
 				return nil
 			}
