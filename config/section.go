@@ -467,9 +467,9 @@ func (d *decoder) secretFile(e entry, p string, fv reflect.Value) bool {
 }
 
 // ApplyDefaults sets each zero field of a config struct (a pointer) that has a default
-// tag to that default, in nested sections and in each item of a list of sections
-// too. The loader calls it after decoding;
-// a connector calls it on configs built in Go, so a default is written only in its tag.
+// tag to that default, in nested sections and in each item of a list of sections too.
+// The loader calls it after decoding; a connector calls it on configs built in Go, so
+// a default is written only in its tag.
 func ApplyDefaults(cfg any) error {
 	rv := reflect.ValueOf(cfg)
 	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
