@@ -378,12 +378,7 @@ func (d *decoder) stringList(e entry, path string) ([]string, []int, bool) {
 
 // anyValue converts free-form YAML (plugin config) into maps, slices and scalars.
 func (d *decoder) anyValue(n ast.Node, path string) any {
-	d.budget--
-	if d.budget == 0 {
-		line, col := pos(n)
-		d.errorf(line, col, path, "too many values (more than %d after expanding aliases)", maxExpansion)
-	}
-	if d.budget <= 0 {
+	if !d.spend(n, path) {
 		return nil
 	}
 	switch v := d.resolve(n).(type) {
@@ -414,6 +409,17 @@ func (d *decoder) anyValue(n ast.Node, path string) any {
 		d.errorf(line, col, path, "unsupported YAML value %s", kindOf(v))
 		return nil
 	}
+}
+
+// spend counts one value decoded against the budget of alias expansion; false means
+// the budget is spent (reported once) and the value must be skipped.
+func (d *decoder) spend(n ast.Node, path string) bool {
+	d.budget--
+	if d.budget == 0 {
+		line, col := pos(n)
+		d.errorf(line, col, path, "too many values (more than %d after expanding aliases)", maxExpansion)
+	}
+	return d.budget > 0
 }
 
 // suggest returns the known name closest to key when it is close enough to be a typo.

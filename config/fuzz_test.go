@@ -12,9 +12,11 @@ import (
 
 // FuzzParse feeds arbitrary bytes to the loader: it must return a config or errors
 // that name the file, never panic or hang. Seeds are the example configs, the test
-// configs and the corpus in testdata/fuzz/FuzzParse.
+// configs and the corpus in testdata/fuzz/FuzzParse. Besides the built-in kinds the
+// loader knows the test kind feed, whose lists of sections and string maps no
+// built-in kind has yet.
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{validPostgres, validMySQL, "", "a: ${X", "x: &a [*a]", "<<: {a: 1}"} {
+	for _, s := range []string{validPostgres, validMySQL, validFeed, "", "a: ${X", "x: &a [*a]", "<<: {a: 1}"} {
 		f.Add([]byte(s))
 	}
 	files, _ := filepath.Glob("../configs/*.yaml")
@@ -25,7 +27,7 @@ func FuzzParse(f *testing.F) {
 	}
 	lookup := env("PG_DSN", "postgres://u@h/db", "X", "[a.b]", "EMPTY", "")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := parse("f.yaml", data, lookup)
+		cfg, err := parseFeed("f.yaml", data, lookup)
 		if err != nil {
 			var e *config.Error
 			if !errors.As(err, &e) {
@@ -50,7 +52,7 @@ func FuzzParse(f *testing.F) {
 			c := cfg.Connectors[name]
 			s, d := c.Source, c.Destination
 			typed := 0
-			for _, ok := range []bool{pgOf(s) != nil, myOf(s) != nil, pluginOf(s.Config) != nil} {
+			for _, ok := range []bool{pgOf(s) != nil, myOf(s) != nil, pluginOf(s.Config) != nil, feedOf(s) != nil} {
 				if ok {
 					typed++
 				}
@@ -64,6 +66,26 @@ func FuzzParse(f *testing.F) {
 			if p := pgOf(s); p != nil && (postgres.CheckIdent(p.Slot) != "" || postgres.CheckIdent(p.Publication) != "" || len(p.Tables) == 0) {
 				t.Fatalf("connector %s accepted with invalid postgres settings: %+v", name, p)
 			}
+			if p := feedOf(s); p != nil {
+				checkFeed(t, name, p)
+			}
 		}
 	})
+}
+
+// checkFeed fails when an accepted feed config breaks what its tags and Validate
+// methods promise of every item.
+func checkFeed(t *testing.T, name string, c *feedConfig) {
+	t.Helper()
+	if c.BaseURL == "" || len(c.Streams) == 0 {
+		t.Fatalf("connector %s accepted without a base_url or streams: %+v", name, c)
+	}
+	names := map[string]bool{}
+	for i, s := range c.Streams {
+		if s.Name == "" || s.URL == "" || (s.Method != "GET" && s.Method != "POST") || s.Every <= 0 ||
+			s.Cursor.Start == "" || s.Table == "" || names[s.Name] {
+			t.Fatalf("connector %s accepted with an invalid streams[%d]: %+v", name, i, s)
+		}
+		names[s.Name] = true
+	}
 }

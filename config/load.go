@@ -282,9 +282,9 @@ func (d *decoder) plain(e entry, path string, v any) {
 	if err != nil {
 		panic(err) // the structs of this package are tested
 	}
-	s := &section{path: path, line: e.line, col: e.col, set: map[string]bool{}, written: map[string]bool{}}
+	s := newSection(path, e.line, e.col, "", nil)
 	d.decodeSection(s, "", es, reflect.ValueOf(v).Elem(), fs, nil, nil, e.key)
-	d.validate(v, s, "", nil)
+	d.validate(v, s)
 }
 
 // foreignKeys maps each key of the other types to its type name (the first type, in

@@ -22,6 +22,11 @@ import (
 // the section is decoded and before the default tags are applied, so a zero value is
 // one the file wrote or a key it left out (Set tells which). It may fill defaults that
 // are computed in code, such as a name derived from the connector's.
+//
+// The item of a list of sections may implement it too: its Validate runs once per
+// item, right after the item is decoded, with keys relative to the item ("url" is
+// streams[2].url), and before the Validate of the section holding the list, which
+// sees every item's keys as "streams[2].url" and can check rules across items.
 type Validator interface {
 	Validate(v *Validation)
 }
@@ -41,10 +46,12 @@ type Validation struct {
 // Connector is the name of the connector whose section is checked.
 func (v *Validation) Connector() string { return v.connector }
 
-// Set reports whether the file wrote the key (a path such as "s3.endpoint"; a secret
-// read from its _file key counts) and it decoded without error. Checks of a value
-// should run only on keys that are set: a key left out was reported as required or
-// gets its default, and a key that failed to decode was reported already.
+// Set reports whether the file wrote the key (a path such as "s3.endpoint" or
+// "streams[2].url"; a secret read from its _file key counts) and it decoded without
+// error. Checks of a value should run only on keys that are set: a key left out was
+// reported as required or gets its default, and a key that failed to decode was
+// reported already. A list of sections is set when every item decoded and passed its
+// own Validate.
 func (v *Validation) Set(key string) bool { return v.set[key] }
 
 // Errorf reports a problem with key ("" for the section itself, "tables[2]" for an
@@ -75,8 +82,8 @@ func (v *Validation) keyPath(key string) string {
 func (v *Validation) Flush() *Flush { return v.flush }
 
 // ValueDecoder is implemented by a field type (a pointer to it) whose YAML shape the
-// loader does not know, such as a list of structured items; it also implements
-// FieldTyper to name its type in documentation.
+// loader does not know, such as a list whose items are either a NAME or a mapping; it
+// also implements FieldTyper to name its type in documentation.
 type ValueDecoder interface {
 	DecodeConfig(v *Value)
 }
@@ -148,6 +155,13 @@ type section struct {
 	line, col int
 	set       map[string]bool // relative key path -> written and decoded
 	written   map[string]bool // relative key path -> written (or its _file key)
+	connector string          // the connector whose section this is ("" for the file's own)
+	flush     *Flush          // the destination's flush section, for its Validation
+}
+
+func newSection(path string, line, col int, connector string, flush *Flush) *section {
+	return &section{path: path, line: line, col: col, set: map[string]bool{}, written: map[string]bool{},
+		connector: connector, flush: flush}
 }
 
 // decodeSection decodes entries into rv (a struct) by its fields; prefix is the
@@ -238,6 +252,10 @@ func (d *decoder) decodeValue(s *section, rel string, f Field, fv reflect.Value,
 	switch {
 	case reflect.PointerTo(t).Implements(valueDecoderType):
 		fv.Addr().Interface().(ValueDecoder).DecodeConfig(&Value{d: d, e: e, path: p, line: e.line, col: e.col})
+	case f.Type == FieldSections:
+		d.sectionList(s, rel, f, fv, e, p)
+	case f.Type == FieldStrings:
+		d.stringMap(fv, e, p)
 	case t == durationType:
 		if v, ok := d.duration(e, p); ok {
 			fv.SetInt(int64(v))
@@ -303,6 +321,81 @@ func (d *decoder) decodeValue(s *section, rel string, f Field, fv reflect.Value,
 	return len(d.errs) == before
 }
 
+// sectionList decodes a list of sections into fv (a slice of structs): each item as a
+// section of its own, located on its own line, checked by its own Validate. The
+// items' keys are then known to s as "streams[2].url", for its Validate.
+func (d *decoder) sectionList(s *section, rel string, f Field, fv reflect.Value, e entry, p string) {
+	r := d.resolve(e.value)
+	if isNull(r) {
+		return
+	}
+	seq, ok := r.(*ast.SequenceNode)
+	if !ok {
+		d.errorf(e.line, e.col, p, "must be a list of sections (items of key: value), got %s", kindOf(r))
+		return
+	}
+	items := reflect.MakeSlice(fv.Type(), len(seq.Values), len(seq.Values))
+	for i, x := range seq.Values {
+		ip := fmt.Sprintf("%s[%d]", p, i)
+		if !d.spend(x, ip) {
+			break
+		}
+		l, c := pos(x)
+		if l == 0 {
+			l, c = e.line, e.col
+		}
+		d.markKey(entry{line: l, col: c}, ip)
+		if isNull(d.resolve(x)) {
+			// An empty item is a stray "-", not an item that wants every default.
+			d.errorf(l, c, ip, "must be a mapping of keys to values, got nothing")
+			continue
+		}
+		es, ok := d.mapping(x, ip, l)
+		if !ok {
+			continue
+		}
+		item := newSection(ip, l, c, s.connector, s.flush)
+		iv := items.Index(i)
+		d.decodeSection(item, "", es, iv, f.Fields, nil, nil, "an item of "+f.Key)
+		d.validate(iv.Addr().Interface(), item)
+		prefix := fmt.Sprintf("%s[%d].", rel, i)
+		for k, ok := range item.set {
+			s.set[prefix+k] = ok
+		}
+		for k, ok := range item.written {
+			s.written[prefix+k] = ok
+		}
+	}
+	fv.Set(items)
+}
+
+// stringMap decodes a mapping of names to scalar values (HTTP headers, say) into fv, a
+// map of strings; a value left empty is "".
+func (d *decoder) stringMap(fv reflect.Value, e entry, p string) {
+	r := d.resolve(e.value)
+	if isNull(r) {
+		return
+	}
+	if _, ok := r.(*ast.MappingNode); !ok {
+		d.errorf(e.line, e.col, p, "must be a mapping of names to values, got %s", kindOf(r))
+		return
+	}
+	es, _ := d.mapping(e.value, p, e.line)
+	t := fv.Type()
+	m := reflect.MakeMapWithSize(t, len(es))
+	for _, x := range es {
+		kp := joinPath(p, x.key)
+		if !d.spend(x.value, kp) {
+			break
+		}
+		d.markKey(x, kp)
+		if v, ok := d.scalar(x, kp); ok {
+			m.SetMapIndex(reflect.ValueOf(x.key).Convert(t.Key()), reflect.ValueOf(v).Convert(t.Elem()))
+		}
+	}
+	fv.Set(m)
+}
+
 func intRange(t reflect.Type) (int64, uint64) {
 	switch t.Kind() {
 	case reflect.Int32:
@@ -336,18 +429,18 @@ func (d *decoder) decodeTyped(spec Spec, entries []entry, path string, line, col
 		d.errorf(line, col, path, "type %s cannot be configured: %v", spec.Type, err)
 		return nil
 	}
-	s := &section{path: path, line: line, col: col, set: map[string]bool{}, written: map[string]bool{}}
+	s := newSection(path, line, col, connector, flush)
 	d.decodeSection(s, "", entries, reflect.ValueOf(cfg).Elem(), fs, extra, foreign, "type "+spec.Type)
-	d.validate(cfg, s, connector, flush)
+	d.validate(cfg, s)
 	if err := ApplyDefaults(cfg); err != nil {
 		d.errorf(line, col, path, "type %s: %v", spec.Type, err)
 	}
 	return cfg
 }
 
-func (d *decoder) validate(cfg any, s *section, connector string, flush *Flush) {
+func (d *decoder) validate(cfg any, s *section) {
 	if v, ok := cfg.(Validator); ok {
-		v.Validate(&Validation{d: d, path: s.path, line: s.line, col: s.col, connector: connector, set: s.set, flush: flush})
+		v.Validate(&Validation{d: d, path: s.path, line: s.line, col: s.col, connector: s.connector, set: s.set, flush: s.flush})
 	}
 }
 
@@ -374,8 +467,9 @@ func (d *decoder) secretFile(e entry, p string, fv reflect.Value) bool {
 }
 
 // ApplyDefaults sets each zero field of a config struct (a pointer) that has a default
-// tag to that default, in nested sections too. The loader calls it after decoding;
-// a connector calls it on configs built in Go, so a default is written only in its tag.
+// tag to that default, in nested sections and in each item of a list of sections too.
+// The loader calls it after decoding; a connector calls it on configs built in Go, so
+// a default is written only in its tag.
 func ApplyDefaults(cfg any) error {
 	rv := reflect.ValueOf(cfg)
 	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
@@ -391,9 +485,17 @@ func ApplyDefaults(cfg any) error {
 func applyDefaults(rv reflect.Value, fs []Field) error {
 	for _, f := range fs {
 		fv := rv.Field(f.Index)
-		if f.Type == FieldSection {
+		switch f.Type {
+		case FieldSection:
 			if err := applyDefaults(fv, f.Fields); err != nil {
 				return err
+			}
+			continue
+		case FieldSections:
+			for i := 0; i < fv.Len(); i++ {
+				if err := applyDefaults(fv.Index(i), f.Fields); err != nil {
+					return fmt.Errorf("%s[%d]: %w", f.Key, i, err)
+				}
 			}
 			continue
 		}

@@ -27,8 +27,12 @@ import (
 //	example:"v"        an example value, as written in YAML
 //
 // Supported field types: string, bool, the sized ints, time.Duration, Size, []string,
-// map[string]any (free-form), nested structs (a section of keys), and any type that
-// implements FieldTyper (it names its own type in documentation).
+// map[string]string (names to scalar values, such as HTTP headers), map[string]any
+// (free-form), nested structs (a section of keys), slices of structs (a list of
+// sections, each item decoded and checked like a section: its own required keys,
+// defaults, enums, secrets and, when the item's pointer implements Validator, its own
+// Validate), and any type that implements FieldTyper (it names its own type in
+// documentation).
 
 // Spec is one connector kind's configuration: what registering a kind tells the loader.
 type Spec struct {
@@ -54,7 +58,7 @@ type Field struct {
 	Secret       bool
 	Enum         []string
 	Example      string
-	Fields       []Field // the keys of a section
+	Fields       []Field // the keys of a section, or of each item of a list of sections
 	// Index is the field's index in its struct (reflect.Value.Field).
 	Index int
 }
@@ -68,11 +72,14 @@ const (
 	FieldSize     = "size"
 	FieldList     = "list of strings"
 	FieldMapping  = "mapping"
+	FieldStrings  = "mapping of strings"
 	FieldSection  = "section"
+	FieldSections = "list of sections"
 )
 
 // FieldTyper is implemented by a field type the loader cannot name from its Go type
-// (a list of structured items, say); its documentation type is what it returns.
+// (a list of NAME or NAME: value items, say); its documentation type is what it
+// returns.
 type FieldTyper interface {
 	ConfigType() string
 }
@@ -97,10 +104,17 @@ func FieldsOf(v any) ([]Field, error) {
 	if t.Kind() != reflect.Struct {
 		return nil, fmt.Errorf("config spec: %s is not a struct", t)
 	}
-	return fieldsOf(t)
+	return fieldsOf(t, map[reflect.Type]bool{})
 }
 
-func fieldsOf(t reflect.Type) ([]Field, error) {
+// fieldsOf lists the keys of struct t. inside holds the structs being listed, of
+// which t is one: a struct that holds a list of itself would describe itself forever.
+func fieldsOf(t reflect.Type, inside map[reflect.Type]bool) ([]Field, error) {
+	if inside[t] {
+		return nil, fmt.Errorf("config spec: %s contains itself", t)
+	}
+	inside[t] = true
+	defer delete(inside, t)
 	var out []Field
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
@@ -136,8 +150,13 @@ func fieldsOf(t reflect.Type) ([]Field, error) {
 			return nil, fmt.Errorf("config spec: %s.%s (%s): %w", t, sf.Name, key, err)
 		}
 		f.Type = typ
-		if typ == FieldSection {
-			if f.Fields, err = fieldsOf(sf.Type); err != nil {
+		switch typ {
+		case FieldSection:
+			if f.Fields, err = fieldsOf(sf.Type, inside); err != nil {
+				return nil, err
+			}
+		case FieldSections:
+			if f.Fields, err = fieldsOf(sf.Type.Elem(), inside); err != nil {
 				return nil, err
 			}
 		}
@@ -167,12 +186,21 @@ func fieldType(t reflect.Type) (string, error) {
 	case reflect.Int, reflect.Int32, reflect.Int64, reflect.Uint32, reflect.Uint64:
 		return FieldInt, nil
 	case reflect.Slice:
-		if t.Elem().Kind() == reflect.String {
+		switch t.Elem().Kind() {
+		case reflect.String:
 			return FieldList, nil
+		case reflect.Struct:
+			return FieldSections, nil
 		}
 	case reflect.Map:
-		if t.Key().Kind() == reflect.String && t.Elem().Kind() == reflect.Interface {
+		if t.Key().Kind() != reflect.String {
+			break
+		}
+		switch t.Elem().Kind() {
+		case reflect.Interface:
 			return FieldMapping, nil
+		case reflect.String:
+			return FieldStrings, nil
 		}
 	case reflect.Struct:
 		return FieldSection, nil

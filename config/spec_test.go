@@ -54,6 +54,11 @@ func TestFieldsOfReadsEveryTag(t *testing.T) {
 	}
 }
 
+// specTree holds a list of itself, which no documentation could describe.
+type specTree struct {
+	Children []specTree `yaml:"children" doc:"Subtrees."`
+}
+
 func TestFieldsOfRefusesUndocumentedOrUndecodableFields(t *testing.T) {
 	for name, v := range map[string]any{
 		"no doc": &struct {
@@ -73,7 +78,21 @@ func TestFieldsOfRefusesUndocumentedOrUndecodableFields(t *testing.T) {
 				B int `yaml:"b"`
 			} `yaml:"a" doc:"x"`
 		}{},
-		"not a struct": "text",
+		"item no doc": &struct {
+			A []struct {
+				B int `yaml:"b"`
+			} `yaml:"a" doc:"x"`
+		}{},
+		"list of pointers": &struct {
+			A []*struct {
+				B int `yaml:"b" doc:"y"`
+			} `yaml:"a" doc:"x"`
+		}{},
+		"map of ints": &struct {
+			A map[string]int `yaml:"a" doc:"x"`
+		}{},
+		"list of itself": &specTree{},
+		"not a struct":   "text",
 	} {
 		if _, err := FieldsOf(v); err == nil {
 			t.Errorf("%s: no error", name)

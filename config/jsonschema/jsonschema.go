@@ -102,6 +102,10 @@ func field(f config.Field, t reflect.Type) Schema {
 		// `server:` with nothing under it is an empty section.
 		s["type"] = []any{"object", "null"}
 		s = anyOrInterpolated(s)
+	case f.Type == config.FieldSections:
+		// Unlike a section, an item must not be empty: the loader refuses a stray "-".
+		item := anyOrInterpolated(object(f.Fields, t.Elem()))
+		s = anyOrInterpolated(Schema{"type": []any{"array", "null"}, "items": item})
 	case len(f.Enum) > 0:
 		enum := make([]any, len(f.Enum))
 		for i, v := range f.Enum {
@@ -155,6 +159,10 @@ func scalar(typ string, t reflect.Type) Schema {
 		return anyOrInterpolated(Schema{"type": []any{"array", "null"}, "items": Schema{"type": []any{"string", "number", "boolean"}}})
 	case config.FieldMapping:
 		return anyOrInterpolated(Schema{"type": []any{"object", "null"}})
+	case config.FieldStrings:
+		// Values are scalars taken as written, as a string key's; `X-Empty:` is "".
+		return anyOrInterpolated(Schema{"type": []any{"object", "null"},
+			"additionalProperties": Schema{"type": []any{"string", "number", "boolean", "null"}}})
 	}
 	// A FieldTyper without a schema of its own: say what shape its values have.
 	switch t.Kind() {

@@ -220,3 +220,104 @@ func TestSectionCarriesDefaultsExamplesAndDescriptions(t *testing.T) {
 		t.Error("an undecodable struct gave a schema")
 	}
 }
+
+// httpKeys has a list of sections and mappings of strings, like a source of JSON APIs.
+type httpKeys struct {
+	Headers map[string]string `yaml:"headers" doc:"Sent with every request."`
+	Streams []struct {
+		Name   string            `yaml:"name" doc:"Its name." required:"true"`
+		URL    string            `yaml:"url" doc:"Where." required:"true"`
+		Method string            `yaml:"method" doc:"How." default:"GET" enum:"GET,POST"`
+		Token  string            `yaml:"token" doc:"A token." secret:"true"`
+		Every  time.Duration     `yaml:"every" doc:"How often." default:"1m"`
+		Query  map[string]string `yaml:"query" doc:"Parameters."`
+		Cursor struct {
+			Field string `yaml:"field" doc:"Orders the records."`
+		} `yaml:"cursor" doc:"Incremental reads."`
+	} `yaml:"streams" doc:"The endpoints." required:"true" example:"[{name: orders, url: 'https://x/orders'}]"`
+}
+
+const goodHTTP = `
+headers:
+  Accept: application/json
+  X-Retries: 3
+  X-Empty:
+streams:
+  - name: orders
+    url: https://api.example.com/orders
+    token_file: /run/secrets/token
+  - name: customers
+    url: ${API}/customers
+    method: POST
+    every: 5m
+    query: {page_size: 100, since: "${SINCE}"}
+    cursor: {field: updated_at}
+  - ${STREAM}
+  - name: refunds
+    url: https://api.example.com/refunds
+    cursor:
+`
+
+func TestSectionOfAListOfSectionsValidatesEachItem(t *testing.T) {
+	s, err := Section(&httpKeys{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := compile(t, s)
+	if ps := validateYAML(t, v, goodHTTP); len(ps) > 0 {
+		t.Fatalf("a valid section is refused: %v", ps)
+	}
+	for _, c := range []struct{ old, new, want string }{
+		{"    url: https://api.example.com/refunds\n", "    ulr: https://api.example.com/refunds\n", "streams[3].ulr: unknown key"},
+		{"    url: https://api.example.com/refunds\n", "", "streams[3].url: required"},
+		{"  - name: refunds\n", "  - nam: refunds\n", "streams[3].name: required"},
+		{"method: POST", "method: PATCH", "streams[1].method: value must be one of 'GET', 'POST'"},
+		{"every: 5m", "every: often", "streams[1].every: must be a duration"},
+		{"    token_file: /run/secrets/token\n", "    token_file: /run/secrets/token\n    token: x\n", "streams[0]"},
+		{"cursor: {field: updated_at}", "cursor: {feild: updated_at}", "streams[1].cursor.feild: unknown key"},
+		{"X-Retries: 3", "X-Retries: [1, 2]", "headers.X-Retries: got array"},
+		{"page_size: 100", "page_size: {max: 100}", "streams[1].query.page_size: got object"},
+		{"  - ${STREAM}\n", "  -\n", "streams[2]: got null, want object"},
+		{"  - ${STREAM}\n", "  - orders\n", "streams[2]: got string, want object"},
+	} {
+		text := strings.Replace(goodHTTP, c.old, c.new, 1)
+		if text == goodHTTP {
+			t.Fatalf("%q is not in the section", c.old)
+		}
+		var got []string
+		for _, p := range validateYAML(t, v, text) {
+			got = append(got, p.String())
+		}
+		if !strings.Contains(strings.Join(got, "\n"), c.want) {
+			t.Errorf("%q -> %q: problems %q, want one containing %q", c.old, c.new, got, c.want)
+		}
+	}
+	for _, text := range []string{"streams: ${STREAMS}\nheaders: ${HEADERS}\n", "streams:\nheaders:\n"} {
+		if ps := validateYAML(t, v, text); len(ps) > 0 {
+			t.Errorf("%q is refused: %v", text, ps)
+		}
+	}
+}
+
+func TestListOfSectionsSchemaCarriesTheItemsKeys(t *testing.T) {
+	s, err := Section(&httpKeys{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams := s["properties"].(Schema)["streams"].(Schema)
+	if ex, _ := json.Marshal(streams["examples"]); string(ex) != `[[{"name":"orders","url":"https://x/orders"}]]` {
+		t.Errorf("streams examples %s", ex)
+	}
+	list := streams["anyOf"].([]any)[0].(Schema)
+	item := list["items"].(Schema)["anyOf"].([]any)[0].(Schema)
+	props := item["properties"].(Schema)
+	if d := props["method"].(Schema)["default"]; d != "GET" {
+		t.Errorf("method default %v", d)
+	}
+	if _, ok := props["token_file"]; !ok {
+		t.Errorf("no token_file beside the secret token: %v", props)
+	}
+	if r, _ := json.Marshal(item["required"]); string(r) != `["name","url"]` || item["additionalProperties"] != false {
+		t.Errorf("item required %s, additionalProperties %v", r, item["additionalProperties"])
+	}
+}

@@ -24,7 +24,8 @@ const (
 func Begin(name string) string { return beginMarker + name + markerEnd }
 
 // Table renders the keys of a section as a Markdown table, one row per key; the keys
-// of a nested section appear as key paths (s3.endpoint) after their parent's key.
+// of a nested section appear as key paths (s3.endpoint) after their parent's key, and
+// those of each item of a list of sections (streams[].url) after the list's own row.
 func Table(fields []config.Field) string {
 	var b strings.Builder
 	b.WriteString("| key | type | default | required | description | example |\n")
@@ -46,6 +47,9 @@ func rows(b *strings.Builder, prefix string, fields []config.Field) {
 		}
 		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s | %s |\n",
 			key, cell(f.Type), cell(defaultOf(f)), required, cell(description(f, key)), cell(code(f.Example)))
+		if f.Type == config.FieldSections {
+			rows(b, key+"[].", f.Fields)
+		}
 	}
 }
 

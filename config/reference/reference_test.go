@@ -126,3 +126,36 @@ func TestPartsNameEachKindAndShowASharedTypeOnce(t *testing.T) {
 		t.Errorf("a type whose sides differ: %v, %v", err, parts)
 	}
 }
+
+type streamExample struct {
+	Name   string            `yaml:"name" doc:"Its name." required:"true"`
+	Method string            `yaml:"method" doc:"How." default:"GET" enum:"GET,POST"`
+	Token  string            `yaml:"token" doc:"A token" secret:"true"`
+	Query  map[string]string `yaml:"query" doc:"Parameters."`
+	Cursor struct {
+		Field string `yaml:"field" doc:"Orders the records."`
+	} `yaml:"cursor" doc:"Incremental reads."`
+}
+
+type listExample struct {
+	Headers map[string]string `yaml:"headers" doc:"Sent with every request." example:"{Accept: application/json}"`
+	Streams []streamExample   `yaml:"streams" doc:"The endpoints." required:"true"`
+	Every   time.Duration     `yaml:"every" doc:"How often." default:"1m"`
+}
+
+func TestTableListsTheKeysOfEachItemAfterTheList(t *testing.T) {
+	got := Table(fields(t, &listExample{}))
+	want := "| key | type | default | required | description | example |\n" +
+		"|---|---|---|---|---|---|\n" +
+		"| `headers` | mapping of strings |  |  | Sent with every request. | `{Accept: application/json}` |\n" +
+		"| `streams` | list of sections |  | yes | The endpoints. |  |\n" +
+		"| `streams[].name` | string |  | yes | Its name. |  |\n" +
+		"| `streams[].method` | string | `GET` |  | How. One of `GET`, `POST`. |  |\n" +
+		"| `streams[].token` | string |  |  | A token. `streams[].token_file` instead reads the value from a file. |  |\n" +
+		"| `streams[].query` | mapping of strings |  |  | Parameters. |  |\n" +
+		"| `streams[].cursor.field` | string |  |  | Orders the records. |  |\n" +
+		"| `every` | duration | `1m` |  | How often. |  |\n"
+	if got != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", got, want)
+	}
+}
