@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -592,6 +593,54 @@ func TestNumberClasses(t *testing.T) {
 	for _, bad := range []string{"", "01", "1.", ".5", "+1", "0x10", "NaN", "1e", "1e99999999999999999999"} {
 		if _, err := classify(json.Number(bad)); err == nil {
 			t.Errorf("classify(%q): no error", bad)
+		}
+	}
+}
+
+func TestDeclaredPathsIndexArraysAndEscapedNames(t *testing.T) {
+	decl := []ColumnDecl{
+		{Name: "first", Type: "string", Path: "/items/0/sku"},
+		{Name: "second", Type: "string", Path: "/items/1/sku"},
+		{Name: "leading_zero", Type: "string", Path: "/items/01/sku"},
+		{Name: "slash", Type: "int", Path: "/a~1b/c~0d"},
+	}
+	tr, err := NewTracker("api", "s", nil, decl, Inference{DeclaredOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := decode(t, `{"items":[{"sku":"x"}],"a/b":{"c~d":5}}`)
+	if _, err := tr.Observe(rec); err != nil {
+		t.Fatal(err)
+	}
+	row, err := tr.Row(rec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []record.Value{"x", nil, nil, int64(5)}; !reflect.DeepEqual(row, want) {
+		t.Fatalf("row %#v, want %#v", row, want)
+	}
+}
+
+// A record decoded without UseNumber carries float64s; they are numbers all the same.
+func TestGoNumbersAreNumbers(t *testing.T) {
+	tr, err := NewTracker("api", "s", []string{"id"}, nil, Inference{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := map[string]any{"id": 7.0, "f": 0.5, "i": 3, "j": int64(-4)}
+	if _, err := tr.Observe(rec); err != nil {
+		t.Fatal(err)
+	}
+	row, err := tr.Row(rec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []record.Value{int64(7), 0.5, int64(3), int64(-4)}; !reflect.DeepEqual(row, want) {
+		t.Fatalf("row %#v, want %#v", row, want)
+	}
+	for _, bad := range []any{math.NaN(), struct{}{}, json.Number("1x")} {
+		if _, err := tr.Observe(map[string]any{"id": 1, "bad": bad}); err == nil {
+			t.Errorf("Observe took %#v", bad)
 		}
 	}
 }
