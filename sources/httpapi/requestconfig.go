@@ -58,6 +58,22 @@ const (
 	pageToken      = "token"
 )
 
+// tokenParam is the query parameter a pagination type sends its token in.
+func (p *Pagination) tokenParam() string {
+	if p.Param != "" {
+		return p.Param
+	}
+	switch p.Type {
+	case pageNumber:
+		return "page"
+	case pageOffset:
+		return "offset"
+	case pageToken:
+		return "cursor"
+	}
+	return ""
+}
+
 // CheckTemplates reports the first template of r (url, params, headers, body) that
 // does not parse, uses something other than the four variables, or (the body) is not
 // JSON once rendered.

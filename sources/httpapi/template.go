@@ -150,6 +150,11 @@ func templateVar(n *parse.ActionNode) (tmplVar, error) {
 	return 0, bad
 }
 
+// uses reports whether t writes v.
+func (t *reqTemplate) uses(v tmplVar) bool {
+	return slices.ContainsFunc(t.parts, func(p tmplPart) bool { return p.v == v })
+}
+
 // render writes t with vals, each escaped for where it is.
 func (t *reqTemplate) render(vals templateValues) string {
 	var b strings.Builder
