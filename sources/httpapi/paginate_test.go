@@ -316,3 +316,19 @@ func TestParseLinkHeader(t *testing.T) {
 		}
 	}
 }
+
+func TestNoContentIsTheLastPage(t *testing.T) {
+	var n atomic.Int32
+	s := server(t, func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	c, _ := newTestClient(t, s.URL, nil, &Request{URL: "/items", Records: "/data", Pagination: Pagination{Type: "page"}}, ClientOptions{})
+	pages, err := allPages(t, c, Vars{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pages) != 1 || len(pages[0].Records) != 0 || pages[0].Status != 204 || n.Load() != 1 {
+		t.Errorf("pages %+v after %d requests", pages, n.Load())
+	}
+}
