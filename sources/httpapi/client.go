@@ -53,8 +53,8 @@ const (
 	// firstBackoff is the ceiling of the first backoff; it doubles each attempt up
 	// to MaxWait.
 	firstBackoff = time.Second
-	// maxBody bounds a response held in memory: a page is decoded whole.
-	maxBody = 64 << 20
+	// defaultMaxBody bounds a response held in memory: a page is decoded whole.
+	defaultMaxBody = 64 << 20
 	// bodyQuote is how much of an unexpected body an error shows.
 	bodyQuote = 200
 )
@@ -88,6 +88,7 @@ type Client struct {
 	maxWait     time.Duration
 	maxAttempts int
 	userAgent   string
+	maxBody     int64
 	log         *slog.Logger
 
 	requests, retries, pages, recordsN atomic.Int64
@@ -101,6 +102,9 @@ type Client struct {
 // NewClient prepares the requests of one stream: r's url is joined to base unless it
 // is absolute, auth (nil for none) signs the requests sent to that URL's host.
 func NewClient(base string, auth *Auth, r *Request, opt ClientOptions, log *slog.Logger) (*Client, error) {
+	if r == nil {
+		return nil, fmt.Errorf("http stream %q: no request", opt.Stream)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -125,6 +129,7 @@ func NewClient(base string, auth *Auth, r *Request, opt ClientOptions, log *slog
 		maxWait:     opt.MaxWait,
 		maxAttempts: opt.MaxAttempts,
 		userAgent:   opt.UserAgent,
+		maxBody:     defaultMaxBody,
 		limiter:     opt.Limiter,
 		log:         log.With("stream", opt.Stream),
 		sleep:       sleepContext,
@@ -387,10 +392,8 @@ func (c *Client) fetch(ctx context.Context, p *prepared) (*response, error) {
 		var retryErr error // why this attempt failed, if it may be retried
 		switch {
 		case err != nil:
-			var tok *tokenError
-			var re *oauth2.RetrieveError
-			if errors.As(err, &tok) && errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
-				return nil, fail(0, nil, attempt, err) // credentials refused: asking again will not help
+			if permanent(err) {
+				return nil, fail(0, nil, attempt, err)
 			}
 			retryErr, wait = err, c.backoff(attempt)
 		case resp.status >= 200 && resp.status < 300:
@@ -440,7 +443,7 @@ func (c *Client) attempt(ctx context.Context, p *prepared) (*response, error) {
 	}
 	req, err := http.NewRequestWithContext(actx, p.method, p.url.String(), body)
 	if err != nil {
-		return nil, fmt.Errorf("building the request: %v", urlProblem(err))
+		return nil, permanentError{fmt.Errorf("building the request: %v", urlProblem(err))}
 	}
 	req.Header = p.header.Clone()
 	c.requests.Add(1)
@@ -449,15 +452,32 @@ func (c *Client) attempt(ctx context.Context, p *prepared) (*response, error) {
 		return nil, c.netError(actx, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
 		return nil, c.netError(actx, fmt.Errorf("reading the body: %w", err))
 	}
 	c.log.Debug("http request", "method", p.method, "url", c.redact(p.url), "status", resp.StatusCode, "bytes", len(b))
-	if len(b) > maxBody {
-		return nil, fmt.Errorf("the body is larger than %d MiB", maxBody>>20)
+	if int64(len(b)) > c.maxBody {
+		return nil, permanentError{fmt.Errorf("status %d: the body is larger than %d bytes", resp.StatusCode, c.maxBody)}
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: b, url: resp.Request.URL}, nil
+}
+
+// permanentError is an attempt's failure that another attempt would repeat.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+// permanent reports whether err fails the request for good: a permanentError, or an
+// OAuth2 token endpoint refusing the credentials.
+func permanent(err error) bool {
+	var pe permanentError
+	if errors.As(err, &pe) {
+		return true
+	}
+	var tok *tokenError
+	var re *oauth2.RetrieveError
+	return errors.As(err, &tok) && errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500
 }
 
 // netError strips the URL that net/http puts in its errors (it may hold a secret;

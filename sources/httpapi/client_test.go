@@ -136,6 +136,21 @@ func TestNetworkErrorsAreRetriedThenReported(t *testing.T) {
 	}
 }
 
+func TestAnOversizedBodyIsRefusedWithoutRetrying(t *testing.T) {
+	var n atomic.Int32
+	s := server(t, func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		writeJSON(w, 200, jsonRecords(1, 2, 3))
+	})
+	c, _ := newTestClient(t, s.URL, nil, &Request{URL: "/items"}, ClientOptions{})
+	c.maxBody = 10
+	_, err := allPages(t, c, Vars{})
+	if err == nil || n.Load() != 1 {
+		t.Fatalf("%d requests, error %v", n.Load(), err)
+	}
+	mustContain(t, err.Error(), "status 200: the body is larger than 10 bytes")
+}
+
 func TestAFourHundredIsNotRetried(t *testing.T) {
 	var n atomic.Int32
 	s := server(t, func(w http.ResponseWriter, r *http.Request) {
