@@ -183,7 +183,7 @@ func NewClient(base string, auth *Auth, r *Request, opt ClientOptions, log *slog
 
 	if !isAbsoluteURL(r.URL) {
 		if base == "" {
-			return nil, fmt.Errorf("http stream %q: url %q is relative and the source has no base_url", c.stream, r.URL)
+			return nil, fmt.Errorf("http stream %q: url is a path, and the source has no base_url to join it to", c.stream)
 		}
 		if !isAbsoluteURL(base) {
 			return nil, fmt.Errorf("http stream %q: base_url must be an absolute http(s) URL", c.stream)

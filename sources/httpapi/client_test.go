@@ -457,7 +457,7 @@ func TestNewClientRefusesABadRequest(t *testing.T) {
 		r    Request
 		want string
 	}{
-		{"", nil, Request{URL: "/items"}, "relative and the source has no base_url"},
+		{"", nil, Request{URL: "/items"}, "url is a path, and the source has no base_url"},
 		{"api.example.com", nil, Request{URL: "/items"}, "base_url must be an absolute"},
 		{"https://x", nil, Request{URL: "/items/{{ cursr }}"}, `url: function "cursr" not defined`},
 		{"https://x", &Auth{Type: "bearer"}, Request{URL: "/items"}, "auth.token: must be set for type bearer"},
