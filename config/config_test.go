@@ -255,18 +255,18 @@ func TestRules(t *testing.T) {
 		{"key of another destination type", "      url: file:///data/lake", "      url: file:///data/lake\n      sha256: x",
 			[]string{`c.yaml:11: connectors.orders.destination.sha256: unknown key for type parquet (it belongs to type plugin)`}},
 		{"unknown source type", "type: postgres", "type: oracle",
-			[]string{`c.yaml:5: connectors.orders.source.type: unknown type "oracle": known types are postgres, mysql, plugin`}},
+			[]string{`c.yaml:5: connectors.orders.source.type: unknown type "oracle": known types are postgres, mysql, http, plugin`}},
 		{"unknown destination type", "type: parquet", "type: kafka",
 			[]string{`c.yaml:9: connectors.orders.destination.type: unknown type "kafka": known types are parquet, plugin`}},
 		{"misspelt type", "      type: postgres", "      typ: postgres",
 			[]string{
-				`c.yaml:4: connectors.orders.source.type: required: one of postgres, mysql, plugin`,
+				`c.yaml:4: connectors.orders.source.type: required: one of postgres, mysql, http, plugin`,
 				`c.yaml:5: connectors.orders.source.typ: unknown key (did you mean "type"?)`,
 			}},
 		{"misspelt flush", "      url: file:///data/lake", "      url: file:///data/lake\n      flsuh: {rows: 1}",
 			[]string{`c.yaml:11: connectors.orders.destination.flsuh: unknown key (did you mean "flush"?)`}},
 		{"missing type", "      type: postgres\n", "",
-			[]string{`c.yaml:4: connectors.orders.source.type: required: one of postgres, mysql, plugin`}},
+			[]string{`c.yaml:4: connectors.orders.source.type: required: one of postgres, mysql, http, plugin`}},
 		{"bad connector name", "  orders:", "  or.ders:",
 			[]string{`c.yaml:3: connectors.or.ders: connector name must match [a-zA-Z0-9_-]+`}},
 		{"slot charset", "      tables:", "      slot: Orders\n      tables:",
@@ -684,6 +684,8 @@ func TestExampleConfigsLoad(t *testing.T) {
 		"MYSQL_DSN", "mysql://repl:pw@127.0.0.1:3306/",
 		"MYSQL_PASSWORD", "pw",
 		"LAKE_BUCKET", "lake",
+		"GITHUB_TOKEN", "ghp_example",
+		"GITHUB_REPO", "golang/go",
 	)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

@@ -109,6 +109,8 @@ func exampleEnv(t *testing.T) func(string) (string, bool) {
 		"MYSQL_DSN":        "mysql://repl:pw@127.0.0.1:3306/",
 		"MYSQL_PASSWORD":   "pw",
 		"LAKE_BUCKET":      "lake",
+		"GITHUB_TOKEN":     "ghp_example",
+		"GITHUB_REPO":      "golang/go",
 	}
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 }

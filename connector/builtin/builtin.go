@@ -7,6 +7,7 @@ import (
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/destinations/parquet"
 	"github.com/connectd/connectd/plugins/host"
+	"github.com/connectd/connectd/sources/httpapi"
 	"github.com/connectd/connectd/sources/mysql"
 	"github.com/connectd/connectd/sources/postgres"
 )
@@ -18,6 +19,7 @@ func Registry(pluginDir string) *connector.Registry {
 	r := connector.NewRegistry()
 	r.AddSource("postgres", postgres.Kind{})
 	r.AddSource("mysql", mysql.Kind{})
+	r.AddSource("http", httpapi.Kind{})
 	r.AddSource("plugin", host.SourceKind{Dir: pluginDir})
 	r.AddDestination("parquet", parquet.Kind{})
 	r.AddDestination("plugin", host.DestinationKind{Dir: pluginDir})

@@ -16,7 +16,7 @@ import (
 
 func TestEveryKindDeclaresItsConfig(t *testing.T) {
 	r := builtin.Registry("")
-	if got := r.SourceTypes(); !reflect.DeepEqual(got, []string{"postgres", "mysql", "plugin"}) {
+	if got := r.SourceTypes(); !reflect.DeepEqual(got, []string{"postgres", "mysql", "http", "plugin"}) {
 		t.Errorf("source types %v", got)
 	}
 	if got := r.DestinationTypes(); !reflect.DeepEqual(got, []string{"parquet", "plugin"}) {
