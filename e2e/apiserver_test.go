@@ -202,4 +202,6 @@ func (a *apiServer) items(w http.ResponseWriter, r *http.Request) {
 }
 
 // apiURL is the items endpoint of a pagination style, for messages.
-func (a *apiServer) apiURL(style string) string { return a.url + "/" + url.PathEscape(style) + "/items" }
+func (a *apiServer) apiURL(style string) string {
+	return a.url + "/" + url.PathEscape(style) + "/items"
+}
