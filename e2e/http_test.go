@@ -95,7 +95,9 @@ func (p *httpPipe) lakeState(t *testing.T, db *sql.DB) ([]row, map[string]row) {
 // sourceRows is what the API serves as live: the rows not marked deleted.
 func sourceRows(t *testing.T, conn *pgx.Conn) []row {
 	t.Helper()
-	return pgRows(t, conn, "SELECT id::text AS id, name, amount::float8::text AS amount FROM items WHERE NOT deleted ORDER BY id")
+	// amount as DuckDB prints a DOUBLE: 126.0, 1.5.
+	return pgRows(t, conn, `SELECT id::text AS id, name, CASE WHEN amount = trunc(amount) THEN trunc(amount)::bigint::text || '.0' ELSE amount::float8::text END AS amount
+		FROM items WHERE NOT deleted ORDER BY id`)
 }
 
 // seedItems inserts n rows from id first on, three rows per updated_at value so

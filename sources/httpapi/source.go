@@ -305,7 +305,7 @@ func (s *Source) pass(ctx context.Context, round uint64, started time.Time, str 
 			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, classifyRequest(err)
 		}
 		for i, raw := range page.Records {
 			if _, err := tracker.Observe(raw); err != nil {
@@ -369,6 +369,20 @@ func (s *Source) pass(ctx context.Context, round uint64, started time.Time, str 
 	end.Passes = start.Passes + 1
 	end.Schema = tracker.State()
 	return end, nil
+}
+
+// classifyRequest makes a request's failure permanent when waiting cannot mend it: a
+// success status with a body that is not JSON (a login or error page), or a 4xx other
+// than 408 and 429 (a wrong URL, credentials refused). The client has already retried
+// what may pass (5xx, 429, network errors), and the supervisor restarts the source
+// after those with a growing pause.
+func classifyRequest(err error) error {
+	var re *RequestError
+	if errors.As(err, &re) && re.Status >= 200 && re.Status < 500 &&
+		re.Status != http.StatusRequestTimeout && re.Status != http.StatusTooManyRequests {
+		return connector.Permanent(err)
+	}
+	return err
 }
 
 func cmpUint(a, b uint64) int {
