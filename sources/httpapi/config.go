@@ -45,6 +45,7 @@ type Cursor struct {
 	Type     string        `yaml:"type" default:"time" enum:"time,int,string" doc:"time: RFC 3339; int: an integer; string: compared byte by byte."`
 	Start    string        `yaml:"start" doc:"The cursor of the first request; empty: the template's {{ cursor }} is empty."`
 	Lookback time.Duration `yaml:"lookback" doc:"time cursors: each round asks from the highest value seen minus this, for APIs whose cursor field is not strictly monotonic; records already delivered are dropped by key and content."`
+	Window   time.Duration `yaml:"window" doc:"time cursors: ask in windows of this length from the cursor to now, for APIs that take a from/to range ({{ window.start }}, {{ window.end }}); needs cursor.start."`
 }
 
 // Deleted says which records are deletions: those whose field holds value.
@@ -84,6 +85,9 @@ func (c *Config) Validate(v *config.Validation) {
 		}
 		if s.Cursor.Lookback != 0 && s.Cursor.Type != "time" && s.Cursor.Type != "" {
 			v.Errorf(at("cursor.lookback"), "a lookback needs a time cursor (type: time), not %s", s.Cursor.Type)
+		}
+		if s.Cursor.Window != 0 && (s.Cursor.Type != "time" && s.Cursor.Type != "" || s.Cursor.Start == "") {
+			v.Errorf(at("cursor.window"), "windows need a time cursor (type: time) and a cursor.start")
 		}
 		if s.Cursor.Field == "" && s.Cursor.Start != "" {
 			v.Errorf(at("cursor.start"), "a start needs cursor.field")

@@ -256,7 +256,8 @@ type pending struct {
 	hash   uint64
 }
 
-// pass reads one stream's pages once and emits its records, each page's as a batch.
+// pass reads one stream's pages once (window by window, when it has windows) and
+// emits its records, each page's as a batch.
 func (s *Source) pass(ctx context.Context, round uint64, started time.Time, str *stream, start *streamState, skip record.Position, emit connector.EmitFunc) (*streamState, error) {
 	if start == nil {
 		start = &streamState{}
@@ -269,106 +270,144 @@ func (s *Source) pass(ctx context.Context, round uint64, started time.Time, str 
 	if err != nil {
 		return nil, err
 	}
-	op := record.OpUpdate
+	pr := &passRun{s: s, str: str, round: round, started: started, tracker: tracker, w: w, skip: skip, emit: emit, op: record.OpUpdate}
 	if start.Passes == 0 {
-		op = record.OpRead
+		pr.op = record.OpRead
 	}
-	vars := Vars{Cursor: w.requestCursor()}
-	pages := str.client.Pages(ctx, vars)
-	var out []record.Record
-	var group []pending
-	flush := func() {
-		slices.SortFunc(group, func(a, b pending) int {
-			if c := bytes.Compare(a.key, b.key); c != 0 {
-				return c
-			}
-			return cmpUint(a.hash, b.hash)
-		})
-		for i := range group {
-			g := &group[i]
-			pos := appendHeader(nil, round, str.idx)
-			pos = append(pos, g.cursor.ord...)
-			pos = appendOrdered(pos, g.key)
-			pos = appendUint64(pos, g.hash)
-			g.rec.Pos = pos
-			if skip == nil || bytes.Compare(pos, skip) > 0 {
-				out = append(out, g.rec)
-			}
-			w.delivered(g.key, g.hash, g.cursor)
-		}
-		group = group[:0]
+	windows, err := w.windows(s.now())
+	if err != nil {
+		return nil, err
 	}
-	var n int64
-	for {
-		page, err := pages.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, classifyRequest(err)
-		}
-		for i, raw := range page.Records {
-			if _, err := tracker.Observe(raw); err != nil {
-				return nil, connector.Permanent(fmt.Errorf("http: stream %s, %s record %d: %w", str.cfg.Name, page.URL, i, err))
+	for _, v := range windows {
+		pages := str.client.Pages(ctx, v)
+		for {
+			page, err := pages.Next(ctx)
+			if errors.Is(err, io.EOF) {
+				break
 			}
-			row, err := tracker.Row(raw, nil)
 			if err != nil {
-				return nil, connector.Permanent(fmt.Errorf("http: stream %s, %s record %d: %w", str.cfg.Name, page.URL, i, err))
+				return nil, classifyRequest(err)
 			}
-			rec := record.Record{Op: op, Schema: tracker.Schema(), After: row, CommitTS: started}
-			if str.isDeleted(raw) {
-				rec.Op, rec.Before, rec.After = record.OpDelete, row, nil
-			}
-			if str.cursor == nil {
-				pos := appendHeader(nil, round, str.idx)
-				pos = appendUint32(pos, uint32(page.Number))
-				pos = appendUint32(pos, uint32(i))
-				rec.Pos = pos
-				if skip == nil || bytes.Compare(pos, skip) > 0 {
-					out = append(out, rec)
-				}
-				continue
-			}
-			cv, key, hash, err := str.identify(raw)
-			if err != nil {
-				return nil, connector.Permanent(fmt.Errorf("http: stream %s, %s record %d: %w", str.cfg.Name, page.URL, i, err))
-			}
-			if !w.wanted(key, hash, cv) {
-				continue
-			}
-			if str.cursor.Type == "time" {
-				rec.CommitTS = time.UnixMicro(cv.num).UTC()
-			}
-			if len(group) > 0 {
-				switch c := bytes.Compare(cv.ord, group[0].cursor.ord); {
-				case c < 0:
-					return nil, connector.Permanent(fmt.Errorf("http: stream %s, %s record %d: cursor %s comes after %s: the API must return records in ascending order of %s (ask it to sort so, e.g. sort=%s&direction=asc)",
-						str.cfg.Name, page.URL, i, cv.text, group[0].cursor.text, str.cursor.Field, str.cursor.Field))
-				case c > 0:
-					flush()
-				}
-			}
-			group = append(group, pending{rec: rec, cursor: cv, key: key, hash: hash})
-		}
-		n += int64(len(page.Records))
-		s.status.SnapshotProgress(s.cfg.Namespace+"."+str.cfg.Name, n, 0)
-		if len(out) > 0 {
-			if err := emit(ctx, out); err != nil {
+			if err := pr.page(ctx, page); err != nil {
 				return nil, err
 			}
-			out = nil
 		}
 	}
-	flush()
-	if len(out) > 0 {
-		if err := emit(ctx, out); err != nil {
-			return nil, err
-		}
+	pr.flush()
+	if err := pr.send(ctx); err != nil {
+		return nil, err
 	}
 	end := w.end()
 	end.Passes = start.Passes + 1
 	end.Schema = tracker.State()
 	return end, nil
+}
+
+// passRun is one pass's progress.
+type passRun struct {
+	s       *Source
+	str     *stream
+	round   uint64
+	started time.Time
+	op      record.Op
+	tracker *Tracker
+	w       *window
+	skip    record.Position // a restart's committed position: records at or below it were delivered
+	emit    connector.EmitFunc
+	out     []record.Record
+	group   []pending
+	n       int64
+}
+
+// page turns a page's records into records of the envelope and emits what is ready.
+func (pr *passRun) page(ctx context.Context, page *Page) error {
+	str := pr.str
+	fail := func(i int, err error) error {
+		return connector.Permanent(fmt.Errorf("http: stream %s, %s record %d: %w", str.cfg.Name, page.URL, i, err))
+	}
+	for i, raw := range page.Records {
+		if _, err := pr.tracker.Observe(raw); err != nil {
+			return fail(i, err)
+		}
+		row, err := pr.tracker.Row(raw, nil)
+		if err != nil {
+			return fail(i, err)
+		}
+		rec := record.Record{Op: pr.op, Schema: pr.tracker.Schema(), After: row, CommitTS: pr.started}
+		if str.isDeleted(raw) {
+			rec.Op, rec.Before, rec.After = record.OpDelete, row, nil
+		}
+		if str.cursor == nil {
+			pos := appendHeader(nil, pr.round, str.idx)
+			pos = appendUint32(pos, uint32(page.Number))
+			pos = appendUint32(pos, uint32(i))
+			pr.add(rec, pos)
+			continue
+		}
+		cv, key, hash, err := str.identify(raw)
+		if err != nil {
+			return fail(i, err)
+		}
+		if !pr.w.wanted(key, hash, cv) {
+			continue
+		}
+		if str.cursor.Type == "time" {
+			rec.CommitTS = time.UnixMicro(cv.num).UTC()
+		}
+		if len(pr.group) > 0 {
+			switch c := bytes.Compare(cv.ord, pr.group[0].cursor.ord); {
+			case c < 0:
+				return fail(i, fmt.Errorf("cursor %s comes after %s: the API must return records in ascending order of %s (ask it to sort so, e.g. sort=%s&direction=asc)",
+					cv.text, pr.group[0].cursor.text, str.cursor.Field, str.cursor.Field))
+			case c > 0:
+				pr.flush()
+			}
+		}
+		pr.group = append(pr.group, pending{rec: rec, cursor: cv, key: key, hash: hash})
+	}
+	pr.n += int64(len(page.Records))
+	pr.s.status.SnapshotProgress(pr.s.cfg.Namespace+"."+str.cfg.Name, pr.n, 0)
+	return pr.send(ctx)
+}
+
+// add queues a record unless a restart already delivered it.
+func (pr *passRun) add(rec record.Record, pos record.Position) {
+	rec.Pos = pos
+	if pr.skip == nil || bytes.Compare(pos, pr.skip) > 0 {
+		pr.out = append(pr.out, rec)
+	}
+}
+
+// flush gives the held-back records of one cursor value their positions, in key and
+// content order.
+func (pr *passRun) flush() {
+	slices.SortFunc(pr.group, func(a, b pending) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return cmpUint(a.hash, b.hash)
+	})
+	for i := range pr.group {
+		g := &pr.group[i]
+		pos := appendHeader(nil, pr.round, pr.str.idx)
+		pos = append(pos, g.cursor.ord...)
+		pos = appendOrdered(pos, g.key)
+		pos = appendUint64(pos, g.hash)
+		pr.add(g.rec, pos)
+		pr.w.delivered(g.key, g.hash, g.cursor)
+	}
+	pr.group = pr.group[:0]
+}
+
+// send emits the queued records as one batch.
+func (pr *passRun) send(ctx context.Context) error {
+	if len(pr.out) == 0 {
+		return nil
+	}
+	pr.s.status.SourcePosition(pr.s.DescribePosition(pr.out[len(pr.out)-1].Pos))
+	err := pr.emit(ctx, pr.out)
+	pr.out = nil
+	return err
 }
 
 // classifyRequest makes a request's failure permanent when waiting cannot mend it: a

@@ -138,6 +138,39 @@ func (w *window) back(cv cursorValue) cursorValue {
 	return b
 }
 
+// windows are the pass's requests' variables: one request sequence from the cursor,
+// or, with cursor.window, one per window from the cursor to now, each holding
+// {{ window.start }} and {{ window.end }} (RFC 3339, UTC).
+func (w *window) windows(now time.Time) ([]Vars, error) {
+	cur := w.requestCursor()
+	if w.str.cursor == nil || w.str.cursor.Window <= 0 {
+		return []Vars{{Cursor: cur}}, nil
+	}
+	from := time.Time{}
+	if cur != "" {
+		cv, err := parseCursor("time", cur)
+		if err != nil {
+			return nil, connector.Permanent(fmt.Errorf("http: stream %s: %w", w.str.cfg.Name, err))
+		}
+		from = time.UnixMicro(cv.num).UTC()
+	}
+	if from.IsZero() {
+		return nil, connector.Permanent(fmt.Errorf("http: stream %s: windows need a cursor.start to begin from", w.str.cfg.Name))
+	}
+	var out []Vars
+	for ws := from; ws.Before(now); ws = ws.Add(w.str.cursor.Window) {
+		we := ws.Add(w.str.cursor.Window)
+		if we.After(now) {
+			we = now
+		}
+		out = append(out, Vars{Cursor: cur, WindowStart: ws.Format(time.RFC3339Nano), WindowEnd: we.Format(time.RFC3339Nano)})
+	}
+	if len(out) == 0 {
+		out = append(out, Vars{Cursor: cur, WindowStart: from.Format(time.RFC3339Nano), WindowEnd: from.Format(time.RFC3339Nano)})
+	}
+	return out, nil
+}
+
 // requestCursor is the {{ cursor }} of the pass's requests.
 func (w *window) requestCursor() string {
 	switch {
