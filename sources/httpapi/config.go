@@ -37,6 +37,8 @@ type Stream struct {
 	Deleted    Deleted           `yaml:"deleted" doc:"How the API marks a deleted record, if it does."`
 	Schema     []ColumnDecl      `yaml:"schema" doc:"Declared columns; the other fields of the records are inferred (README: \"Schema\")."`
 	Flatten    int               `yaml:"flatten" doc:"Nested objects are flattened into parent_child columns to this depth; deeper ones are JSON."`
+	// DeclaredOnly keeps a stream's table to what it declares.
+	DeclaredOnly bool `yaml:"declared_only" doc:"Only the declared columns and the key: other fields of the records are left out instead of inferred."`
 }
 
 // Cursor is a stream's incremental cursor.

@@ -16,7 +16,7 @@ import (
 
 // The schema of a stream: which columns its records become and of which types. The
 // rules (the widening lattice, flattening, declared types, what survives a restart)
-// are in README-schema.md; this file keeps them and points there.
+// are in README.md; this file keeps them and points there.
 
 // ColumnDecl is one declared column of a stream's `schema`: a value whose type the
 // config fixes instead of leaving it to inference.
@@ -232,7 +232,7 @@ func (p *plan) fail(path []string, err *SchemaError) {
 
 // Observe widens the schema so that it holds rec: a field never seen becomes a new
 // column (nullable, appended), and a value that an inferred column's type cannot hold
-// widens the column (README-schema.md, "Inference"). It reports whether Schema
+// widens the column (README.md, "Inference"). It reports whether Schema
 // changed. A value that no widening can hold (an object where a number was), a value
 // that does not fit a declared column, and a key column that is missing or null are
 // a *SchemaError, and the schema stays as it was. Every record observed so far fits

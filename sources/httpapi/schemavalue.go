@@ -53,7 +53,7 @@ func (s classes) jsonTypes() string {
 }
 
 // scalarKind is the narrowest kind that holds every scalar class in s, along the
-// lattice of README-schema.md: int64 < float64 < decimal_text, and anything mixed
+// lattice of README.md: int64 < float64 < decimal_text, and anything mixed
 // with a string or a boolean with a number is a string.
 func scalarKind(s classes) record.Kind {
 	switch {

@@ -445,7 +445,7 @@ func appendUint64(dst []byte, v uint64) []byte {
 // tracker returns the stream's schema tracker, restored from saved when there is one
 // (so that columns keep their order and types across restarts).
 func (str *stream) tracker(namespace string, saved json.RawMessage) (*Tracker, error) {
-	t, err := RestoreTracker(saved, namespace, str.cfg.Name, str.cfg.PrimaryKey, str.cfg.Schema, Inference{Flatten: str.cfg.Flatten})
+	t, err := RestoreTracker(saved, namespace, str.cfg.Name, str.cfg.PrimaryKey, str.cfg.Schema, Inference{Flatten: str.cfg.Flatten, DeclaredOnly: str.cfg.DeclaredOnly})
 	if err != nil {
 		return nil, connector.Permanent(fmt.Errorf("http: stream %s: %w", str.cfg.Name, err))
 	}
