@@ -6,6 +6,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -476,11 +478,67 @@ func (str *stream) identify(raw map[string]any) (cursorValue, []byte, uint64, er
 	if err != nil {
 		return cursorValue{}, nil, 0, err
 	}
-	body, err := json.Marshal(raw) // map keys sorted: one text per content
-	if err != nil {
-		return cursorValue{}, nil, 0, err
+	return cv, key, contentHash(raw), nil
+}
+
+// contentHash hashes a decoded JSON value by its content: object members in key
+// order, each value behind a tag of its type, so two records hash alike exactly when
+// they hold the same JSON (numbers as the API wrote them).
+func contentHash(v any) uint64 {
+	d := xxhash.New()
+	var keys []string
+	hashValue(d, v, &keys)
+	return d.Sum64()
+}
+
+func hashValue(d *xxhash.Digest, v any, keys *[]string) {
+	var tag [1]byte
+	switch x := v.(type) {
+	case nil:
+		tag[0] = 'n'
+		_, _ = d.Write(tag[:])
+	case bool:
+		tag[0] = 'f'
+		if x {
+			tag[0] = 't'
+		}
+		_, _ = d.Write(tag[:])
+	case json.Number:
+		writeTagged(d, '#', string(x))
+	case float64:
+		writeTagged(d, '#', strconv.FormatFloat(x, 'g', -1, 64))
+	case string:
+		writeTagged(d, '"', x)
+	case []any:
+		writeTagged(d, '[', strconv.Itoa(len(x)))
+		for _, e := range x {
+			hashValue(d, e, keys)
+		}
+	case map[string]any:
+		start := len(*keys)
+		for k := range x {
+			*keys = append(*keys, k)
+		}
+		own := (*keys)[start:]
+		slices.Sort(own)
+		writeTagged(d, '{', strconv.Itoa(len(own)))
+		for _, k := range own {
+			writeTagged(d, ':', k)
+			hashValue(d, x[k], keys)
+		}
+		*keys = (*keys)[:start]
+	default:
+		writeTagged(d, '?', fmt.Sprintf("%T:%v", v, v))
 	}
-	return cv, key, xxhash.Sum64(body), nil
+}
+
+// writeTagged writes a tag, the length of s and s, so that concatenations differ.
+func writeTagged(d *xxhash.Digest, tag byte, s string) {
+	var hdr [1 + binary.MaxVarintLen64]byte
+	hdr[0] = tag
+	n := binary.PutUvarint(hdr[1:], uint64(len(s)))
+	_, _ = d.Write(hdr[:1+n])
+	_, _ = d.WriteString(s)
 }
 
 func (str *stream) key(raw map[string]any) ([]byte, error) {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -153,5 +154,35 @@ func TestLookbackDropsWhatWasDelivered(t *testing.T) {
 	}
 	if next.wanted([]byte(`[1]`), 11, at("2026-01-01T00:00:00Z")) {
 		t.Error("record 1, below the lookback, came again")
+	}
+}
+
+func TestContentHashIsTheJSONContent(t *testing.T) {
+	dec := func(s string) any {
+		d := json.NewDecoder(strings.NewReader(s))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	same := [][2]string{
+		{`{"a": 1, "b": [true, null, "x"]}`, `{"b":[true,null,"x"],"a":1}`},
+		{`{"o": {"y": 2, "x": 1}}`, `{"o": {"x": 1, "y": 2}}`},
+	}
+	for _, p := range same {
+		if contentHash(dec(p[0])) != contentHash(dec(p[1])) {
+			t.Errorf("%s and %s hash apart", p[0], p[1])
+		}
+	}
+	differ := [][2]string{
+		{`{"a": 1}`, `{"a": "1"}`}, {`{"a": 1}`, `{"a": 1.0}`}, {`{"a": ["x", "y"]}`, `{"a": ["xy"]}`},
+		{`{"a": null}`, `{}`}, {`{"ab": "c"}`, `{"a": "bc"}`}, {`{"a": {}}`, `{"a": []}`},
+	}
+	for _, p := range differ {
+		if contentHash(dec(p[0])) == contentHash(dec(p[1])) {
+			t.Errorf("%s and %s hash alike", p[0], p[1])
+		}
 	}
 }
