@@ -1,13 +1,10 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
-
-	"github.com/cespare/xxhash/v2"
 
 	"golang.org/x/sync/errgroup"
 
@@ -134,56 +131,18 @@ func (t *tableRun) digestDestination(ctx context.Context, dst connector.Reader, 
 	defer dstSet.remove()
 	posSet := newSpillSet(t.dir, "dp", 0, t.bits)
 	defer posSet.remove()
-	var buf, pbuf, kbuf []byte
-	var n int
-	err := dst.Changes(ctx, t.schema, func(c *connector.StoredChange) error {
-		n++
-		if n%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+	var buf, kbuf []byte
+	err := t.storedChanges(ctx, dst, dstSet, posSet, func(c *connector.StoredChange, where uint64) ([]byte, bool, error) {
+		kbuf = connector.AppendDigestRow(kbuf[:0], form, t.schema, c.Row, true)
+		h := connector.DigestKey(kbuf)
+		if !q.Sampled(h) {
+			return nil, false, nil
 		}
-		if c.Op == record.OpCheckpoint || bytes.Compare(c.Pos, t.boundary) >= 0 {
-			return nil
-		}
-		where := t.whereID(c.Where)
-		var key []byte
-		if c.Op == record.OpTruncate {
-			if bytes.Compare(c.Pos, t.cut) > 0 {
-				t.cut = append(t.cut[:0], c.Pos...)
-			}
-		} else {
-			kbuf = connector.AppendDigestRow(kbuf[:0], form, t.schema, c.Row, true)
-			h := connector.DigestKey(kbuf)
-			if !q.Sampled(h) {
-				return nil
-			}
-			buf = fields.appendPayload(buf[:0], c.Row, c.Unchanged)
-			buf = binary.AppendUvarint(buf, uint64(len(c.Pos)))
-			buf = append(buf, c.Pos...)
-			buf = append(buf, byte(c.Op))
-			buf = binary.AppendUvarint(buf, where)
-			if _, err := dstSet.add(h, buf); err != nil {
-				return err
-			}
-			// Positions are reported with the canonical key.
-			key = t.enc.appendKey(nil, c.Row)
-		}
-		pbuf = binary.AppendUvarint(pbuf[:0], uint64(len(c.Pos)))
-		pbuf = append(pbuf, c.Pos...)
-		pbuf = binary.AppendUvarint(pbuf, uint64(len(key)))
-		pbuf = append(pbuf, key...)
-		pbuf = binary.AppendUvarint(pbuf, where)
-		_, err := posSet.add(xxhash.Sum64(c.Pos), pbuf)
-		return err
+		buf = fields.appendPayload(buf[:0], c.Row, c.Unchanged)
+		// Positions are reported with the canonical key.
+		return t.enc.appendKey(nil, c.Row), true, spillChange(dstSet, h, buf, c, where)
 	})
 	if err != nil {
-		return fmt.Errorf("read destination: %w", err)
-	}
-	if err := dstSet.finish(); err != nil {
-		return err
-	}
-	if err := posSet.finish(); err != nil {
 		return err
 	}
 	d := &tableRun{opt: t.opt, schema: t.schema, enc: fields, limit: t.limit, cut: t.cut, rep: &TableReport{}, dir: t.dir}

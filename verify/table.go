@@ -240,7 +240,27 @@ func (t *tableRun) whereID(w string) uint64 {
 // columns marked unknown), then the position, the op and where it is stored. A
 // position entry's payload: position, key, where.
 func (t *tableRun) readDestination(ctx context.Context, dst connector.Reader, enc *encoder, dstSet, posSet *spillSet) error {
-	var buf, pbuf []byte
+	var buf []byte
+	return t.storedChanges(ctx, dst, dstSet, posSet, func(c *connector.StoredChange, where uint64) ([]byte, bool, error) {
+		if t.keep != nil && !t.keep(c.Row) || !t.keySampled(enc, c.Row) {
+			return nil, false, nil
+		}
+		buf = enc.appendPayload(buf[:0], c.Row, c.Unchanged)
+		h := enc.keyHash(buf)
+		if !t.sampled(h) {
+			return nil, false, nil
+		}
+		key := payloadKey(buf)
+		return key, true, spillChange(dstSet, h, buf, c, where)
+	})
+}
+
+// storedChanges walks the table's stored records below the boundary: a truncate moves
+// the cut, any other record goes to row, which spills it (or leaves it out of the
+// sample) and returns its canonical key; every record kept is also filed by position
+// for checkPositions. Both sets are finished on return.
+func (t *tableRun) storedChanges(ctx context.Context, dst connector.Reader, dstSet, posSet *spillSet, row func(c *connector.StoredChange, where uint64) (key []byte, keep bool, err error)) error {
+	var pbuf []byte
 	var n int
 	err := dst.Changes(ctx, t.schema, func(c *connector.StoredChange) error {
 		n++
@@ -259,22 +279,11 @@ func (t *tableRun) readDestination(ctx context.Context, dst connector.Reader, en
 				t.cut = append(t.cut[:0], c.Pos...)
 			}
 		} else {
-			if t.keep != nil && !t.keep(c.Row) || !t.keySampled(enc, c.Row) {
-				return nil
-			}
-			buf = enc.appendPayload(buf[:0], c.Row, c.Unchanged)
-			h := enc.keyHash(buf)
-			if !t.sampled(h) {
-				return nil
-			}
-			key = payloadKey(buf)
-			buf = binary.AppendUvarint(buf, uint64(len(c.Pos)))
-			buf = append(buf, c.Pos...)
-			buf = append(buf, byte(c.Op))
-			buf = binary.AppendUvarint(buf, where)
-			if _, err := dstSet.add(h, buf); err != nil {
+			k, keep, err := row(c, where)
+			if err != nil || !keep {
 				return err
 			}
+			key = k
 		}
 		pbuf = binary.AppendUvarint(pbuf[:0], uint64(len(c.Pos)))
 		pbuf = append(pbuf, c.Pos...)
@@ -291,6 +300,17 @@ func (t *tableRun) readDestination(ctx context.Context, dst connector.Reader, en
 		return err
 	}
 	return posSet.finish()
+}
+
+// spillChange appends a destination entry's tail (position, op, where) to payload
+// and spills it under h.
+func spillChange(set *spillSet, h uint64, payload []byte, c *connector.StoredChange, where uint64) error {
+	payload = binary.AppendUvarint(payload, uint64(len(c.Pos)))
+	payload = append(payload, c.Pos...)
+	payload = append(payload, byte(c.Op))
+	payload = binary.AppendUvarint(payload, where)
+	_, err := set.add(h, payload)
+	return err
 }
 
 // payloadKey returns the key of a payload (uvarint length, key, ...).

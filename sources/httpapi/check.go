@@ -14,6 +14,25 @@ import (
 	"github.com/connectd/connectd/record"
 )
 
+// openForCheck opens the streams' clients for one command; done ends their idle
+// connections.
+func openForCheck(p connector.SourceParams) (*Config, []*stream, func(), error) {
+	cfg, err := connector.SourceConfig[Config](p)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	log := p.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	streams, err := openStreams(cfg, &http.Client{Transport: tr}, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, streams, tr.CloseIdleConnections, nil
+}
+
 // firstPage asks for a stream's first page, as the first round would.
 func firstPage(ctx context.Context, str *stream) (*Page, error) {
 	v := Vars{}
@@ -30,20 +49,11 @@ func firstPage(ctx context.Context, str *stream) (*Page, error) {
 // Check makes one request per stream and says what came back: the status, how many
 // records the first page holds and the first record's fields.
 func (Kind) Check(ctx context.Context, p connector.SourceParams) []connector.CheckResult {
-	cfg, err := connector.SourceConfig[Config](p)
+	_, streams, done, err := openForCheck(p)
 	if err != nil {
 		return []connector.CheckResult{{Name: "http: config", Detail: err.Error()}}
 	}
-	log := p.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	defer tr.CloseIdleConnections()
-	streams, err := openStreams(cfg, &http.Client{Transport: tr}, log)
-	if err != nil {
-		return []connector.CheckResult{{Name: "http: config", Detail: err.Error()}}
-	}
+	defer done()
 	var out []connector.CheckResult
 	for _, str := range streams {
 		name := "http: stream " + str.cfg.Name
@@ -91,20 +101,11 @@ func missingFields(rec map[string]any, str *stream) []string {
 // Discover infers each stream's schema from its first page (and its declared
 // columns), as the first round would start it.
 func (Kind) Discover(ctx context.Context, p connector.SourceParams) ([]*record.Schema, error) {
-	cfg, err := connector.SourceConfig[Config](p)
+	cfg, streams, done, err := openForCheck(p)
 	if err != nil {
 		return nil, err
 	}
-	log := p.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	defer tr.CloseIdleConnections()
-	streams, err := openStreams(cfg, &http.Client{Transport: tr}, log)
-	if err != nil {
-		return nil, err
-	}
+	defer done()
 	var out []*record.Schema
 	for _, str := range streams {
 		t, err := str.tracker(cfg.Namespace, nil)

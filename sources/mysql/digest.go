@@ -260,9 +260,9 @@ func appendClock(dst []byte, v record.Value) []byte {
 }
 
 // appendDecimalAt appends a decimal's text as the server prints a DECIMAL of the
-// given scale: no leading zeros but one before the point, exactly scale fraction
-// digits, no sign on zero. A value that needs more fraction digits, or text that is
-// not a plain decimal, is noField: rounding it could make a different value match.
+// given scale (record.AppendDecimalAt); a value that needs more fraction digits, or
+// text that is not a plain decimal, is noField: rounding it could make a different
+// value match.
 func appendDecimalAt(dst []byte, v record.Value, scale int) []byte {
 	var s string
 	switch x := v.(type) {
@@ -273,45 +273,10 @@ func appendDecimalAt(dst []byte, v record.Value, scale int) []byte {
 	default:
 		return append(dst, noField)
 	}
-	neg := strings.HasPrefix(s, "-")
-	if neg {
-		s = s[1:]
+	if out, ok := record.AppendDecimalAt(dst, s, scale); ok {
+		return out
 	}
-	ip, fp, _ := strings.Cut(s, ".")
-	if ip == "" && fp == "" || !allDigits(ip) || !allDigits(fp) {
-		return append(dst, noField)
-	}
-	if len(fp) > scale {
-		if strings.Trim(fp[scale:], "0") != "" {
-			return append(dst, noField)
-		}
-		fp = fp[:scale]
-	}
-	ip = strings.TrimLeft(ip, "0")
-	if neg && (ip != "" || strings.Trim(fp, "0") != "") {
-		dst = append(dst, '-')
-	}
-	if ip == "" {
-		ip = "0"
-	}
-	dst = append(dst, ip...)
-	if scale > 0 {
-		dst = append(dst, '.')
-		dst = append(dst, fp...)
-		for range scale - len(fp) {
-			dst = append(dst, '0')
-		}
-	}
-	return dst
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
+	return append(dst, noField)
 }
 
 // maxDecptForF is MariaDB's MAX_DECPT_FOR_F_FORMAT (DBL_DIG): how far the point may

@@ -312,33 +312,15 @@ func splitDecimal(s string) (neg bool, intPart, frac string, ok bool) {
 }
 
 // appendScaled renders a decimal with exactly scale fraction digits, as numeric(p,s)
-// prints; "?" when that would drop a non-zero digit.
+// prints; NaN and the infinities as such; "?" when that would drop a non-zero digit.
 func appendScaled(dst []byte, s string, scale int) []byte {
-	neg, ip, frac, ok := splitDecimal(s)
-	if !ok {
+	if _, _, _, ok := splitDecimal(s); !ok {
 		return append(dst, s...) // NaN, Infinity: printed as such
 	}
-	if len(frac) > scale {
-		if strings.Trim(frac[scale:], "0") != "" {
-			return append(dst, '?')
-		}
-		frac = frac[:scale]
+	if out, ok := record.AppendDecimalAt(dst, s, scale); ok {
+		return out
 	}
-	if neg && strings.Trim(ip+frac, "0") != "" {
-		dst = append(dst, '-')
-	}
-	if ip == "" {
-		ip = "0"
-	}
-	dst = append(dst, ip...)
-	if scale > 0 {
-		dst = append(dst, '.')
-		dst = append(dst, frac...)
-		for range scale - len(frac) {
-			dst = append(dst, '0')
-		}
-	}
-	return dst
+	return append(dst, '?')
 }
 
 // appendTrimmed renders a decimal as trim_scale(x)::text prints it: no trailing
