@@ -265,3 +265,32 @@ func TestHTTPSourceSchemaWidens(t *testing.T) {
 		t.Errorf("a field turned object: want a failure naming the column and the fix, got %s", r)
 	}
 }
+
+// TestHTTPSourceCheckAndDiscover: check makes one request per stream and says what came
+// back; discover prints the schema the first page infers.
+func TestHTTPSourceCheckAndDiscover(t *testing.T) {
+	p, conn := newHTTPPipe(t, "token", "{rows: 100000, bytes: 16MiB, interval: 1s}", "")
+	seedItems(t, conn, 1, 5)
+	r := connectd(t, time.Minute, "check", "-c", p.config)
+	if r.code != 0 {
+		t.Fatalf("check: want exit 0, got %s", r)
+	}
+	for _, want := range []string{"stream items", "HTTP 200", "5 records on the first page", "updated_at"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("check does not say %q:\n%s", want, r.stdout)
+		}
+	}
+	r = connectd(t, time.Minute, "discover", "-c", p.config)
+	if r.code != 0 {
+		t.Fatalf("discover: want exit 0, got %s", r)
+	}
+	for _, want := range []string{"shop.items", "amount", "meta", "float64"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("discover does not show %q:\n%s", want, r.stdout)
+		}
+	}
+	p.api.fault("html", 10)
+	if r := connectd(t, time.Minute, "check", "-c", p.config); r.code == 0 || !strings.Contains(r.stdout+r.stderr, "Maintenance") {
+		t.Errorf("check against an HTML page: want a failure quoting it, got %s", r)
+	}
+}
