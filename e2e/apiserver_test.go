@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -199,9 +198,4 @@ func (a *apiServer) items(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(body)
-}
-
-// apiURL is the items endpoint of a pagination style, for messages.
-func (a *apiServer) apiURL(style string) string {
-	return a.url + "/" + url.PathEscape(style) + "/items"
 }

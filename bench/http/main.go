@@ -56,7 +56,7 @@ func runServer(addr string, n, size int) {
 			recs = append(recs, map[string]any{
 				"id": i + 1, "name": "item " + strconv.Itoa(i+1), "amount": float64(i%100000) / 100,
 				"updated_at": base.Add(time.Duration(i) * time.Second).Format(time.RFC3339),
-				"active": i%3 != 0, "tags": []string{"t" + strconv.Itoa(i%7), "x"},
+				"active":     i%3 != 0, "tags": []string{"t" + strconv.Itoa(i%7), "x"},
 				"customer": map[string]any{"id": i % 5000, "tier": "gold"},
 			})
 		}

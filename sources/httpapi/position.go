@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"math"
 
 	"github.com/connectd/connectd/record"
 )
@@ -102,6 +101,3 @@ type cursorValue struct {
 }
 
 func (c cursorValue) less(d cursorValue) bool { return bytes.Compare(c.ord, d.ord) < 0 }
-
-// maxInt64Cursor bounds an int cursor's text.
-const maxInt64Cursor = math.MaxInt64
