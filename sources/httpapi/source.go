@@ -391,6 +391,9 @@ func (pr *passRun) flush() {
 	})
 	for i := range pr.group {
 		g := &pr.group[i]
+		if i > 0 && g.hash == pr.group[i-1].hash && bytes.Equal(g.key, pr.group[i-1].key) {
+			continue // the same record twice in one pass (pages that shifted): once
+		}
 		pos := appendHeader(nil, pr.round, pr.str.idx)
 		pos = append(pos, g.cursor.ord...)
 		pos = appendOrdered(pos, g.key)

@@ -186,3 +186,26 @@ func TestContentHashIsTheJSONContent(t *testing.T) {
 		}
 	}
 }
+
+// An API whose pages shift (offset paging while rows are added) can return a record
+// twice in one pass: it is delivered once.
+func TestRecordRepeatedInAPassIsDeliveredOnce(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("page") == "" {
+			w.Header().Set("Link", `</rows?page=2>; rel="next"`)
+			_, _ = w.Write([]byte(`{"data": [{"id": 1, "updated_at": 5}, {"id": 2, "updated_at": 6}]}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"data": [{"id": 2, "updated_at": 6}, {"id": 3, "updated_at": 6}]}`))
+	}))
+	defer srv.Close()
+	store, _ := offsets.NewFile(t.TempDir())
+	recs, err := syncOnce(t, memConfig(srv.URL), store.State("t"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := data(recs); n != 3 {
+		t.Fatalf("%d records, want 3: %v", n, recs)
+	}
+}
