@@ -58,6 +58,22 @@ type Destination interface {
 	Close(ctx context.Context) error
 }
 
+// ReplayVaries is implemented by sources whose records after a committed position
+// may differ when they are read again (an API whose data changed between a crash and
+// the restart), so that a replay does not rewrite what the interrupted flush wrote.
+type ReplayVaries interface {
+	ReplayVaries() bool
+}
+
+// Resumer is implemented by destinations that can clear what an interrupted flush
+// left behind (docs/design.md, "Exactly once"). For a source whose replays vary, the
+// runtime calls Resume once, before the first Write, with the committed position (never
+// nil): whatever the destination holds beyond it was never committed, and the records
+// the source replays take its place.
+type Resumer interface {
+	Resume(ctx context.Context, committed record.Position) error
+}
+
 // Describer is implemented by sources whose positions have a readable form
 // (connectd offsets show).
 type Describer interface {

@@ -190,6 +190,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 	r.log.Info("pipeline starting", "position", start.String(), "epoch", epoch)
 	r.epoch = epoch
 	r.last = start
+	if rs, ok := r.o.Destination.(connector.Resumer); ok && start != nil && replayVaries(r.o.Source) {
+		if err := rs.Resume(opCtx, start); err != nil {
+			return fmt.Errorf("resume the destination after %s: %w", start, err)
+		}
+	}
 	r.batches = make(chan []record.Record, r.o.Buffer)
 	r.readDone = make(chan error, 1)
 	r.timer = time.NewTimer(time.Hour)
@@ -363,6 +368,13 @@ func (r *runner) write(ctx context.Context, b []record.Record) error {
 		return r.commit(ctx)
 	}
 	return nil
+}
+
+// replayVaries reports whether the source may replay other records than it emitted
+// before a crash.
+func replayVaries(s connector.Source) bool {
+	v, ok := s.(connector.ReplayVaries)
+	return ok && v.ReplayVaries()
 }
 
 // withoutCheckpoints returns b without its OpCheckpoint records, reusing b's array

@@ -12,8 +12,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/parquet-go/parquet-go"
@@ -118,6 +121,11 @@ type Destination struct {
 	pending []*closedFile // closed files not yet durable (a failed Flush)
 	seq     int           // names staging files
 	warned  map[string]bool
+	// committed is the position the runtime resumed from (Resume); cleaned lists
+	// the table folders already cleared of files beyond it in this run.
+	committed record.Position
+	resumed   bool
+	cleaned   map[string]bool
 
 	// last is the file of the previous record: consecutive records of one table
 	// skip the map lookup.
@@ -218,7 +226,7 @@ func (d *Destination) Write(ctx context.Context, recs []record.Record) error {
 		f := d.last
 		if f == nil || r.Schema != d.lastSchema || day != d.lastDay {
 			var err error
-			if f, err = d.fileFor(r, day); err != nil {
+			if f, err = d.fileFor(ctx, r, day); err != nil {
 				return err
 			}
 			d.last, d.lastSchema, d.lastDay = f, r.Schema, day
@@ -294,7 +302,7 @@ func (d *Destination) openBytes() (mem, total int64) {
 }
 
 // fileFor finds or opens the file for a record.
-func (d *Destination) fileFor(r *record.Record, day int64) (*openFile, error) {
+func (d *Destination) fileFor(ctx context.Context, r *record.Record, day int64) (*openFile, error) {
 	se := d.schemas[r.Schema]
 	if se == nil {
 		fp := fileFingerprint(r.Schema)
@@ -325,6 +333,9 @@ func (d *Destination) fileFor(r *record.Record, day int64) (*openFile, error) {
 	}
 	if key.namespace == "" || key.table == "" {
 		return nil, fmt.Errorf("parquet: record at %s has an empty namespace or table name", r.Pos)
+	}
+	if err := d.clean(ctx, key.namespace, key.table); err != nil {
+		return nil, err
 	}
 	f, err := d.openFile(key, se.fs, r)
 	if err != nil {
@@ -455,4 +466,52 @@ func (d *Destination) Close(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+var _ connector.Resumer = (*Destination)(nil)
+
+// Resume notes the committed position the run resumes from. Files named beyond it
+// were written by a flush whose commit was lost; a replay rewrites them under the same
+// names when the source replays the same records, but a source whose records may
+// differ on a replay (an API's data changed meanwhile) would leave them beside the new
+// ones. So before the first file of a table is opened, the table's files named beyond
+// the committed position are removed (docs/design.md, "Exactly once").
+func (d *Destination) Resume(_ context.Context, committed record.Position) error {
+	d.committed = slices.Clone(committed)
+	d.resumed = true
+	d.cleaned = map[string]bool{}
+	return nil
+}
+
+// clean removes, once per run and table, the table's files whose first position is
+// beyond the committed one. A name that is a hash of a long position cannot be told
+// and is kept.
+func (d *Destination) clean(ctx context.Context, namespace, table string) error {
+	dir := tableDir(namespace, table)
+	if !d.resumed || d.cleaned[dir] {
+		return nil
+	}
+	rels, err := d.store.list(ctx, dir)
+	if err != nil {
+		return err
+	}
+	var stale []string
+	for _, rel := range rels {
+		name := strings.TrimSuffix(path.Base(rel), ".parquet")
+		pos, err := record.ParsePosition(name)
+		if err != nil || len(pos) == 0 {
+			continue // a hashed name, or not one of ours
+		}
+		if pos.Compare(d.committed) > 0 {
+			stale = append(stale, rel)
+		}
+	}
+	if len(stale) > 0 {
+		d.log.Info("parquet: removing files an uncommitted flush left", "table", namespace+"."+table, "files", len(stale), "committed", d.committed.String())
+		if err := d.store.remove(ctx, stale); err != nil {
+			return err
+		}
+	}
+	d.cleaned[dir] = true
+	return nil
 }

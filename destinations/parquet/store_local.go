@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 )
 
 // closedFile is a complete Parquet file in staging that is not yet durable at its
@@ -33,6 +35,10 @@ type store interface {
 	commit(ctx context.Context, files []*closedFile) ([]*closedFile, error)
 	// String is the root url, for messages.
 	String() string
+	// list returns the relative paths of the .parquet files below dir (relative,
+	// slash-separated); remove deletes such files durably.
+	list(ctx context.Context, dir string) ([]string, error)
+	remove(ctx context.Context, rels []string) error
 }
 
 // localStore writes below a directory. Staged files live in a hidden directory under
@@ -139,6 +145,48 @@ func syncDir(dir string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("parquet: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func (s *localStore) list(_ context.Context, dir string) ([]string, error) {
+	root := filepath.Join(s.loc.root, filepath.FromSlash(dir))
+	var out []string
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".parquet") {
+			rel, err := filepath.Rel(s.loc.root, p)
+			if err != nil {
+				return err
+			}
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("parquet: list %s: %w", root, err)
+	}
+	return out, nil
+}
+
+func (s *localStore) remove(_ context.Context, rels []string) error {
+	dirs := map[string]bool{}
+	for _, rel := range rels {
+		full := filepath.Join(s.loc.root, filepath.FromSlash(rel))
+		if err := os.Remove(full); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("parquet: remove %s: %w", full, err)
+		}
+		dirs[filepath.Dir(full)] = true
+	}
+	for dir := range dirs {
+		if err := syncDir(dir); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -196,4 +197,33 @@ func (b backoff) do(ctx context.Context, fn func() error) error {
 		}
 		delay = min(delay*2, b.max)
 	}
+}
+
+func (s *s3Store) list(ctx context.Context, dir string) ([]string, error) {
+	prefix := s.loc.objectKey(dir) + "/"
+	var out []string
+	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.loc.bucket), Prefix: aws.String(prefix)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("parquet: list s3://%s/%s: %w", s.loc.bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			if strings.HasSuffix(key, ".parquet") {
+				out = append(out, strings.TrimPrefix(key, s.loc.objectKey("")))
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *s3Store) remove(ctx context.Context, rels []string) error {
+	for _, rel := range rels {
+		key := s.loc.objectKey(rel)
+		if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.loc.bucket), Key: aws.String(key)}); err != nil {
+			return fmt.Errorf("parquet: delete s3://%s/%s: %w", s.loc.bucket, key, err)
+		}
+	}
+	return nil
 }

@@ -52,9 +52,14 @@ type stream struct {
 }
 
 var (
-	_ connector.Source    = (*Source)(nil)
-	_ connector.Describer = (*Source)(nil)
+	_ connector.Source       = (*Source)(nil)
+	_ connector.Describer    = (*Source)(nil)
+	_ connector.ReplayVaries = (*Source)(nil)
 )
+
+// ReplayVaries is true: an API's records may change between a crash and the restart,
+// so the destination clears what the interrupted flush wrote (connector.Resumer).
+func (s *Source) ReplayVaries() bool { return true }
 
 // Open builds the clients; it makes no request.
 func (Kind) Open(_ context.Context, p connector.SourceParams) (connector.Source, error) {
