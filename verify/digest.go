@@ -146,12 +146,15 @@ func (t *tableRun) digestDestination(ctx context.Context, dst connector.Reader, 
 		return err
 	}
 	d := &tableRun{opt: t.opt, schema: t.schema, enc: fields, limit: t.limit, cut: t.cut, rep: &TableReport{}, dir: t.dir}
-	for i := range dstSet.files {
+	// Range i holds bucket i's keys (and its splits only them), so workers add to
+	// different buckets of got.
+	err = d.eachRange(ctx, len(dstSet.files), func(w *tableRun, i int) error {
 		f := dstSet.files[i]
 		dstSet.files[i] = nil
-		if err := d.digestRange(ctx, f, q, q.Bits, true, got); err != nil {
-			return err
-		}
+		return w.digestRange(ctx, f, q, q.Bits, true, got)
+	})
+	if err != nil {
+		return err
 	}
 	for i := range posSet.files {
 		if err := t.checkPositions(ctx, posSet.files[i], t.bits); err != nil {

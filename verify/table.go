@@ -126,6 +126,7 @@ type tableRun struct {
 	rep         *TableReport
 	scratch     []byte
 	splits      int
+	worker      int // names a parallel worker's split files apart (ranges.go)
 	// scan reads the source's rows (the snapshot's Scan, or ScanBuckets in the
 	// digest pass's second step); keep, when set, drops the destination's records
 	// outside that step's buckets (ScanBuckets drops the source's); noPositions skips
@@ -164,11 +165,13 @@ func (t *tableRun) run(ctx context.Context, dst connector.Reader) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	for i := range src.files {
-		if err := t.compareRange(ctx, src.files[i], dstSet.files[i], t.bits, true); err != nil {
-			return err
-		}
+	err := t.eachRange(ctx, len(src.files), func(w *tableRun, i int) error {
+		s, d := src.files[i], dstSet.files[i]
 		src.files[i], dstSet.files[i] = nil, nil
+		return w.compareRange(ctx, s, d, t.bits, true)
+	})
+	if err != nil {
+		return err
 	}
 	for i := range posSet.files {
 		if t.noPositions {
@@ -638,7 +641,7 @@ func (t *tableRun) checkPositions(ctx context.Context, s *spill, used int) error
 // spillName names the files of one split, unique within the run.
 func (t *tableRun) spillName(side string) string {
 	t.splits++
-	return fmt.Sprintf("%s.%d", side, t.splits)
+	return fmt.Sprintf("%s.w%d.%d", side, t.worker, t.splits)
 }
 
 func (t *tableRun) columnName(i int) string { return t.schema.Columns[i].Name }
