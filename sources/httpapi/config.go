@@ -46,7 +46,7 @@ type Cursor struct {
 	Field    string        `yaml:"field" doc:"The top-level field of a record holding its cursor value (an updated_at, a sequence number)."`
 	Type     string        `yaml:"type" default:"time" enum:"time,int,string" doc:"time: RFC 3339; int: an integer; string: compared byte by byte."`
 	Start    string        `yaml:"start" doc:"The cursor of the first request; empty: the template's {{ cursor }} is empty."`
-	Lookback time.Duration `yaml:"lookback" doc:"time cursors: each round asks from the highest value seen minus this, for APIs whose cursor field is not strictly monotonic; records already delivered are dropped by key and content."`
+	Lookback time.Duration `yaml:"lookback" default:"1m" doc:"time cursors: each round asks from the highest value seen minus this, and drops the records it already delivered (by key and content): what a pass can miss is recovered by the next, a record committed with an earlier timestamp than one already seen (a long transaction) or shifted out of an offset-paged list while it changed. Keep it longer than a round's pass and the API's longest write; 0 turns it off."`
 	Window   time.Duration `yaml:"window" doc:"time cursors: ask in windows of this length from the cursor to now, for APIs that take a from/to range ({{ window.start }}, {{ window.end }}); needs cursor.start."`
 }
 
@@ -85,7 +85,7 @@ func (c *Config) Validate(v *config.Validation) {
 				v.Errorf(at("cursor.start"), "%v", err)
 			}
 		}
-		if s.Cursor.Lookback != 0 && s.Cursor.Type != "time" && s.Cursor.Type != "" {
+		if v.Set(at("cursor.lookback")) && s.Cursor.Lookback != 0 && s.Cursor.Type != "time" && s.Cursor.Type != "" {
 			v.Errorf(at("cursor.lookback"), "a lookback needs a time cursor (type: time), not %s", s.Cursor.Type)
 		}
 		if s.Cursor.Window != 0 && (s.Cursor.Type != "time" && s.Cursor.Type != "" || s.Cursor.Start == "") {

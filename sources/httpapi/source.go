@@ -377,12 +377,15 @@ func (pr *passRun) page(ctx context.Context, page *Page) error {
 	return pr.send(ctx)
 }
 
-// add queues a record unless a restart already delivered it.
-func (pr *passRun) add(rec record.Record, pos record.Position) {
+// add queues a record unless its position is at or below a restart's committed
+// one, and reports whether it did.
+func (pr *passRun) add(rec record.Record, pos record.Position) bool {
 	rec.Pos = pos
-	if pr.skip == nil || bytes.Compare(pos, pr.skip) > 0 {
-		pr.out = append(pr.out, rec)
+	if pr.skip != nil && bytes.Compare(pos, pr.skip) <= 0 {
+		return false
 	}
+	pr.out = append(pr.out, rec)
+	return true
 }
 
 // flush gives the held-back records of one cursor value their positions, in key and
@@ -403,8 +406,11 @@ func (pr *passRun) flush() {
 		pos = append(pos, g.cursor.ord...)
 		pos = appendOrdered(pos, g.key)
 		pos = appendUint64(pos, g.hash)
-		pr.add(g.rec, pos)
-		pr.w.delivered(g.key, g.hash, g.cursor)
+		// A record at or below a restart's committed position may be one the
+		// interrupted pass delivered, or one it missed (added or shifted in the API
+		// since) that cannot go below the committed position now: it is not marked
+		// delivered, so the next round's lookback delivers it if it is new to the lake.
+		pr.w.delivered(g.key, g.hash, g.cursor, pr.add(g.rec, pos))
 	}
 	pr.group = pr.group[:0]
 }

@@ -101,7 +101,9 @@ func newWindow(str *stream, start *streamState) (*window, error) {
 	if str.cursor == nil {
 		return w, nil
 	}
-	w.lookback = str.cursor.Lookback
+	if str.cursor.Type == "time" || str.cursor.Type == "" {
+		w.lookback = str.cursor.Lookback
+	}
 	text := start.Cursor
 	if text == "" {
 		text = str.cursor.Start
@@ -195,11 +197,15 @@ func (w *window) wanted(key []byte, hash uint64, cv cursorValue) bool {
 	return true
 }
 
-// delivered records an emitted record for the next pass's boundary.
-func (w *window) delivered(key []byte, hash uint64, cv cursorValue) {
+// delivered records a record of the pass for the next pass's boundary: its cursor
+// moves the highest, and when emitted it is one the next pass drops.
+func (w *window) delivered(key []byte, hash uint64, cv cursorValue, emitted bool) {
 	if w.max == nil || w.max.less(cv) {
 		w.max = &cv
 		w.prune()
+	}
+	if !emitted {
+		return
 	}
 	r := seenRecord{Key: string(key), Hash: hash, Cursor: cv.text}
 	w.seen[r.Key] = r
