@@ -3,9 +3,9 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"math/rand"
 	"os"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -20,8 +20,8 @@ import (
 // httpPipe is a connector from the test's API server to a local lake.
 type httpPipe struct {
 	name, config, lakeDir, dsn string
-	api                   *apiServer
-	table                 string
+	api                        *apiServer
+	table                      string
 }
 
 // paging is each pagination style's part of a stream's config.
