@@ -364,3 +364,30 @@ func TestHTTPSourceKillsWhileTheAPIChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPSourceFullRefreshAfterReset: `connectd offsets reset` is the full refresh on
+// demand: the next sync reads every stream from its start again, every record as a read,
+// under the new epoch.
+func TestHTTPSourceFullRefreshAfterReset(t *testing.T) {
+	db := lakedb.DuckDB(t)
+	p, conn := newHTTPPipe(t, "page", "{rows: 100000, bytes: 16MiB, interval: 1s}", "")
+	seedItems(t, conn, 1, 30)
+	p.sync(t)
+	mustExec(t, conn, `UPDATE items SET name = name || ' v2', updated_at = timestamptz '2026-11-05Z' WHERE id <= 3`)
+	p.sync(t)
+	if r := connectd(t, 30*time.Second, "offsets", "reset", "-c", p.config, p.name); r.code != 0 {
+		t.Fatalf("offsets reset: %s", r)
+	}
+	p.sync(t)
+	rows, lake := p.lakeState(t, db)
+	reads := 0
+	for _, r := range rows {
+		if strings.HasPrefix(r.val("_pos"), "ff") && r.val("_op") == "r" {
+			reads++
+		}
+	}
+	if reads != 30 {
+		t.Errorf("after the reset the sync read %d rows as r under the new epoch, want all 30", reads)
+	}
+	compareTable(t, lake, sourceRows(t, conn), "id", "name", "amount")
+}
