@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -93,6 +92,20 @@ func (p *httpPipe) lakeState(t *testing.T, db *sql.DB) ([]row, map[string]row) {
 	rows := readTable(t, db, lakeTable(p.lakeDir, "shop", p.table),
 		"CAST(id AS VARCHAR) AS id", "name", "CAST(amount AS VARCHAR) AS amount")
 	return rows, rebuild(rows, "id")
+}
+
+// checkLake checks that no position is in the lake twice and that the latest record
+// of each key equals the table, and logs the lake's records when not.
+func (p *httpPipe) checkLake(t *testing.T, db *sql.DB, conn *pgx.Conn) {
+	t.Helper()
+	rows, lake := p.lakeState(t, db)
+	checkPositions(t, rows)
+	compareTable(t, lake, sourceRows(t, conn), "id", "name", "amount")
+	if t.Failed() {
+		for _, r := range rows {
+			t.Logf("lake: %s", r.describe())
+		}
+	}
 }
 
 // sourceRows is what the API serves as live: the rows not marked deleted.
@@ -190,16 +203,7 @@ func TestHTTPSourceRetriesAndBadBodies(t *testing.T) {
 	}
 	p.api.fault("html", 0)
 	p.sync(t)
-	rows, lake := p.lakeState(t, db)
-	checkPositions(t, rows)
-	compareTable(t, lake, sourceRows(t, conn), "id", "name", "amount")
-	if t.Failed() {
-		st, _ := os.ReadFile(filepath.Join(filepath.Dir(p.config), "offsets"))
-		t.Logf("offsets dir: %s", st)
-		for _, r := range rows {
-			t.Logf("lake: %s", r.describe())
-		}
-	}
+	p.checkLake(t, db, conn)
 }
 
 // TestHTTPSourceKillMidPagination kills `connectd run` with SIGKILL while it pages
@@ -353,16 +357,7 @@ func TestHTTPSourceKillsWhileTheAPIChanges(t *testing.T) {
 	}
 	p.api.setDelay(0)
 	p.sync(t)
-	rows, lake := p.lakeState(t, db)
-	checkPositions(t, rows)
-	compareTable(t, lake, sourceRows(t, conn), "id", "name", "amount")
-	if t.Failed() {
-		st, _ := os.ReadFile(filepath.Join(filepath.Dir(p.config), "offsets"))
-		t.Logf("offsets dir: %s", st)
-		for _, r := range rows {
-			t.Logf("lake: %s", r.describe())
-		}
-	}
+	p.checkLake(t, db, conn)
 }
 
 // TestHTTPSourceFullRefreshAfterReset: `connectd offsets reset` is the full refresh on
