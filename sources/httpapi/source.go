@@ -49,6 +49,7 @@ type stream struct {
 	cfg    *Stream
 	client *Client
 	cursor *Cursor // nil: the stream is re-read whole every round
+	hash   contentHasher
 }
 
 var (
@@ -492,17 +493,31 @@ func (str *stream) identify(raw map[string]any) (cursorValue, []byte, uint64, er
 	if err != nil {
 		return cursorValue{}, nil, 0, err
 	}
-	return cv, key, contentHash(raw), nil
+	return cv, key, str.hash.sum(raw), nil
 }
 
-// contentHash hashes a decoded JSON value by its content: object members in key
+// contentHasher hashes decoded JSON values by their content: object members in key
 // order, each value behind a tag of its type, so two records hash alike exactly when
-// they hold the same JSON (numbers as the API wrote them).
+// they hold the same JSON (numbers as the API wrote them). It reuses its digest and
+// key buffer from one record to the next.
+type contentHasher struct {
+	d    *xxhash.Digest
+	keys []string
+}
+
+func (h *contentHasher) sum(v any) uint64 {
+	if h.d == nil {
+		h.d = xxhash.New()
+	}
+	h.d.Reset()
+	hashValue(h.d, v, &h.keys)
+	return h.d.Sum64()
+}
+
+// contentHash is contentHasher.sum with a hasher of its own.
 func contentHash(v any) uint64 {
-	d := xxhash.New()
-	var keys []string
-	hashValue(d, v, &keys)
-	return d.Sum64()
+	var h contentHasher
+	return h.sum(v)
 }
 
 func hashValue(d *xxhash.Digest, v any, keys *[]string) {
@@ -524,7 +539,7 @@ func hashValue(d *xxhash.Digest, v any, keys *[]string) {
 	case string:
 		writeTagged(d, '"', x)
 	case []any:
-		writeTagged(d, '[', strconv.Itoa(len(x)))
+		writeLen(d, '[', len(x))
 		for _, e := range x {
 			hashValue(d, e, keys)
 		}
@@ -535,7 +550,7 @@ func hashValue(d *xxhash.Digest, v any, keys *[]string) {
 		}
 		own := (*keys)[start:]
 		slices.Sort(own)
-		writeTagged(d, '{', strconv.Itoa(len(own)))
+		writeLen(d, '{', len(own))
 		for _, k := range own {
 			writeTagged(d, ':', k)
 			hashValue(d, x[k], keys)
@@ -548,11 +563,16 @@ func hashValue(d *xxhash.Digest, v any, keys *[]string) {
 
 // writeTagged writes a tag, the length of s and s, so that concatenations differ.
 func writeTagged(d *xxhash.Digest, tag byte, s string) {
+	writeLen(d, tag, len(s))
+	_, _ = d.WriteString(s)
+}
+
+// writeLen writes a tag and a count.
+func writeLen(d *xxhash.Digest, tag byte, n int) {
 	var hdr [1 + binary.MaxVarintLen64]byte
 	hdr[0] = tag
-	n := binary.PutUvarint(hdr[1:], uint64(len(s)))
-	_, _ = d.Write(hdr[:1+n])
-	_, _ = d.WriteString(s)
+	k := binary.PutUvarint(hdr[1:], uint64(n))
+	_, _ = d.Write(hdr[:1+k])
 }
 
 func (str *stream) key(raw map[string]any) ([]byte, error) {
