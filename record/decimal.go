@@ -1,6 +1,9 @@
 package record
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // AppendDecimalAt appends the plain decimal text d ("-12.5", "007") as a DECIMAL of
 // the given scale prints it: no leading zeros but one before the point, exactly scale
@@ -45,4 +48,31 @@ func digits(s string) bool {
 		}
 	}
 	return true
+}
+
+// AppendInteger appends the decimal text of an integer of any Go width (the widths
+// the kinds carry, and int, int8, uint8..uint64 a source may hand over); false, with
+// nothing appended, for any other value.
+func AppendInteger(dst []byte, v Value) ([]byte, bool) {
+	switch x := v.(type) {
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10), true
+	case int8:
+		return strconv.AppendInt(dst, int64(x), 10), true
+	case int16:
+		return strconv.AppendInt(dst, int64(x), 10), true
+	case int32:
+		return strconv.AppendInt(dst, int64(x), 10), true
+	case int64:
+		return strconv.AppendInt(dst, x, 10), true
+	case uint8:
+		return strconv.AppendUint(dst, uint64(x), 10), true
+	case uint16:
+		return strconv.AppendUint(dst, uint64(x), 10), true
+	case uint32:
+		return strconv.AppendUint(dst, uint64(x), 10), true
+	case uint64:
+		return strconv.AppendUint(dst, x, 10), true
+	}
+	return dst, false
 }

@@ -19,3 +19,17 @@ func TestAppendDecimalAt(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendInteger(t *testing.T) {
+	for _, c := range []struct {
+		v    Value
+		want string
+		ok   bool
+	}{{int8(-8), "-8", true}, {int16(-16), "-16", true}, {int32(32), "32", true}, {int64(-1 << 63), "-9223372036854775808", true},
+		{int(7), "7", true}, {uint8(255), "255", true}, {uint64(1<<64 - 1), "18446744073709551615", true}, {1.5, "", false}, {"1", "", false}} {
+		got, ok := AppendInteger(nil, c.v)
+		if string(got) != c.want || ok != c.ok {
+			t.Errorf("AppendInteger(%#v) = %q, %v", c.v, got, ok)
+		}
+	}
+}

@@ -32,24 +32,9 @@ func AppendCanonical(dst []byte, t record.Type, v record.Value) []byte {
 			return append(dst, 't')
 		}
 		return append(dst, 'f')
-	case int:
-		return strconv.AppendInt(dst, int64(x), 10)
-	case int8:
-		return strconv.AppendInt(dst, int64(x), 10)
-	case int16:
-		return strconv.AppendInt(dst, int64(x), 10)
-	case int32:
-		return strconv.AppendInt(dst, int64(x), 10)
-	case int64:
-		return strconv.AppendInt(dst, x, 10)
-	case uint8:
-		return strconv.AppendUint(dst, uint64(x), 10)
-	case uint16:
-		return strconv.AppendUint(dst, uint64(x), 10)
-	case uint32:
-		return strconv.AppendUint(dst, uint64(x), 10)
-	case uint64:
-		return strconv.AppendUint(dst, x, 10)
+	case int, int8, int16, int32, int64, uint8, uint16, uint32, uint64:
+		out, _ := record.AppendInteger(dst, x)
+		return out
 	case float32:
 		return appendFloat(dst, float64(x), 32)
 	case float64:

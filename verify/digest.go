@@ -131,7 +131,7 @@ func (t *tableRun) digestDestination(ctx context.Context, dst connector.Reader, 
 	defer dstSet.remove()
 	posSet := newSpillSet(t.dir, "dp", 0, t.bits)
 	defer posSet.remove()
-	var buf, kbuf []byte
+	var buf, kbuf, ckey []byte
 	err := t.storedChanges(ctx, dst, dstSet, posSet, func(c *connector.StoredChange, where uint64) ([]byte, bool, error) {
 		kbuf = connector.AppendDigestRow(kbuf[:0], form, t.schema, c.Row, true)
 		h := connector.DigestKey(kbuf)
@@ -140,7 +140,8 @@ func (t *tableRun) digestDestination(ctx context.Context, dst connector.Reader, 
 		}
 		buf = fields.appendPayload(buf[:0], c.Row, c.Unchanged)
 		// Positions are reported with the canonical key.
-		return t.enc.appendKey(nil, c.Row), true, spillChange(dstSet, h, buf, c, where)
+		ckey = t.enc.appendKey(ckey[:0], c.Row)
+		return ckey, true, spillChange(dstSet, h, buf, c, where)
 	})
 	if err != nil {
 		return err

@@ -191,7 +191,7 @@ func (s *Source) resume(ctx context.Context, start record.Position) (*state, uin
 	}
 	// Rounds after the committed one were started but never committed: forget them.
 	for r := range st.Rounds {
-		if r > p.round || r < p.round {
+		if r != p.round {
 			delete(st.Rounds, r)
 		}
 	}
@@ -519,11 +519,6 @@ func (h *contentHasher) sum(v any) uint64 {
 	return h.d.Sum64()
 }
 
-// contentHash is contentHasher.sum with a hasher of its own.
-func contentHash(v any) uint64 {
-	var h contentHasher
-	return h.sum(v)
-}
 
 func hashValue(d *xxhash.Digest, v any, keys *[]string) {
 	var tag [1]byte

@@ -168,6 +168,8 @@ func TestContentHashIsTheJSONContent(t *testing.T) {
 		}
 		return v
 	}
+	var h contentHasher
+	contentHash := h.sum
 	same := [][2]string{
 		{`{"a": 1, "b": [true, null, "x"]}`, `{"b":[true,null,"x"],"a":1}`},
 		{`{"o": {"y": 2, "x": 1}}`, `{"o": {"x": 1, "y": 2}}`},

@@ -156,25 +156,10 @@ func digestField(ts *tableSchema, i int, flavor string) (string, func([]byte, re
 }
 
 func appendInt(dst []byte, v record.Value) []byte {
+	if out, ok := record.AppendInteger(dst, v); ok {
+		return out
+	}
 	switch x := v.(type) {
-	case int8:
-		return strconv.AppendInt(dst, int64(x), 10)
-	case int16:
-		return strconv.AppendInt(dst, int64(x), 10)
-	case int32:
-		return strconv.AppendInt(dst, int64(x), 10)
-	case int64:
-		return strconv.AppendInt(dst, x, 10)
-	case int:
-		return strconv.AppendInt(dst, int64(x), 10)
-	case uint8:
-		return strconv.AppendUint(dst, uint64(x), 10)
-	case uint16:
-		return strconv.AppendUint(dst, uint64(x), 10)
-	case uint32:
-		return strconv.AppendUint(dst, uint64(x), 10)
-	case uint64:
-		return strconv.AppendUint(dst, x, 10)
 	case record.Date:
 		return strconv.AppendInt(dst, int64(x), 10)
 	case record.Timestamp:

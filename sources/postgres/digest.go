@@ -133,15 +133,12 @@ func (f *fieldForm) text(s *record.Schema, key bool) string {
 // compared one by one.
 func (f *fieldForm) AppendValue(dst []byte, i int, v record.Value) []byte {
 	t := f.kinds[i]
+	if out, ok := record.AppendInteger(dst, v); ok {
+		return out
+	}
 	switch x := v.(type) {
 	case bool:
 		return strconv.AppendBool(dst, x)
-	case int16:
-		return strconv.AppendInt(dst, int64(x), 10)
-	case int32:
-		return strconv.AppendInt(dst, int64(x), 10)
-	case int64:
-		return strconv.AppendInt(dst, x, 10)
 	case float32:
 		if math.IsNaN(float64(x)) {
 			return append(dst, "NaN"...)
