@@ -519,7 +519,6 @@ func (h *contentHasher) sum(v any) uint64 {
 	return h.d.Sum64()
 }
 
-
 func hashValue(d *xxhash.Digest, v any, keys *[]string) {
 	var tag [1]byte
 	switch x := v.(type) {
