@@ -74,6 +74,21 @@ type Resumer interface {
 	Resume(ctx context.Context, committed record.Position) error
 }
 
+// Transactional is implemented by destinations that commit each flush's position in
+// the same transaction as its records (a database target keeps it in a table of its
+// own), so that a crash can never leave records applied without their position
+// (docs/design.md, "Targets that keep their position"). The runtime then calls FlushAt
+// instead of Flush, and on start reconciles Committed with the offsets store: a later
+// position in the target wins over the store's, an earlier one stops the connector.
+type Transactional interface {
+	// Committed returns the position the target's last flush committed for this
+	// connector, nil when it holds none.
+	Committed(ctx context.Context) (record.Position, error)
+	// FlushAt is Flush that commits pos, at or after the last record written, with
+	// the records, in one transaction.
+	FlushAt(ctx context.Context, pos record.Position) error
+}
+
 // Describer is implemented by sources whose positions have a readable form
 // (connectd offsets show).
 type Describer interface {

@@ -183,6 +183,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("load offset: %w", err)
 	}
+	if t, ok := r.o.Destination.(connector.Transactional); ok {
+		if start, err = r.reconcile(opCtx, t, start); err != nil {
+			return err
+		}
+	}
 	epoch, srcStart, err := SplitEpoch(start)
 	if err != nil {
 		return connector.Permanent(fmt.Errorf("load offset: %w: the offsets store holds a damaged position; `connectd offsets reset` starts the connector again in a new epoch", err))
@@ -407,11 +412,11 @@ func (r *runner) commit(ctx context.Context) error {
 	r.timer.Stop()
 	rows, bytes := r.o.Destination.Buffered()
 	t0 := time.Now()
-	if err := r.o.Destination.Flush(ctx); err != nil {
+	pos := r.last
+	if err := r.flush(ctx, pos); err != nil {
 		return fmt.Errorf("flush: %w", err)
 	}
 	r.obs.Flushed(rows, bytes, time.Since(t0))
-	pos := r.last
 	if err := r.o.Store.Commit(ctx, r.o.Name, pos); err != nil {
 		return fmt.Errorf("commit %s: %w", pos, err)
 	}
@@ -422,6 +427,14 @@ func (r *runner) commit(ctx context.Context) error {
 	}
 	r.log.Debug("committed", "position", pos.String(), "rows", rows, "bytes", bytes)
 	return nil
+}
+
+// flush makes what was written durable; a transactional destination commits pos with it.
+func (r *runner) flush(ctx context.Context, pos record.Position) error {
+	if t, ok := r.o.Destination.(connector.Transactional); ok {
+		return t.FlushAt(ctx, pos)
+	}
+	return r.o.Destination.Flush(ctx)
 }
 
 // waitRead waits for the source's Read to return, but not forever: a source that
