@@ -1,0 +1,220 @@
+package warehouse
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/record"
+)
+
+// stagingTable is the name of the staging table of a merge, one at a time.
+const stagingTable = "_connectd_stage"
+
+// The staging table's own columns besides the target's.
+const (
+	colKeep    = "_keep"    // per data column: the target keeps its value
+	colPartial = "_partial" // the row lacks values the source did not send
+)
+
+// load applies one table's staged rows inside the flush's transaction.
+func (w *Destination) load(ctx context.Context, t *table) error {
+	for _, q := range t.ddl {
+		if _, err := w.conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	if len(t.rows) == 0 && t.truncAt == nil {
+		return nil
+	}
+	data := t.dataColumns()
+	if t.target.Mode == Append {
+		return w.append(ctx, t, data)
+	}
+	return w.merge(ctx, t, data)
+}
+
+// dataColumns are the indexes in t.cols of the columns loaded from records: not the
+// metadata, not the target's own columns of types connectd does not map.
+func (t *table) dataColumns() []int {
+	var out []int
+	for i, c := range t.cols {
+		if !isMeta(c.Name) && c.Logical.Kind != record.KindInvalid {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (w *Destination) append(ctx context.Context, t *table, data []int) error {
+	cols := make([]LoadColumn, 0, len(data)+5)
+	for _, i := range data {
+		cols = append(cols, LoadColumn{Name: t.cols[i].Name, Type: t.cols[i].Logical})
+	}
+	cols = append(cols, metaColumns(Append, false)...)
+	rows := make([][]record.Value, len(t.rows))
+	for n, r := range t.rows {
+		v := make([]record.Value, 0, len(cols))
+		for _, i := range data {
+			v = append(v, r.vals[i])
+		}
+		var unchanged record.Value
+		if len(r.unchanged) > 0 {
+			l := make([]record.Value, len(r.unchanged))
+			for i, s := range r.unchanged {
+				l[i] = s
+			}
+			unchanged = l
+		}
+		var txid record.Value
+		if r.txid != "" {
+			txid = r.txid
+		}
+		rows[n] = append(v, r.op.String(), r.pos.String(), record.TimestampOf(r.ts), txid, unchanged)
+	}
+	return w.conn.Load(ctx, t.target.Schema, t.target.Table, cols, rows)
+}
+
+// merge loads the rows into a staging table, then applies them to the target by key
+// in a few set statements: deletes, updates of the rows the target has (only where
+// its row is older: _pos), inserts of the others.
+func (w *Destination) merge(ctx context.Context, t *table, data []int) error {
+	d := w.d
+	tgt := qualified(d, t.target.Schema, t.target.Table)
+	soft := t.target.SoftDelete
+	if tr := t.truncAt; tr != nil {
+		q := "DELETE FROM " + tgt + " WHERE " + d.Ident(ColPos) + " < $1"
+		args := []any{tr.pos.String()}
+		if soft {
+			q = fmt.Sprintf("UPDATE %s SET %s = true, %s = $2, %s = $1, %s = $2 WHERE %s < $1 AND NOT %s",
+				tgt, d.Ident(ColDeleted), d.Ident(ColDeletedAt), d.Ident(ColPos), d.Ident(ColCommitTS), d.Ident(ColPos), d.Ident(ColDeleted))
+			args = append(args, record.TimestampOf(tr.ts).Time())
+		}
+		if _, err := w.conn.Exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("truncate: %w", err)
+		}
+	}
+	if len(t.rows) == 0 {
+		return nil
+	}
+
+	cols := make([]LoadColumn, 0, len(data)+5)
+	defs := make([]string, 0, len(data)+5)
+	for _, i := range data {
+		c := t.cols[i]
+		cols = append(cols, LoadColumn{Name: c.Name, Type: c.Logical})
+		defs = append(defs, d.Ident(c.Name)+" "+c.Type)
+	}
+	text := record.Type{Kind: record.KindString}
+	boolean := record.Type{Kind: record.KindBool}
+	meta := []LoadColumn{{ColOp, text}, {ColPos, text}, {ColCommitTS, record.Type{Kind: record.KindTimestampTZ}}}
+	if t.keep {
+		meta = append(meta, LoadColumn{colKeep, record.Type{Kind: record.KindList, Elem: &boolean}}, LoadColumn{colPartial, boolean})
+	}
+	for _, m := range meta {
+		typ := d.PositionType()
+		if m.Name != ColPos {
+			var err error
+			if typ, err = d.ColumnType(m.Type); err != nil {
+				return err
+			}
+		}
+		defs = append(defs, d.Ident(m.Name)+" "+typ)
+	}
+	cols = append(cols, meta...)
+
+	rows := make([][]record.Value, len(t.rows))
+	for n, r := range t.rows {
+		v := make([]record.Value, 0, len(cols))
+		for _, i := range data {
+			v = append(v, r.vals[i])
+		}
+		v = append(v, r.op.String(), r.pos.String(), record.TimestampOf(r.ts))
+		if t.keep {
+			keep := make([]record.Value, len(data))
+			for k, i := range data {
+				keep[k] = r.keep != nil && r.keep[i]
+			}
+			v = append(v, keep, r.partial)
+		}
+		rows[n] = v
+	}
+
+	stage := d.Ident(stagingTable)
+	if _, err := w.conn.Exec(ctx, d.CreateStaging(stagingTable, strings.Join(defs, ", "))); err != nil {
+		return fmt.Errorf("create the staging table: %w", err)
+	}
+	if err := w.conn.Load(ctx, "", stagingTable, cols, rows); err != nil {
+		return fmt.Errorf("load the staging table: %w", err)
+	}
+
+	var keys []string
+	for _, i := range data {
+		if c := t.cols[i]; c.Key {
+			keys = append(keys, "t."+d.Ident(c.Name)+" = s."+d.Ident(c.Name))
+		}
+	}
+	match := strings.Join(keys, " AND ")
+	op, pos := "s."+d.Ident(ColOp), d.Ident(ColPos)
+	notDelete := ""
+	if !soft {
+		notDelete = op + " <> 'd' AND "
+	}
+	if t.deletes && !soft {
+		q := fmt.Sprintf("DELETE FROM %s AS t WHERE EXISTS (SELECT 1 FROM %s AS s WHERE %s = 'd' AND %s AND t.%s < s.%s)", tgt, stage, op, match, pos, pos)
+		if _, err := w.conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("delete: %w", err)
+		}
+	}
+
+	var set, names, values []string
+	for k, i := range data {
+		c := d.Ident(t.cols[i].Name)
+		names, values = append(names, c), append(values, "s."+c)
+		if t.cols[i].Key {
+			continue
+		}
+		if t.keep {
+			set = append(set, fmt.Sprintf("%s = CASE WHEN s.%s[%d] THEN t.%s ELSE s.%s END", c, d.Ident(colKeep), k+1, c, c))
+		} else {
+			set = append(set, c+" = s."+c)
+		}
+	}
+	set = append(set, pos+" = s."+pos, d.Ident(ColCommitTS)+" = s."+d.Ident(ColCommitTS))
+	names = append(names, pos, d.Ident(ColCommitTS))
+	values = append(values, "s."+pos, "s."+d.Ident(ColCommitTS))
+	if soft {
+		del := fmt.Sprintf("%s = 'd'", op)
+		delAt := fmt.Sprintf("CASE WHEN %s = 'd' THEN s.%s END", op, d.Ident(ColCommitTS))
+		set = append(set, d.Ident(ColDeleted)+" = "+del, d.Ident(ColDeletedAt)+" = "+delAt)
+		names = append(names, d.Ident(ColDeleted), d.Ident(ColDeletedAt))
+		values = append(values, del, delAt)
+	}
+	q := fmt.Sprintf("UPDATE %s AS t SET %s FROM %s AS s WHERE %s%s AND t.%s < s.%s", tgt, strings.Join(set, ", "), stage, notDelete, match, pos, pos)
+	if _, err := w.conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	missing := fmt.Sprintf("NOT EXISTS (SELECT 1 FROM %s AS t WHERE %s)", tgt, match)
+	if t.partial {
+		var n int64
+		q := fmt.Sprintf("SELECT count(*) FROM %s AS s WHERE %s <> 'd' AND s.%s AND %s", stage, op, d.Ident(colPartial), missing)
+		if _, err := w.conn.QueryRow(ctx, q, nil, &n); err != nil {
+			return fmt.Errorf("look for updates of missing rows: %w", err)
+		}
+		if n > 0 {
+			return connector.Permanent(fmt.Errorf("%d updates of source table %s leave values unsent (unchanged TOAST columns) for rows that target table %s does not have: the target has lost rows the source still has. "+
+				"Reload it with `connectd offsets reset` (a new snapshot)", n, t.source, tgt))
+		}
+	}
+	q = fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s AS s WHERE %s%s", tgt, strings.Join(names, ", "), strings.Join(values, ", "), stage, notDelete, missing)
+	if _, err := w.conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("insert: %w", err)
+	}
+	if q := d.DropStaging(stagingTable); q != "" {
+		if _, err := w.conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("drop the staging table: %w", err)
+		}
+	}
+	return nil
+}

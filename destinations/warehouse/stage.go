@@ -1,0 +1,201 @@
+package warehouse
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/connectd/connectd/record"
+)
+
+// table is one target table: its columns as the next flush leaves them, and the
+// records staged for it since the last flush.
+type table struct {
+	target Target
+	source string   // the source table it is loaded from (two may not share a target)
+	cols   []Column // nil until read from the target (or planned)
+	ddl    []string // statements the next flush runs before loading
+
+	rows    []*row
+	index   map[string]int // merge: the row of each key
+	truncAt *row           // merge: the last truncate staged, whose rows it removed
+	keep    bool           // a staged row keeps some target value
+	partial bool           // a staged row lacks values the source did not send
+	deletes bool           // a staged row is a delete
+	keyBuf  []byte
+}
+
+// row is one staged row: a record, or in merge mode the records of one key folded
+// into the last of them.
+type row struct {
+	op        record.Op
+	pos       record.Position
+	ts        time.Time
+	txid      string
+	vals      []record.Value // aligned with table.cols
+	keep      []bool         // merge: the target keeps its value of the column (nil: none)
+	partial   bool           // merge: some kept column is a value the source did not send
+	unchanged []string       // append: the record's unchanged list
+}
+
+// binding maps the columns of one source schema onto its table.
+type binding struct {
+	t   *table
+	idx []int // index in t.cols of each source column
+	key []int // index in t.cols of each key column, in source order
+	// unchanged finds the column of a name in a record's unchanged list.
+	unchanged map[string]int
+}
+
+func (t *table) reset() {
+	t.rows, t.index, t.truncAt = nil, nil, nil
+	t.keep, t.partial, t.deletes = false, false, false
+}
+
+// stage adds one record; it returns the approximate bytes it holds.
+func (t *table) stage(b *binding, r *record.Record) int64 {
+	img := r.Row()
+	vals := make([]record.Value, len(t.cols))
+	size := int64(48 + 16*len(vals))
+	for i, v := range img {
+		vals[b.idx[i]] = v
+		size += valueSize(v)
+	}
+	if t.target.Mode == Append {
+		t.rows = append(t.rows, &row{op: r.Op, pos: r.Pos, ts: r.CommitTS, txid: r.TxID, vals: vals, unchanged: r.Unchanged})
+		return size
+	}
+	if r.Op == record.OpTruncate {
+		t.reset()
+		t.truncAt = &row{op: r.Op, pos: r.Pos, ts: r.CommitTS}
+		return size
+	}
+	w := &row{op: r.Op, pos: r.Pos, ts: r.CommitTS, vals: vals}
+	// The target keeps what the record does not carry: columns its schema lacks (added
+	// on the target later, or dropped on the source), unchanged values the source did
+	// not send, and for a delete whatever its old image leaves out.
+	known := make([]bool, len(t.cols))
+	for i := range img {
+		known[b.idx[i]] = r.Op != record.OpDelete || img[i] != nil
+	}
+	for _, k := range b.key {
+		known[k] = true
+	}
+	sent := make([]bool, len(t.cols)) // not an unchanged value the source left out
+	for i := range sent {
+		sent[i] = true
+	}
+	for _, name := range r.Unchanged {
+		if i, ok := b.unchanged[name]; ok {
+			known[i], sent[i] = false, false
+		}
+	}
+	t.keyBuf = t.keyBuf[:0]
+	for _, k := range b.key {
+		t.keyBuf = appendKey(t.keyBuf, vals[k])
+	}
+	if t.index == nil {
+		t.index = map[string]int{}
+	}
+	slot, seen := t.index[string(t.keyBuf)]
+	if seen && r.Op != record.OpCreate && r.Op != record.OpRead {
+		// An earlier record of the key in this batch knows what this one leaves out.
+		prev := t.rows[slot]
+		for i := range known {
+			if !known[i] && (prev.keep == nil || !prev.keep[i]) {
+				vals[i], known[i] = prev.vals[i], true
+			}
+		}
+	}
+	for i := range known {
+		if known[i] {
+			continue
+		}
+		if w.keep == nil {
+			w.keep = make([]bool, len(t.cols))
+		}
+		w.keep[i] = true
+		if !sent[i] && r.Op != record.OpDelete {
+			w.partial = true
+		}
+	}
+	t.keep = t.keep || w.keep != nil
+	t.partial = t.partial || w.partial
+	t.deletes = t.deletes || r.Op == record.OpDelete
+	if seen {
+		t.rows[slot] = w
+	} else {
+		t.index[string(t.keyBuf)] = len(t.rows)
+		t.rows = append(t.rows, w)
+	}
+	return size
+}
+
+// appendKey appends a value's key form: equal values, whatever integer width carries
+// them, give equal bytes.
+func appendKey(dst []byte, v record.Value) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, 0)
+	case bool:
+		if x {
+			return append(dst, 1, 1)
+		}
+		return append(dst, 1, 0)
+	case int16:
+		return binary.BigEndian.AppendUint64(append(dst, 2), uint64(int64(x)))
+	case int32:
+		return binary.BigEndian.AppendUint64(append(dst, 2), uint64(int64(x)))
+	case int64:
+		return binary.BigEndian.AppendUint64(append(dst, 2), uint64(x))
+	case uint64:
+		return binary.BigEndian.AppendUint64(append(dst, 3), x)
+	case float32:
+		return binary.BigEndian.AppendUint64(append(dst, 4), math.Float64bits(float64(x)))
+	case float64:
+		return binary.BigEndian.AppendUint64(append(dst, 4), math.Float64bits(x))
+	case record.Date:
+		return binary.BigEndian.AppendUint64(append(dst, 5), uint64(x))
+	case record.Time:
+		return binary.BigEndian.AppendUint64(append(dst, 6), uint64(x))
+	case record.Timestamp:
+		return binary.BigEndian.AppendUint64(append(dst, 7), uint64(x))
+	case record.UUID:
+		return append(append(dst, 8), x[:]...)
+	case string:
+		return appendBytes(append(dst, 9), x)
+	case record.Decimal:
+		return appendBytes(append(dst, 10), string(x))
+	case []byte:
+		return appendBytes(append(dst, 11), string(x))
+	case record.JSON:
+		return appendBytes(append(dst, 12), string(x))
+	}
+	return appendBytes(append(dst, 13), fmt.Sprint(v))
+}
+
+func appendBytes(dst []byte, s string) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
+}
+
+// valueSize approximates the memory a value holds.
+func valueSize(v record.Value) int64 {
+	switch x := v.(type) {
+	case string:
+		return int64(len(x)) + 16
+	case []byte:
+		return int64(len(x)) + 24
+	case record.Decimal:
+		return int64(len(x)) + 16
+	case record.JSON:
+		return int64(len(x)) + 24
+	case []record.Value:
+		n := int64(24)
+		for _, e := range x {
+			n += 16 + valueSize(e)
+		}
+		return n
+	}
+	return 8
+}
