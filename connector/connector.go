@@ -89,6 +89,12 @@ type Transactional interface {
 	FlushAt(ctx context.Context, pos record.Position) error
 }
 
+// DDLPlanner is implemented by destination kinds that create a table per source
+// table: `connectd discover` shows the statement that would create it.
+type DDLPlanner interface {
+	TargetDDL(p DestinationParams, s *record.Schema) (string, error)
+}
+
 // Describer is implemented by sources whose positions have a readable form
 // (connectd offsets show).
 type Describer interface {

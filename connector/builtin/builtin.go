@@ -6,6 +6,7 @@ package builtin
 import (
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/destinations/parquet"
+	pgdest "github.com/connectd/connectd/destinations/postgres"
 	"github.com/connectd/connectd/plugins/host"
 	"github.com/connectd/connectd/sources/httpapi"
 	"github.com/connectd/connectd/sources/mysql"
@@ -22,6 +23,7 @@ func Registry(pluginDir string) *connector.Registry {
 	r.AddSource("http", httpapi.Kind{})
 	r.AddSource("plugin", host.SourceKind{Dir: pluginDir})
 	r.AddDestination("parquet", parquet.Kind{})
+	r.AddDestination("postgres", pgdest.Kind{})
 	r.AddDestination("plugin", host.DestinationKind{Dir: pluginDir})
 	return r
 }

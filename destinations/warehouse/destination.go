@@ -57,14 +57,13 @@ func (w *Destination) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, q := range []string{
-		"CREATE SCHEMA IF NOT EXISTS " + w.d.Ident(w.layout.Schema),
-		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (connector %s PRIMARY KEY, position %s NOT NULL, committed_at %s NOT NULL)",
-			w.offsets, text, w.d.PositionType(), ts),
-	} {
-		if _, err := w.conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("prepare the target schema %s: %w", w.layout.Schema, err)
-		}
+	if err := ensureSchema(ctx, w.conn, w.d, w.layout.Schema); err != nil {
+		return fmt.Errorf("create the target schema %s: %w", w.layout.Schema, err)
+	}
+	q := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (connector %s PRIMARY KEY, position %s NOT NULL, committed_at %s NOT NULL)",
+		w.offsets, text, w.d.PositionType(), ts)
+	if _, err := w.conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("create the offsets table %s: %w", w.offsets, err)
 	}
 	var pos string
 	found, err := w.conn.QueryRow(ctx, "SELECT position FROM "+w.offsets+" WHERE connector = $1", []any{w.name}, &pos)
@@ -79,6 +78,21 @@ func (w *Destination) prepare(ctx context.Context) error {
 	return nil
 }
 
+// ensureSchema creates a schema that does not exist. It asks first: creating one,
+// even with IF NOT EXISTS, needs a privilege on the database that a user loading into
+// an existing schema need not have.
+func ensureSchema(ctx context.Context, c Conn, d Dialect, schema string) error {
+	var n int64
+	if _, err := c.QueryRow(ctx, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1", []any{schema}, &n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err := c.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+d.Ident(schema))
+	return err
+}
+
 // Committed returns the position the target holds for the connector.
 func (w *Destination) Committed(context.Context) (record.Position, error) { return w.committed, nil }
 
@@ -91,6 +105,7 @@ func (w *Destination) Write(ctx context.Context, recs []record.Record) error {
 	for i := range recs {
 		r := &recs[i]
 		if w.committed != nil && r.Pos.Compare(w.committed) <= 0 {
+			w.rows++ // written, as far as the runtime's flush limits go
 			continue
 		}
 		b, err := w.bind(ctx, r.Schema)
@@ -133,6 +148,7 @@ func (w *Destination) FlushAt(ctx context.Context, pos record.Position) error {
 		return w.broken
 	}
 	if pos == nil || (pos.Compare(w.committed) <= 0 && len(w.staged) == 0) {
+		w.rows, w.bytes = 0, 0
 		return nil
 	}
 	if err := w.flush(ctx, pos); err != nil {
