@@ -41,7 +41,6 @@ func connect(ctx context.Context, cfg *Config) (*conn, error) {
 	return &conn{c: c}, nil
 }
 
-
 func (c *conn) Begin(ctx context.Context) error {
 	if c.tx != nil {
 		return errors.New("a transaction is already open")
