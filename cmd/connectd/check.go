@@ -111,7 +111,7 @@ func newDiscoverCmd(g *globalFlags) *cobra.Command {
 			}
 			out := map[string][]tableJSON{}
 			for _, n := range a.cfg.Order {
-				sk, _, err := a.kinds(n)
+				sk, dk, err := a.kinds(n)
 				if err != nil {
 					return err
 				}
@@ -119,9 +119,13 @@ func newDiscoverCmd(g *globalFlags) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("discover %s: %w", n, err)
 				}
-				out[n] = tablesJSON(schemas)
+				ddl, err := targetDDL(dk, a.destinationParams(n), schemas)
+				if err != nil {
+					return fmt.Errorf("discover %s: %w", n, err)
+				}
+				out[n] = tablesJSON(schemas, ddl)
 				if !asJSON {
-					printTables(g, n, schemas)
+					printTables(g, n, schemas, ddl)
 				}
 			}
 			if asJSON {
@@ -150,12 +154,35 @@ type tableJSON struct {
 	Table     string       `json:"table"`
 	Key       []string     `json:"key"`
 	Columns   []columnJSON `json:"columns"`
+	TargetDDL string       `json:"target_ddl,omitempty"`
 }
 
-func tablesJSON(schemas []*record.Schema) []tableJSON {
+// targetDDL is, for a destination that creates a table per source table, the
+// statement that would create each one (nil for other destinations). A table the
+// destination cannot create shows why instead.
+func targetDDL(dk connector.DestinationKind, p connector.DestinationParams, schemas []*record.Schema) ([]string, error) {
+	pl, ok := dk.(connector.DDLPlanner)
+	if !ok {
+		return nil, nil
+	}
+	out := make([]string, len(schemas))
+	for i, s := range schemas {
+		ddl, err := pl.TargetDDL(p, s)
+		if err != nil {
+			ddl = "-- cannot be created: " + strings.ReplaceAll(err.Error(), "\n", " ")
+		}
+		out[i] = ddl
+	}
+	return out, nil
+}
+
+func tablesJSON(schemas []*record.Schema, ddl []string) []tableJSON {
 	out := make([]tableJSON, 0, len(schemas))
-	for _, s := range schemas {
+	for i, s := range schemas {
 		t := tableJSON{Namespace: s.Namespace, Table: s.Table, Key: []string{}}
+		if ddl != nil {
+			t.TargetDDL = ddl[i]
+		}
 		for _, col := range s.Columns {
 			t.Columns = append(t.Columns, columnJSON{col.Name, col.SourceType, col.Type.String(), col.Nullable, col.Key})
 			if col.Key {
@@ -167,9 +194,9 @@ func tablesJSON(schemas []*record.Schema) []tableJSON {
 	return out
 }
 
-func printTables(g *globalFlags, name string, schemas []*record.Schema) {
+func printTables(g *globalFlags, name string, schemas []*record.Schema, ddl []string) {
 	fmt.Fprintf(g.stdout, "%s: %d table(s)\n", name, len(schemas))
-	for _, s := range schemas {
+	for i, s := range schemas {
 		fmt.Fprintf(g.stdout, "\n  %s\n", s.QualifiedName())
 		tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "    column\tsource type\ttype\tnull\tkey")
@@ -177,6 +204,9 @@ func printTables(g *globalFlags, name string, schemas []*record.Schema) {
 			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", col.Name, col.SourceType, col.Type, yes(col.Nullable), yes(col.Key))
 		}
 		tw.Flush()
+		if ddl != nil {
+			fmt.Fprintf(g.stdout, "\n    target table:\n    %s\n", strings.ReplaceAll(ddl[i], "\n", "\n    "))
+		}
 	}
 }
 

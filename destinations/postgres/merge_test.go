@@ -167,7 +167,7 @@ func TestSchemaChanges(t *testing.T) {
 	})
 	v2 := record.NewSchema("app", "items", append(append([]record.Column(nil), v1.Columns...),
 		record.Column{Name: "note", Type: record.Type{Kind: record.KindString}, Nullable: true}))
-	v2.Columns[1].Type.Kind = record.KindInt64                                       // widened
+	v2.Columns[1].Type.Kind = record.KindInt64                                          // widened
 	v2.Columns[2].Type = record.Type{Kind: record.KindDecimal, Precision: 12, Scale: 3} // widened
 	ins := func(s *record.Schema, vals ...record.Value) record.Record {
 		r := f.recs(docs, change{record.OpCreate, 0, nil, nil})[0]
