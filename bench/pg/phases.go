@@ -8,11 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/connectd/connectd/bench/internal/proc"
 	"github.com/connectd/connectd/internal/testenv"
 )
 
@@ -161,16 +161,16 @@ func (b *bench) snapshotPhase(ctx context.Context) error {
 		return err
 	}
 	for i := 0; i < 2; i++ {
-		srv0, _ := procCPU(int(backend))
-		cli0 := selfCPU()
+		srv0, _ := proc.CPU(int(backend))
+		cli0 := proc.Self()
 		t := time.Now()
 		tag, err := b.conn.PgConn().CopyTo(ctx, io.Discard, "COPY (SELECT * FROM bench.snap) TO STDOUT")
 		if err != nil {
 			return fmt.Errorf("COPY bench.snap TO STDOUT: %w", err)
 		}
 		d := time.Since(t)
-		srv1, _ := procCPU(int(backend))
-		cli1 := selfCPU()
+		srv1, _ := proc.CPU(int(backend))
+		cli1 := proc.Self()
 		if tag.RowsAffected() != r.rows {
 			return fmt.Errorf("COPY returned %d rows, want %d", tag.RowsAffected(), r.rows)
 		}
@@ -498,16 +498,6 @@ func perSec(n int64, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
-// procCPU is the user+system CPU time of a process on this machine (procStat's
-// fields 14 and 15, in USER_HZ ticks, 100 per second on Linux).
-func procCPU(pid int) (time.Duration, bool) {
-	st, err := procStat(pid)
-	if err != nil {
-		return 0, false
-	}
-	return ticks(st.utime + st.stime), true
-}
-
 // watchSlotCPU follows the CPU time of the walsender serving slot (its active_pid)
 // until stop is called, which returns the last value seen: the server's cost of
 // decoding for that consumer.
@@ -533,7 +523,7 @@ func (b *bench) watchSlotCPU(ctx context.Context, slot string) (stop func() time
 				}
 			}
 			if pid != 0 {
-				if c, ok := procCPU(pid); ok {
+				if c, ok := proc.CPU(pid); ok {
 					last = c
 				}
 			}
@@ -548,13 +538,4 @@ func (b *bench) watchSlotCPU(ctx context.Context, slot string) (stop func() time
 		cancel()
 		return <-done
 	}
-}
-
-// selfCPU is this process's user+system CPU time.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

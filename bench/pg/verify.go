@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connectd/connectd/bench/internal/proc"
 	"github.com/connectd/connectd/internal/testenv"
 )
 
@@ -180,11 +181,11 @@ func serverCPUOnce(pg *testenv.Postgres) (time.Duration, map[int]bool, error) {
 	if err != nil {
 		return 0, nil, fmt.Errorf("the server's CPU: %s: %w", pidFile, err)
 	}
-	st, err := procStat(postmaster)
+	st, err := proc.Read(postmaster)
 	if err != nil {
 		return 0, nil, fmt.Errorf("the server's CPU: %w", err)
 	}
-	total := st.utime + st.stime + st.cutime + st.cstime
+	total := st.UTime + st.STime + st.CUTime + st.CSTime
 	children := map[int]bool{}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -195,58 +196,10 @@ func serverCPUOnce(pg *testenv.Postgres) (time.Duration, map[int]bool, error) {
 		if err != nil || pid == postmaster {
 			continue
 		}
-		if cs, err := procStat(pid); err == nil && cs.ppid == postmaster {
-			total += cs.utime + cs.stime
+		if cs, err := proc.Read(pid); err == nil && cs.PPID == postmaster {
+			total += cs.UTime + cs.STime
 			children[pid] = true
 		}
 	}
-	return ticks(total), children, nil
-}
-
-// stat holds the fields of /proc/<pid>/stat that serverCPU needs; times in USER_HZ
-// ticks (100 per second on Linux).
-type stat struct {
-	ppid                         int
-	utime, stime, cutime, cstime int64
-}
-
-// ticks converts USER_HZ ticks (100 per second on Linux) to a duration.
-func ticks(n int64) time.Duration { return time.Duration(n) * 10 * time.Millisecond }
-
-// procStat reads /proc/<pid>/stat.
-func procStat(pid int) (stat, error) {
-	path := fmt.Sprintf("/proc/%d/stat", pid)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return stat{}, err
-	}
-	st, err := parseStat(string(data))
-	if err != nil {
-		return stat{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return st, nil
-}
-
-func parseStat(s string) (stat, error) {
-	// The command name (field 2) may hold spaces and parentheses; the fields after
-	// its last ')' are plain.
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return stat{}, fmt.Errorf("no command name")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 15 {
-		return stat{}, fmt.Errorf("%d fields after the command name, want at least 15", len(f))
-	}
-	var st stat
-	var err error
-	if st.ppid, err = strconv.Atoi(f[1]); err != nil {
-		return stat{}, fmt.Errorf("ppid: %w", err)
-	}
-	for j, p := range []*int64{&st.utime, &st.stime, &st.cutime, &st.cstime} {
-		if *p, err = strconv.ParseInt(f[11+j], 10, 64); err != nil {
-			return stat{}, fmt.Errorf("field %d: %w", 14+j, err)
-		}
-	}
-	return st, nil
+	return proc.Ticks(total), children, nil
 }
