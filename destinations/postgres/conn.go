@@ -138,3 +138,21 @@ func (c *conn) Load(ctx context.Context, schema, table string, cols []warehouse.
 func (c *conn) Close(ctx context.Context) error {
 	return c.c.Close(ctx)
 }
+
+func (c *conn) Query(ctx context.Context, sql string, fn func(int64) error) error {
+	rows, err := c.c.Query(ctx, sql)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var n int64
+	for rows.Next() {
+		if err := rows.Scan(&n); err != nil {
+			return err
+		}
+		if err := fn(n); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -111,8 +111,7 @@ func appendPlain(dst []byte, t record.Type, v record.Value) ([]byte, error) {
 	case record.Date:
 		return appendDate(dst, x.Time()), nil
 	case record.Time:
-		us := int64(x)
-		return fmt.Appendf(dst, "%02d:%02d:%02d.%06d", us/3600e6, us/60e6%60, us/1e6%60, us%1e6), nil
+		return appendClock(dst, int64(x)), nil
 	case record.Timestamp:
 		switch x {
 		case record.TimestampInfinity:
@@ -122,11 +121,16 @@ func appendPlain(dst []byte, t record.Type, v record.Value) ([]byte, error) {
 		}
 		tt := x.Time()
 		dst = appendDate(dst, tt)
-		dst = fmt.Appendf(dst[:len(dst)-bcLen(tt)], " %02d:%02d:%02d.%06d", tt.Hour(), tt.Minute(), tt.Second(), tt.Nanosecond()/1000)
+		bc := tt.Year() <= 0
+		if bc {
+			dst = dst[:len(dst)-len(" BC")]
+		}
+		dst = append(dst, ' ')
+		dst = appendClock(dst, int64(x)%86400e6+86400e6*btoi(int64(x)%86400e6 < 0))
 		if t.Kind == record.KindTimestampTZ {
 			dst = append(dst, "+00"...)
 		}
-		if bcLen(tt) > 0 {
+		if bc {
 			dst = append(dst, " BC"...)
 		}
 		return dst, nil
@@ -151,17 +155,55 @@ func appendFloat(dst []byte, f float64, bits int) []byte {
 // appendDate appends a date as ISO text: years before 1 are written as PostgreSQL
 // reads them, counted back with BC (year 0 is 1 BC).
 func appendDate(dst []byte, t time.Time) []byte {
-	y := t.Year()
-	if y <= 0 {
-		return fmt.Appendf(dst, "%04d-%02d-%02d BC", 1-y, t.Month(), t.Day())
+	y, m, d := t.Date()
+	bc := y <= 0
+	if bc {
+		y = 1 - y
 	}
-	return fmt.Appendf(dst, "%04d-%02d-%02d", y, t.Month(), t.Day())
+	dst = appendDigits(dst, int64(y), 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int64(m), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int64(d), 2)
+	if bc {
+		dst = append(dst, " BC"...)
+	}
+	return dst
 }
 
-// bcLen is the length of the " BC" appendDate wrote for t.
-func bcLen(t time.Time) int {
-	if t.Year() <= 0 {
-		return 3
+// appendClock appends a time of day given in microseconds since midnight
+// (86400000000 is 24:00:00, which PostgreSQL's time takes).
+func appendClock(dst []byte, us int64) []byte {
+	dst = appendDigits(dst, us/3600e6, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, us/60e6%60, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, us/1e6%60, 2)
+	if frac := us % 1e6; frac != 0 {
+		dst = append(dst, '.')
+		dst = appendDigits(dst, frac, 6)
+	}
+	return dst
+}
+
+// appendDigits appends a non-negative n with at least width digits.
+func appendDigits(dst []byte, n int64, width int) []byte {
+	var b [20]byte
+	i := len(b)
+	for n >= 10 || width > 1 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		width--
+	}
+	i--
+	b[i] = byte('0' + n)
+	return append(dst, b[i:]...)
+}
+
+func btoi(b bool) int64 {
+	if b {
+		return 1
 	}
 	return 0
 }

@@ -237,3 +237,19 @@ func TestTwoProcessesOnOneConnectorAreFenced(t *testing.T) {
 		t.Errorf("offsets row %s, want %s", pos, recs[0].Pos)
 	}
 }
+
+// TestMergeInsertsOfKeysTheTargetHas: a batch of inserts only (a snapshot taken again,
+// say) copies the new keys straight in and merges the ones the target has.
+func TestMergeInsertsOfKeysTheTargetHas(t *testing.T) {
+	tg := newTarget(t)
+	d := tg.open(t, "i", tg.config("merge", false))
+	defer d.Close(testCtx(t))
+	f := &feed{}
+	write(t, d, f.recs(docs, change{record.OpRead, 1, "a", "x"}, change{record.OpRead, 2, "b", "y"}), true)
+	write(t, d, f.recs(docs, change{record.OpRead, 2, "b2", "y2"}, change{record.OpRead, 3, "c", "z"}, change{record.OpCreate, 1, "a2", "x2"}), true)
+	got := tg.rows(t, "SELECT id, title, body FROM "+tg.schema+".docs ORDER BY id")
+	want := [][]string{{"1", "a2", "x2"}, {"2", "b2", "y2"}, {"3", "c", "z"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("rows %v, want %v", got, want)
+	}
+}

@@ -278,6 +278,9 @@ func (w *Destination) bind(ctx context.Context, s *record.Schema) (*binding, err
 	pos := map[string]int{}
 	for i, c := range t.cols {
 		pos[c.Name] = i
+		if isMeta(c.Name) || c.Logical.Kind == record.KindInvalid {
+			b.fixed = append(b.fixed, i)
+		}
 	}
 	for i, c := range s.Columns {
 		b.idx[i] = pos[c.Name]

@@ -98,6 +98,18 @@ func (w *Destination) merge(ctx context.Context, t *table, data []int) error {
 	if len(t.rows) == 0 {
 		return nil
 	}
+	rows := t.rows
+	if !t.deletes && !t.updates && !t.keep && t.truncAt == nil {
+		// Only inserts (a snapshot, mostly): the rows whose key the target lacks, which
+		// are usually all of them, are copied straight in; only the others are merged.
+		old, err := w.insertNew(ctx, t, data)
+		if err != nil {
+			return err
+		}
+		if rows = old; len(rows) == 0 {
+			return nil
+		}
+	}
 
 	cols := make([]LoadColumn, 0, len(data)+5)
 	defs := make([]string, 0, len(data)+5)
@@ -124,8 +136,8 @@ func (w *Destination) merge(ctx context.Context, t *table, data []int) error {
 	}
 	cols = append(cols, meta...)
 
-	rows := make([][]record.Value, len(t.rows))
-	for n, r := range t.rows {
+	staged := make([][]record.Value, len(rows))
+	for n, r := range rows {
 		v := make([]record.Value, 0, len(cols))
 		for _, i := range data {
 			v = append(v, r.vals[i])
@@ -138,14 +150,14 @@ func (w *Destination) merge(ctx context.Context, t *table, data []int) error {
 			}
 			v = append(v, keep, r.partial)
 		}
-		rows[n] = v
+		staged[n] = v
 	}
 
 	stage := d.Ident(stagingTable)
 	if _, err := w.conn.Exec(ctx, d.CreateStaging(stagingTable, strings.Join(defs, ", "))); err != nil {
 		return fmt.Errorf("create the staging table: %w", err)
 	}
-	if err := w.conn.Load(ctx, "", stagingTable, cols, rows); err != nil {
+	if err := w.conn.Load(ctx, "", stagingTable, cols, staged); err != nil {
 		return fmt.Errorf("load the staging table: %w", err)
 	}
 
@@ -217,4 +229,94 @@ func (w *Destination) merge(ctx context.Context, t *table, data []int) error {
 		}
 	}
 	return nil
+}
+
+// keysTable is the staging table of insertNew: the staged rows' keys and numbers.
+const keysTable = "_connectd_keys"
+
+// insertNew copies the staged rows whose key the target does not have straight into
+// it, and returns the others. It stages only the keys (and each row's number) to ask
+// the target which exist: far cheaper than staging whole rows and inserting them with
+// INSERT ... SELECT, which also writes each row twice.
+func (w *Destination) insertNew(ctx context.Context, t *table, data []int) ([]*row, error) {
+	d := w.d
+	bigint := record.Type{Kind: record.KindInt64}
+	bigintType, err := d.ColumnType(bigint)
+	if err != nil {
+		return nil, err
+	}
+	cols := []LoadColumn{{"_n", bigint}}
+	defs := []string{"_n " + bigintType}
+	var key []int
+	var match []string
+	for _, i := range data {
+		if c := t.cols[i]; c.Key {
+			key = append(key, i)
+			cols = append(cols, LoadColumn{c.Name, c.Logical})
+			defs = append(defs, d.Ident(c.Name)+" "+c.Type)
+			match = append(match, "t."+d.Ident(c.Name)+" = s."+d.Ident(c.Name))
+		}
+	}
+	keys := make([][]record.Value, len(t.rows))
+	for n, r := range t.rows {
+		k := make([]record.Value, 1, 1+len(key))
+		k[0] = int64(n)
+		for _, i := range key {
+			k = append(k, r.vals[i])
+		}
+		keys[n] = k
+	}
+	if _, err := w.conn.Exec(ctx, d.CreateStaging(keysTable, strings.Join(defs, ", "))); err != nil {
+		return nil, fmt.Errorf("create the keys' staging table: %w", err)
+	}
+	if err := w.conn.Load(ctx, "", keysTable, cols, keys); err != nil {
+		return nil, fmt.Errorf("load the keys' staging table: %w", err)
+	}
+	var old []*row
+	isOld := make([]bool, len(t.rows))
+	q := fmt.Sprintf("SELECT s._n FROM %s AS s WHERE EXISTS (SELECT 1 FROM %s AS t WHERE %s)",
+		d.Ident(keysTable), qualified(d, t.target.Schema, t.target.Table), strings.Join(match, " AND "))
+	err = w.conn.Query(ctx, q, func(n int64) error {
+		if n < 0 || n >= int64(len(t.rows)) {
+			return fmt.Errorf("the keys' staging table returned row %d of %d", n, len(t.rows))
+		}
+		isOld[n] = true
+		old = append(old, t.rows[n])
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find the keys the target has: %w", err)
+	}
+	if q := d.DropStaging(keysTable); q != "" {
+		if _, err := w.conn.Exec(ctx, q); err != nil {
+			return nil, fmt.Errorf("drop the keys' staging table: %w", err)
+		}
+	}
+	load := make([]LoadColumn, 0, len(data)+4)
+	for _, i := range data {
+		load = append(load, LoadColumn{t.cols[i].Name, t.cols[i].Logical})
+	}
+	meta := metaColumns(Merge, t.target.SoftDelete)
+	load = append(load, meta...)
+	rows := make([][]record.Value, 0, len(t.rows)-len(old))
+	for n, r := range t.rows {
+		if isOld[n] {
+			continue
+		}
+		v := make([]record.Value, 0, len(load))
+		for _, i := range data {
+			v = append(v, r.vals[i])
+		}
+		v = append(v, r.pos.String(), record.TimestampOf(r.ts))
+		if t.target.SoftDelete {
+			v = append(v, false, nil)
+		}
+		rows = append(rows, v)
+	}
+	if len(rows) > 0 {
+		if err := w.conn.Load(ctx, t.target.Schema, t.target.Table, load, rows); err != nil {
+			return nil, fmt.Errorf("copy new rows: %w", err)
+		}
+	}
+	return old, nil
 }

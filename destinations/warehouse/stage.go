@@ -23,7 +23,23 @@ type table struct {
 	keep    bool           // a staged row keeps some target value
 	partial bool           // a staged row lacks values the source did not send
 	deletes bool           // a staged row is a delete
+	updates bool           // a staged row is an update
 	keyBuf  []byte
+	known   []bool // stage's scratch
+	sent    []bool // stage's scratch
+}
+
+// scratch resets *buf to one false per column, with true at the columns of fixed.
+func (t *table) scratch(buf *[]bool, fixed []int) []bool {
+	s := (*buf)[:0]
+	for range t.cols {
+		s = append(s, false)
+	}
+	for _, i := range fixed {
+		s[i] = true
+	}
+	*buf = s
+	return s
 }
 
 // row is one staged row: a record, or in merge mode the records of one key folded
@@ -46,11 +62,14 @@ type binding struct {
 	key []int // index in t.cols of each key column, in source order
 	// unchanged finds the column of a name in a record's unchanged list.
 	unchanged map[string]int
+	// fixed are the columns no record fills: the metadata, and the target's own
+	// columns of types connectd does not map.
+	fixed []int
 }
 
 func (t *table) reset() {
 	t.rows, t.index, t.truncAt = nil, nil, nil
-	t.keep, t.partial, t.deletes = false, false, false
+	t.keep, t.partial, t.deletes, t.updates = false, false, false, false
 }
 
 // stage adds one record; it returns the approximate bytes it holds.
@@ -75,14 +94,14 @@ func (t *table) stage(b *binding, r *record.Record) int64 {
 	// The target keeps what the record does not carry: columns its schema lacks (added
 	// on the target later, or dropped on the source), unchanged values the source did
 	// not send, and for a delete whatever its old image leaves out.
-	known := make([]bool, len(t.cols))
+	known := t.scratch(&t.known, b.fixed)
 	for i := range img {
 		known[b.idx[i]] = r.Op != record.OpDelete || img[i] != nil
 	}
 	for _, k := range b.key {
 		known[k] = true
 	}
-	sent := make([]bool, len(t.cols)) // not an unchanged value the source left out
+	sent := t.scratch(&t.sent, nil) // not an unchanged value the source left out
 	for i := range sent {
 		sent[i] = true
 	}
@@ -123,6 +142,7 @@ func (t *table) stage(b *binding, r *record.Record) int64 {
 	t.keep = t.keep || w.keep != nil
 	t.partial = t.partial || w.partial
 	t.deletes = t.deletes || r.Op == record.OpDelete
+	t.updates = t.updates || r.Op == record.OpUpdate
 	if seen {
 		t.rows[slot] = w
 	} else {

@@ -66,6 +66,8 @@ type Conn interface {
 	// QueryRow runs a query and scans its first row into dest; found is false when
 	// it returned no row.
 	QueryRow(ctx context.Context, sql string, args []any, dest ...any) (found bool, err error)
+	// Query runs a query whose one column is an integer and calls fn with each row's value.
+	Query(ctx context.Context, sql string, fn func(int64) error) error
 	// Columns returns the columns of schema.table in their order, nil when the table
 	// does not exist.
 	Columns(ctx context.Context, schema, table string) ([]Column, error)

@@ -1,0 +1,256 @@
+// Command warehouse measures the database destinations' loading: records merged and
+// appended into PostgreSQL by the postgres destination, next to a plain COPY of the
+// same rows into an empty table (the physical limit of this server for those rows),
+// in one run on one machine. It drives the destination in-process, without a source,
+// so the figures are the loading alone. Run it from the repository root:
+//
+//	go run ./bench/warehouse -rows 1000000
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/connectd/connectd/bench/internal/proc"
+	"github.com/connectd/connectd/config"
+	"github.com/connectd/connectd/connector"
+	pgdest "github.com/connectd/connectd/destinations/postgres"
+	"github.com/connectd/connectd/internal/testenv"
+	"github.com/connectd/connectd/record"
+	"github.com/jackc/pgx/v5"
+)
+
+func main() {
+	rows := flag.Int("rows", 1_000_000, "rows per phase")
+	batch := flag.Int("batch", 1000, "records per Write (a source's batch)")
+	flush := flag.Int("flush", 1_000_000, "records per flush (flush.rows)")
+	keep := flag.Bool("keep", false, "leave the server running at the end (its DSN is logged)")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(*rows, *batch, *flush, *keep); err != nil {
+		pprof.StopCPUProfile()
+		log.Fatal(err)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05")+"  "+format+"\n", args...)
+}
+
+// result is one phase: rows loaded in wall time, with the CPU of this process
+// (connectd's side) and of the server's backend.
+type result struct {
+	name           string
+	rows           int
+	wall           time.Duration
+	client, server time.Duration
+	vs             *result // the baseline it is compared with
+}
+
+var schema = record.NewSchema("shop", "items", []record.Column{
+	{Name: "id", SourceType: "bigint", Type: record.Type{Kind: record.KindInt64}, Key: true},
+	{Name: "customer", SourceType: "integer", Type: record.Type{Kind: record.KindInt32}},
+	{Name: "qty", SourceType: "smallint", Type: record.Type{Kind: record.KindInt16}},
+	{Name: "price", SourceType: "numeric(12,2)", Type: record.Type{Kind: record.KindDecimal, Precision: 12, Scale: 2}},
+	{Name: "status", SourceType: "text", Type: record.Type{Kind: record.KindString}},
+	{Name: "note", SourceType: "text", Type: record.Type{Kind: record.KindString}, Nullable: true},
+	{Name: "created", SourceType: "timestamptz", Type: record.Type{Kind: record.KindTimestampTZ}},
+	{Name: "updated", SourceType: "timestamptz", Type: record.Type{Kind: record.KindTimestampTZ}},
+})
+
+var statuses = []string{"new", "paid", "shipped", "returned"}
+
+// records are n changes of op to rows 1..n, at positions after from.
+func records(n int, op record.Op, from uint64, version int) []record.Record {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	out := make([]record.Record, n)
+	for i := range out {
+		id := int64(i + 1)
+		ts := record.TimestampOf(base.Add(time.Duration(i) * time.Second))
+		out[i] = record.Record{Op: op, Schema: schema, Pos: binary.BigEndian.AppendUint64(nil, from+uint64(i)+1),
+			CommitTS: base.Add(time.Duration(i) * time.Millisecond), TxID: fmt.Sprint(i / 100),
+			After: []record.Value{id, int32(i % 50000), int16(i%20 + version), record.Decimal(fmt.Sprintf("%d.%02d", i%100000, i%100)),
+				statuses[(i+version)%len(statuses)], fmt.Sprintf("note %d for item %d, version %d", i%977, id, version), ts, ts + record.Timestamp(version)}}
+	}
+	return out
+}
+
+func run(n, batch, flush int, keep bool) error {
+	ctx := context.Background()
+	logf("starting a PostgreSQL server")
+	pg, err := testenv.StartPostgres(ctx, testenv.PostgresOptions{WalLevel: "replica", ExtraConf: map[string]string{
+		"shared_buffers": "'512MB'", "max_wal_size": "'4GB'", "checkpoint_timeout": "'30min'",
+	}})
+	if err != nil {
+		return err
+	}
+	if keep {
+		logf("the server stays up: %s (stop it with: %s/pg_ctl -D %s/data stop)", pg.DSN, pg.BinDir, pg.Dir)
+	} else {
+		defer pg.Stop()
+	}
+	logf("generating %d records", n)
+	inserts := records(n, record.OpRead, 0, 0)
+	updates := records(n, record.OpUpdate, uint64(n), 1)
+
+	var res []*result
+	copyKeyed, err := plainCopy(ctx, pg, inserts, true)
+	if err != nil {
+		return err
+	}
+	copyPlain, err := plainCopy(ctx, pg, inserts, false)
+	if err != nil {
+		return err
+	}
+	res = append(res, copyKeyed, copyPlain)
+
+	merge, err := load(ctx, pg, "merge", "merge: inserts into an empty table", inserts, batch, flush, copyKeyed)
+	if err != nil {
+		return err
+	}
+	res = append(res, merge)
+	upd, err := load(ctx, pg, "merge", "merge: updates of every row", updates, batch, flush, copyKeyed)
+	if err != nil {
+		return err
+	}
+	res = append(res, upd)
+	app, err := load(ctx, pg, "append", "append", inserts, batch, flush, copyPlain)
+	if err != nil {
+		return err
+	}
+	res = append(res, app)
+	report(res)
+	return nil
+}
+
+// plainCopy is the baseline: the same rows, rendered as COPY text before the clock
+// starts, copied into an empty table with the same columns (and the same primary key
+// when keyed), best of three.
+func plainCopy(ctx context.Context, pg *testenv.Postgres, recs []record.Record, keyed bool) (*result, error) {
+	name := "plain COPY into an empty table without a key"
+	key := ""
+	if keyed {
+		name, key = "plain COPY into an empty table with the key", ", PRIMARY KEY (id)"
+	}
+	conn, err := pgx.Connect(ctx, pg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	var text strings.Builder
+	for i := range recs {
+		a := recs[i].After
+		fmt.Fprintf(&text, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", a[0], a[1], a[2], a[3], a[4], a[5], stamp(a[6]), stamp(a[7]))
+	}
+	data := text.String()
+	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS copy_target; CREATE TABLE copy_target (id bigint NOT NULL, customer integer, qty smallint, price numeric(12,2), status text, note text, created timestamptz, updated timestamptz"+key+")"); err != nil {
+		return nil, err
+	}
+	var pid int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		return nil, err
+	}
+	var best *result
+	for range 3 {
+		if _, err := conn.Exec(ctx, "TRUNCATE copy_target; CHECKPOINT"); err != nil {
+			return nil, err
+		}
+		srv0, _ := proc.CPU(pid)
+		cli0, t0 := proc.Self(), time.Now()
+		tag, err := conn.PgConn().CopyFrom(ctx, strings.NewReader(data), "COPY copy_target FROM STDIN")
+		if err != nil {
+			return nil, err
+		}
+		r := &result{name: name, rows: int(tag.RowsAffected()), wall: time.Since(t0), client: proc.Self() - cli0}
+		srv1, _ := proc.CPU(pid)
+		r.server = srv1 - srv0
+		if best == nil || r.wall < best.wall {
+			best = r
+		}
+	}
+	logf("%s: %d rows in %s", name, best.rows, best.wall.Round(time.Millisecond))
+	return best, nil
+}
+
+func stamp(v record.Value) string {
+	return v.(record.Timestamp).Time().Format("2006-01-02 15:04:05.999999+00")
+}
+
+// load drives the postgres destination as the runtime does: Write in batches,
+// FlushAt every flush records and at the end.
+func load(ctx context.Context, pg *testenv.Postgres, mode, name string, recs []record.Record, batch, flush int, vs *result) (*result, error) {
+	cfg := &pgdest.Config{DSN: pg.DSN, Schema: "bench_" + mode, Table: "{table}", Mode: mode}
+	p := connector.DestinationParams{Name: "bench", Config: config.Destination{Type: "postgres", Config: cfg},
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	d, err := pgdest.Kind{}.Open(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close(ctx)
+	t := d.(connector.Transactional)
+	conn, err := pgx.Connect(ctx, pg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		return nil, err
+	}
+	var pid int
+	if err := conn.QueryRow(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = 'connectd' AND datname = current_database()").Scan(&pid); err != nil {
+		return nil, fmt.Errorf("find the destination's backend: %w", err)
+	}
+	srv0, _ := proc.CPU(pid)
+	cli0, t0 := proc.Self(), time.Now()
+	pending := 0
+	for i := 0; i < len(recs); i += batch {
+		b := recs[i:min(i+batch, len(recs))]
+		if err := d.Write(ctx, b); err != nil {
+			return nil, err
+		}
+		if pending += len(b); pending >= flush || i+batch >= len(recs) {
+			if err := t.FlushAt(ctx, b[len(b)-1].Pos); err != nil {
+				return nil, err
+			}
+			pending = 0
+		}
+	}
+	r := &result{name: name, rows: len(recs), wall: time.Since(t0), client: proc.Self() - cli0, vs: vs}
+	srv1, _ := proc.CPU(pid)
+	r.server = srv1 - srv0
+	logf("%s: %d rows in %s", name, r.rows, r.wall.Round(time.Millisecond))
+	return r, nil
+}
+
+func report(res []*result) {
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\trows\tseconds\trows/s\tof COPY\tconnectd CPU-s/M rows\tserver CPU-s/M rows\t")
+	for _, r := range res {
+		ratio := ""
+		if r.vs != nil {
+			ratio = fmt.Sprintf("%.2f", r.vs.wall.Seconds()/r.wall.Seconds())
+		}
+		perM := func(d time.Duration) string { return fmt.Sprintf("%.2f", d.Seconds()/float64(r.rows)*1e6) }
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%s\t%s\t%s\t\n", r.name, r.rows, r.wall.Seconds(), float64(r.rows)/r.wall.Seconds(), ratio, perM(r.client), perM(r.server))
+	}
+	tw.Flush()
+}
