@@ -111,6 +111,7 @@ func exampleEnv(t *testing.T) func(string) (string, bool) {
 		"LAKE_BUCKET":      "lake",
 		"GITHUB_TOKEN":     "ghp_example",
 		"GITHUB_REPO":      "golang/go",
+		"WAREHOUSE_DSN":    "postgres://loader@127.0.0.1:5433/analytics?sslmode=disable",
 	}
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 }

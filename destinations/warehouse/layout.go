@@ -83,6 +83,9 @@ func (l Layout) name(namespace, table string) string {
 // ValidateLayout checks the keys a destination's config shares with every warehouse
 // destination: the table pattern (key "table") and the rules (key "tables").
 func ValidateLayout(v *config.Validation, table string, rules []Rule) {
+	if !v.Set("table") {
+		table = "{table}" // the default
+	}
 	rest := strings.NewReplacer("{namespace}", "", "{table}", "").Replace(table)
 	switch {
 	case !strings.Contains(table, "{table}"):
