@@ -62,6 +62,7 @@ type result struct {
 	name           string
 	rows           int
 	wall           time.Duration
+	flushing       time.Duration // of wall, in FlushAt
 	client, server time.Duration
 	vs             *result // the baseline it is compared with
 }
@@ -222,19 +223,22 @@ func load(ctx context.Context, pg *testenv.Postgres, mode, name string, recs []r
 	srv0, _ := proc.CPU(pid)
 	cli0, t0 := proc.Self(), time.Now()
 	pending := 0
+	var flushing time.Duration
 	for i := 0; i < len(recs); i += batch {
 		b := recs[i:min(i+batch, len(recs))]
 		if err := d.Write(ctx, b); err != nil {
 			return nil, err
 		}
 		if pending += len(b); pending >= flush || i+batch >= len(recs) {
+			f0 := time.Now()
 			if err := t.FlushAt(ctx, b[len(b)-1].Pos); err != nil {
 				return nil, err
 			}
+			flushing += time.Since(f0)
 			pending = 0
 		}
 	}
-	r := &result{name: name, rows: len(recs), wall: time.Since(t0), client: proc.Self() - cli0, vs: vs}
+	r := &result{name: name, rows: len(recs), wall: time.Since(t0), flushing: flushing, client: proc.Self() - cli0, vs: vs}
 	srv1, _ := proc.CPU(pid)
 	r.server = srv1 - srv0
 	logf("%s: %d rows in %s", name, r.rows, r.wall.Round(time.Millisecond))
@@ -243,14 +247,18 @@ func load(ctx context.Context, pg *testenv.Postgres, mode, name string, recs []r
 
 func report(res []*result) {
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\trows\tseconds\trows/s\tof COPY\tconnectd CPU-s/M rows\tserver CPU-s/M rows\t")
+	fmt.Fprintln(tw, "phase\trows\tseconds\tin flush\trows/s\tof COPY\tconnectd CPU-s/M rows\tserver CPU-s/M rows\t")
 	for _, r := range res {
 		ratio := ""
 		if r.vs != nil {
 			ratio = fmt.Sprintf("%.2f", r.vs.wall.Seconds()/r.wall.Seconds())
 		}
 		perM := func(d time.Duration) string { return fmt.Sprintf("%.2f", d.Seconds()/float64(r.rows)*1e6) }
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%s\t%s\t%s\t\n", r.name, r.rows, r.wall.Seconds(), float64(r.rows)/r.wall.Seconds(), ratio, perM(r.client), perM(r.server))
+		inFlush := ""
+		if r.vs != nil {
+			inFlush = fmt.Sprintf("%.2f", r.flushing.Seconds())
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%s\t%.0f\t%s\t%s\t%s\t\n", r.name, r.rows, r.wall.Seconds(), inFlush, float64(r.rows)/r.wall.Seconds(), ratio, perM(r.client), perM(r.server))
 	}
 	tw.Flush()
 }
