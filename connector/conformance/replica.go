@@ -24,8 +24,10 @@ type ReplicaFixture interface {
 	// connectd would.
 	Open(ctx context.Context) (connector.Destination, error)
 	// ReadReplica returns the rows of the replica table, read independently of the
-	// destination's own code (a query of the target), no rows when the table does
-	// not exist. The checks call it only while no destination of the fixture is
+	// destination's own code, no rows when the table does not exist. A query such as
+	// SELECT id, body, amount::text, qty::text, _deleted FROM <schema>.replica,
+	// scanned into the fields of ReplicaRow, does (false for _deleted with hard
+	// deletes). The checks call it only while no destination of the fixture is
 	// open, so that an embedded database's single writer is free.
 	ReadReplica(ctx context.Context) ([]ReplicaRow, error)
 	// SoftDelete reports whether the destination marks deleted rows (_deleted)
