@@ -13,10 +13,38 @@
 //
 //	func TestConformance(t *testing.T) { conformance.TestSource(t, myDriver{...}) }
 //
-// Each check is also available as a value (SourceChecks, DestinationChecks) that
-// returns an error instead of failing a test, so the suite's own tests can show
-// that a broken connector fails it. The package imports no test environment:
-// drivers bring their servers.
+// A destination that keeps a replica of each source table (merge mode: a database
+// table with one row per key) instead of a change log also runs the replica checks
+// (TestReplica, with a ReplicaDriver whose fixture reads the target table back). They
+// write records of ReplicaSchema from ReplicaRecords: inserts, updates, some leaving
+// a TOASTed text column unchanged (nil in After, named in Unchanged), deletes that
+// carry only the key, key changes (a delete then an insert), re-inserts and
+// truncates (docs/design.md, "Envelope"). After each run the table must equal the
+// model of the records written so far (Replica: upserts by key, an unchanged column
+// keeping the row's value, deletes that remove the row or, with soft deletes, mark
+// it _deleted with its values, a truncate that removes or marks every row):
+//
+//   - FlushOnceLeavesTheReplica: every record in one flush, folded per key;
+//   - ReplayAfterCrashWithoutFlushLeavesTheReplica: unflushed records lost in a
+//     crash and written again, in other batches, flushed at other points;
+//   - ReplayOfFlushedRecordsChangesNothing: records the target already holds
+//     written again, flushed at other points: the table must not change, neither
+//     when the replay ends where the flushed records end nor when it runs past them.
+//     Comparing _pos keeps an older record from overwriting a newer row, but not from
+//     bringing back a row a hard delete removed: a destination skips the records at
+//     or before the position it committed with its data;
+//   - SmallFlushesKeepUnchangedValues: a flush every few records, so that an update
+//     leaving a column unchanged lands in a later flush than the row's insert and
+//     must keep the target's value, not write NULL; the destination is reopened
+//     halfway;
+//   - CloseLeavesNoGoroutine.
+//
+// A difference is reported by key and column, the first few only.
+//
+// Each check is also available as a value (SourceChecks, DestinationChecks,
+// ReplicaChecks) that returns an error instead of failing a test, so the suite's own
+// tests can show that a broken connector fails it. The package imports no test
+// environment: drivers bring their servers.
 package conformance
 
 import (

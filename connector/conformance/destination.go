@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/record"
 )
 
@@ -60,11 +61,20 @@ func DestinationChecks() []Check[DestinationDriver] {
 type step struct {
 	from, to, chunk int
 	flush           bool
+	// flushed says that every record of the step was flushed before (a replay of
+	// them): a destination that keeps its position with its data skips them, and
+	// may have nothing to flush.
+	flushed bool
+}
+
+// opener is a fixture that opens its destination.
+type opener interface {
+	Open(ctx context.Context) (connector.Destination, error)
 }
 
 // play opens a destination, runs steps on it and closes it without a flush of its
 // own: whatever the last step did not flush is lost, as in a crash.
-func play(ctx context.Context, fx DestinationFixture, recs []record.Record, steps ...step) error {
+func play(ctx context.Context, fx opener, recs []record.Record, steps ...step) error {
 	dst, err := fx.Open(ctx)
 	if err != nil {
 		return fmt.Errorf("open: %w", err)
@@ -77,7 +87,7 @@ func play(ctx context.Context, fx DestinationFixture, recs []record.Record, step
 				break
 			}
 		}
-		if rows, _ := dst.Buffered(); len(problems) == 0 && s.flush && rows == 0 {
+		if rows, _ := dst.Buffered(); len(problems) == 0 && s.flush && rows == 0 && !s.flushed {
 			problems = append(problems, fmt.Errorf("Buffered reports 0 rows after records %d..%d were written", s.from, s.to-1))
 		}
 		if s.flush && len(problems) == 0 {
