@@ -83,7 +83,8 @@ func (w *Destination) prepare(ctx context.Context) error {
 func (w *Destination) Committed(context.Context) (record.Position, error) { return w.committed, nil }
 
 // Write stages records for the next flush. Records at or before the committed
-// position are already in the target and are skipped, so a replay changes nothing.
+// position are already in the target and are skipped, so a replay changes nothing;
+// Buffered still counts them, as records written that the next flush settles.
 func (w *Destination) Write(ctx context.Context, recs []record.Record) error {
 	if w.broken != nil {
 		return w.broken
@@ -91,6 +92,7 @@ func (w *Destination) Write(ctx context.Context, recs []record.Record) error {
 	for i := range recs {
 		r := &recs[i]
 		if w.committed != nil && r.Pos.Compare(w.committed) <= 0 {
+			w.rows++
 			continue
 		}
 		b, err := w.bind(ctx, r.Schema)
@@ -133,6 +135,7 @@ func (w *Destination) FlushAt(ctx context.Context, pos record.Position) error {
 		return w.broken
 	}
 	if pos == nil || (pos.Compare(w.committed) <= 0 && len(w.staged) == 0) {
+		w.rows, w.bytes = 0, 0 // only skipped replays were written
 		return nil
 	}
 	if err := w.flush(ctx, pos); err != nil {

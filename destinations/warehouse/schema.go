@@ -31,9 +31,12 @@ func CreateTable(d Dialect, t Target, s *record.Schema) (string, error) {
 		defs = append(defs, def)
 	}
 	for _, m := range metaColumns(t.Mode, t.SoftDelete) {
-		def, err := metaDef(d, m)
+		def, notNull, err := metaDef(d, m)
 		if err != nil {
 			return "", err
+		}
+		if notNull {
+			def += " NOT NULL"
 		}
 		defs = append(defs, def)
 	}
@@ -43,20 +46,22 @@ func CreateTable(d Dialect, t Target, s *record.Schema) (string, error) {
 	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n)", qualified(d, t.Schema, t.Table), strings.Join(defs, ",\n  ")), nil
 }
 
-// metaDef is the column definition of a metadata column.
-func metaDef(d Dialect, m LoadColumn) (string, error) {
+// metaDef is the column definition of a metadata column without its NOT NULL, which
+// notNull says it has: CREATE TABLE writes it into the definition, ALTER TABLE sets it
+// after adding the column (DuckDB adds no column with a constraint).
+func metaDef(d Dialect, m LoadColumn) (def string, notNull bool, err error) {
 	switch m.Name {
 	case ColPos:
-		return d.Ident(m.Name) + " " + d.PositionType() + " NOT NULL", nil
+		return d.Ident(m.Name) + " " + d.PositionType(), true, nil
 	case ColDeleted:
 		typ, err := d.ColumnType(m.Type)
-		return d.Ident(m.Name) + " " + typ + " NOT NULL DEFAULT false", err
+		return d.Ident(m.Name) + " " + typ + " DEFAULT false", true, err
 	}
 	typ, err := d.ColumnType(m.Type)
 	if err != nil {
-		return "", fmt.Errorf("metadata column %s: %w", m.Name, err)
+		return "", false, fmt.Errorf("metadata column %s: %w", m.Name, err)
 	}
-	return d.Ident(m.Name) + " " + typ, nil
+	return d.Ident(m.Name) + " " + typ, false, nil
 }
 
 func qualified(d Dialect, schema, table string) string {
@@ -138,7 +143,7 @@ func alter(d Dialect, t Target, s *record.Schema, cols *[]Column) ([]string, err
 		if _, ok := have[m.Name]; ok {
 			continue
 		}
-		def, err := metaDef(d, m)
+		def, notNull, err := metaDef(d, m)
 		if err != nil {
 			return nil, err
 		}
@@ -149,6 +154,9 @@ func alter(d Dialect, t Target, s *record.Schema, cols *[]Column) ([]string, err
 		}
 		typ, _ := d.ColumnType(m.Type)
 		add(def, Column{Name: m.Name, Type: typ, Logical: m.Type})
+		if notNull {
+			stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", name, d.Ident(m.Name)))
+		}
 	}
 	return stmts, nil
 }
