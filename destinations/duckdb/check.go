@@ -26,6 +26,10 @@ func (Kind) Check(ctx context.Context, p connector.DestinationParams) []connecto
 		return []connector.CheckResult{{Name: "duckdb: path", Detail: msg,
 			Fix: "set destination.path to the absolute path of a .duckdb file, such as /var/lib/connectd/replica.duckdb"}}
 	}
+	if msg := schemaProblem(cfg.Path, cfg.Schema); msg != "" {
+		return []connector.CheckResult{{Name: "duckdb: schema", Detail: msg,
+			Fix: "set destination.schema to another name (its default is main)"}}
+	}
 	_, statErr := os.Stat(cfg.Path)
 	created := errors.Is(statErr, os.ErrNotExist)
 

@@ -32,10 +32,30 @@ func (c *Config) Validate(v *config.Validation) {
 			v.Errorf("path", "%s", msg)
 		}
 	}
-	if c.Schema == "" {
-		v.Errorf("schema", "must name a schema (main is DuckDB's own)")
+	// The loader applies the defaults after Validate: check the layout they make.
+	d := *c
+	if err := config.ApplyDefaults(&d); err != nil {
+		v.Errorf("", "%v", err)
+		return
 	}
-	warehouse.ValidateLayout(v, c.Table, c.Tables)
+	if msg := schemaProblem(d.Path, d.Schema); msg != "" && checkPath(d.Path) == "" {
+		v.Errorf("schema", "%s", msg)
+	}
+	warehouse.ValidateLayout(v, d.Table, d.Tables)
+}
+
+// schemaProblem refuses a schema named like a catalog of the database: DuckDB names
+// the file's catalog after the file (replica for /data/replica.duckdb) and has temp
+// and system besides, and "x"."t" is then ambiguous, an error in every statement.
+func schemaProblem(path, schema string) string {
+	catalog, _, _ := strings.Cut(filepath.Base(path), ".")
+	for _, name := range []string{catalog, "temp", "system"} {
+		if strings.EqualFold(schema, name) {
+			return fmt.Sprintf("%q is also the name of a catalog of the database (DuckDB names the file's catalog %q after the file, and has temp and system), so SQL cannot tell the schema from it: choose another schema, or another file name",
+				schema, catalog)
+		}
+	}
+	return ""
 }
 
 func checkPath(p string) string {
@@ -54,7 +74,7 @@ func checkPath(p string) string {
 // tables. Connectors in other schemas of the file are fine: the driver gives them one
 // database instance, each its own connection and transactions.
 func (c *Config) Claims(connector string) []config.Claim {
-	if checkPath(c.Path) != "" || c.Schema == "" {
+	if checkPath(c.Path) != "" {
 		return nil
 	}
 	path := filepath.Clean(c.Path)

@@ -12,7 +12,10 @@ import (
 // dialect is DuckDB's SQL for the warehouse core.
 type dialect struct{}
 
-var _ warehouse.Dialect = dialect{}
+var (
+	_ warehouse.Dialect = dialect{}
+	_ warehouse.Rekeyer = dialect{}
+)
 
 // Ident quotes an identifier. DuckDB matches even quoted identifiers without regard
 // to case (it keeps the case it was given): two source names that differ only in
@@ -82,6 +85,14 @@ func (d dialect) DropStaging(name string) string { return "DROP TABLE " + d.Iden
 // ForUpdate is empty: a DuckDB file has one writing process, and this destination
 // one connection in it.
 func (dialect) ForUpdate() string { return "" }
+
+// Rekey rebuilds the table: DuckDB neither drops nor replaces a primary key.
+func (d dialect) Rekey(schema, table, keys string) string {
+	name := d.Ident(schema) + "." + d.Ident(table)
+	next := d.Ident(schema) + "." + d.Ident(table+"_rekeyed")
+	return fmt.Sprintf("CREATE TABLE %s (<the columns of %s>, PRIMARY KEY (%s)); INSERT INTO %s SELECT * FROM %s; DROP TABLE %s; ALTER TABLE %s RENAME TO %s",
+		next, name, keys, next, name, name, next, d.Ident(table))
+}
 
 // parseType maps a type as duckdb_columns() spells it back to the logical type it
 // holds; KindInvalid for a type connectd does not write (TINYINT, HUGEINT,

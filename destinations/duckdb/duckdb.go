@@ -30,6 +30,9 @@ func (Kind) Open(ctx context.Context, p connector.DestinationParams) (connector.
 	if msg := checkPath(cfg.Path); msg != "" {
 		return nil, connector.Permanent(fmt.Errorf("duckdb: path %s", msg))
 	}
+	if msg := schemaProblem(cfg.Path, cfg.Schema); msg != "" {
+		return nil, connector.Permanent(fmt.Errorf("duckdb: schema %s", msg))
+	}
 	log := p.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

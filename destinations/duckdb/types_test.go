@@ -12,6 +12,7 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/connectd/connectd/destinations/warehouse"
 	"github.com/connectd/connectd/record"
 )
 
@@ -152,6 +153,50 @@ func roundTrip(t *testing.T, mode string) {
 	}
 	if n != len(want) {
 		t.Fatalf("read back %d rows, wrote %d", n, len(want))
+	}
+	res.Close()
+	db.Close()
+	catalogReadsBackWhatWasCreated(t, path, mode)
+}
+
+// catalogReadsBackWhatWasCreated: each column's type, as Columns reads it from the
+// catalog, is spelled as ColumnType spells it and maps back to the logical type, so
+// that a restart finds nothing to alter.
+func catalogReadsBackWhatWasCreated(t *testing.T, path, mode string) {
+	ctx := context.Background()
+	c, err := openConn(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	cols, err := c.Columns(ctx, "main", "kinds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]warehouse.Column{}
+	for _, col := range cols {
+		got[col.Name] = col
+	}
+	if k := got["k"]; k.Key != (mode == "merge") || k.Type != "INTEGER" {
+		t.Errorf("column k: %+v, want an INTEGER, the primary key in merge mode", k)
+	}
+	for _, tc := range typeCases {
+		col, ok := got[tc.name]
+		if !ok {
+			t.Errorf("column %s is missing", tc.name)
+			continue
+		}
+		want, _ := dialect{}.ColumnType(tc.typ)
+		logical := tc.typ
+		if logical.Kind == record.KindDecimalText {
+			logical = kind(record.KindString) // both are VARCHAR
+		}
+		if col.Type != want || col.Logical.String() != logical.String() || col.Key {
+			t.Errorf("column %s reads back as %q (%s, key %t); created as %q (%s)", tc.name, col.Type, col.Logical, col.Key, want, logical)
+		}
+	}
+	if missing, err := c.Columns(ctx, "main", "no_such_table"); err != nil || missing != nil {
+		t.Errorf("Columns of a missing table = %v, %v; want nil, nil", missing, err)
 	}
 }
 

@@ -20,11 +20,6 @@ const (
 
 // load applies one table's staged rows inside the flush's transaction.
 func (w *Destination) load(ctx context.Context, t *table) error {
-	for _, q := range t.ddl {
-		if _, err := w.conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
-		}
-	}
 	if len(t.rows) == 0 && t.truncAt == nil {
 		return nil
 	}

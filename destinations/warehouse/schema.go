@@ -47,8 +47,10 @@ func CreateTable(d Dialect, t Target, s *record.Schema) (string, error) {
 }
 
 // metaDef is the column definition of a metadata column without its NOT NULL, which
-// notNull says it has: CREATE TABLE writes it into the definition, ALTER TABLE sets it
-// after adding the column (DuckDB adds no column with a constraint).
+// notNull says it has: CREATE TABLE writes it into the definition; ALTER TABLE adds
+// the column without it, as DuckDB neither adds a column with a constraint nor sets
+// one in the transaction that added the column (the default fills the rows the table
+// has, and every load writes the column).
 func metaDef(d Dialect, m LoadColumn) (def string, notNull bool, err error) {
 	switch m.Name {
 	case ColPos:
@@ -127,6 +129,9 @@ func alter(d Dialect, t Target, s *record.Schema, cols *[]Column) ([]string, err
 		}
 		if strings.Join(srcKeys, ",") != strings.Join(tgtKeys, ",") {
 			hint := fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT <its primary key>, ADD PRIMARY KEY (%s)", name, identList(d, srcKeys))
+			if r, ok := d.(Rekeyer); ok {
+				hint = r.Rekey(t.Schema, t.Table, identList(d, srcKeys))
+			}
 			if len(tgtKeys) == 0 {
 				hint = fmt.Sprintf("ALTER TABLE %s ADD PRIMARY KEY (%s)", name, identList(d, srcKeys))
 			}
@@ -143,20 +148,17 @@ func alter(d Dialect, t Target, s *record.Schema, cols *[]Column) ([]string, err
 		if _, ok := have[m.Name]; ok {
 			continue
 		}
-		def, notNull, err := metaDef(d, m)
+		def, _, err := metaDef(d, m)
 		if err != nil {
 			return nil, err
 		}
 		if m.Name == ColPos {
-			// A NOT NULL column cannot be added to rows that exist; an empty position
-			// sorts before every real one.
+			// The rows the table has get a position too: an empty one sorts before
+			// every real one.
 			def += " DEFAULT ''"
 		}
 		typ, _ := d.ColumnType(m.Type)
 		add(def, Column{Name: m.Name, Type: typ, Logical: m.Type})
-		if notNull {
-			stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", name, d.Ident(m.Name)))
-		}
 	}
 	return stmts, nil
 }
