@@ -72,7 +72,10 @@ func checkWrite(ctx context.Context, c *conn, cfg *Config) []connector.CheckResu
 	if err := c.Begin(ctx); err != nil {
 		return []connector.CheckResult{{Name: "duckdb: begin a transaction", Detail: err.Error(), Fix: fileFix}}
 	}
-	defer c.Rollback(context.WithoutCancel(ctx))
+	defer func() {
+		// Nothing of the check may stay; a failed rollback ends with the connection.
+		_ = c.Rollback(context.WithoutCancel(ctx))
+	}()
 
 	var res []connector.CheckResult
 	step := func(name, ok, fix string, run func() error) bool {

@@ -3,6 +3,7 @@ package duckdb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -324,7 +325,7 @@ func readCommitted(t *testing.T, path, name string) record.Position {
 	defer db.Close()
 	var p string
 	err := db.QueryRow("SELECT position FROM main."+warehouse.OffsetsTable+" WHERE connector = $1", name).Scan(&p)
-	if err == sql.ErrNoRows || err != nil && strings.Contains(err.Error(), "does not exist") {
+	if errors.Is(err, sql.ErrNoRows) || err != nil && strings.Contains(err.Error(), "does not exist") {
 		return nil
 	}
 	if err != nil {
