@@ -172,9 +172,9 @@ func (c *conn) Load(ctx context.Context, schema, table string, cols []warehouse.
 		return nil
 	}
 	d := dialect{}
-	target := d.Ident(table)
+	target := stagingName(table)
 	if schema != "" {
-		target = d.Ident(schema) + "." + target
+		target = d.Ident(schema) + "." + d.Ident(table)
 	}
 	loaders := make([]loader, len(cols))
 	infos := make([]duckdb.TypeInfo, len(cols))

@@ -79,8 +79,13 @@ func (d dialect) CreateStaging(name, columns string) string {
 }
 
 // DropStaging drops the staging table: a temporary table lives as long as the
-// connection, not the transaction.
-func (d dialect) DropStaging(name string) string { return "DROP TABLE " + d.Ident(name) }
+// connection, not the transaction. The name is qualified so that it can never name
+// a table of the database (unqualified, temp is searched first).
+func (d dialect) DropStaging(name string) string { return "DROP TABLE " + stagingName(name) }
+
+// stagingName is a temporary table's full name: DuckDB keeps them in the schema main
+// of the catalog temp.
+func stagingName(name string) string { return "temp.main." + dialect{}.Ident(name) }
 
 // ForUpdate is empty: a DuckDB file has one writing process, and this destination
 // one connection in it.
