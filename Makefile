@@ -12,10 +12,16 @@ TEST_TIMEOUT := 20m
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT = $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
-.PHONY: build test test-long test-short lint fuzz demo bench deps docs
+.PHONY: build build-duckdb test test-long test-short lint fuzz demo bench deps docs
 
 build:
 	$(GO) build -o bin/connectd ./cmd/connectd
+
+# build-duckdb builds connectd with the duckdb destination (destinations/duckdb), which
+# links DuckDB through cgo: it needs a C/C++ toolchain, and the binary needs glibc and
+# libstdc++ where it runs (the Dockerfile's duckdb target). `build` leaves it out.
+build-duckdb:
+	CGO_ENABLED=1 $(GO) build -tags duckdb -o bin/connectd-duckdb ./cmd/connectd
 
 # deps installs the PostgreSQL/MariaDB binaries and the versitygw S3 gateway the
 # tests start, when a fresh machine lacks them.
@@ -24,7 +30,9 @@ deps:
 
 test: deps lint
 	$(GO) vet ./...
+	$(GO) vet -tags duckdb ./connector/builtin/ ./cmd/connectd/
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
+	$(GO) test -tags duckdb -timeout $(TEST_TIMEOUT) ./connector/builtin/
 	$(GO) test -timeout $(TEST_TIMEOUT) $(OTHER_PKGS)
 
 # test-long runs the fault-injection suite's long form: thousands of faults

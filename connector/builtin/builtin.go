@@ -1,6 +1,10 @@
 // Package builtin lists the connector kinds compiled into connectd, in one place that
 // the daemon, the tests and the generated reference share. Adding a connector kind is
 // its own package (with its config struct, see config/spec.go) and one line here.
+//
+// Kinds that need cgo are compiled in only with their build tag, each registered by a
+// file of that tag (builtin_duckdb.go), which a file of the negated tag stands in for
+// without it; the default connectd binary stays static.
 package builtin
 
 import (
@@ -24,6 +28,7 @@ func Registry(pluginDir string) *connector.Registry {
 	r.AddSource("plugin", host.SourceKind{Dir: pluginDir})
 	r.AddDestination("parquet", parquet.Kind{})
 	r.AddDestination("postgres", pgdest.Kind{})
+	addDuckDB(r)
 	r.AddDestination("plugin", host.DestinationKind{Dir: pluginDir})
 	return r
 }

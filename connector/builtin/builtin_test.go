@@ -19,7 +19,7 @@ func TestEveryKindDeclaresItsConfig(t *testing.T) {
 	if got := r.SourceTypes(); !reflect.DeepEqual(got, []string{"postgres", "mysql", "http", "plugin"}) {
 		t.Errorf("source types %v", got)
 	}
-	if got := r.DestinationTypes(); !reflect.DeepEqual(got, []string{"parquet", "postgres", "plugin"}) {
+	if got := r.DestinationTypes(); !reflect.DeepEqual(got, destinationTypes) {
 		t.Errorf("destination types %v", got)
 	}
 	check := func(role, typ string, spec config.Spec, ok bool) {

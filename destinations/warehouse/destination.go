@@ -97,7 +97,8 @@ func ensureSchema(ctx context.Context, c Conn, d Dialect, schema string) error {
 func (w *Destination) Committed(context.Context) (record.Position, error) { return w.committed, nil }
 
 // Write stages records for the next flush. Records at or before the committed
-// position are already in the target and are skipped, so a replay changes nothing.
+// position are already in the target and are skipped, so a replay changes nothing;
+// Buffered still counts them, as records written that the next flush settles.
 func (w *Destination) Write(ctx context.Context, recs []record.Record) error {
 	if w.broken != nil {
 		return w.broken
@@ -172,6 +173,9 @@ func (w *Destination) FlushAt(ctx context.Context, pos record.Position) error {
 
 func (w *Destination) flush(ctx context.Context, pos record.Position) error {
 	t0 := time.Now()
+	if err := w.applyDDL(ctx); err != nil {
+		return err
+	}
 	if err := w.conn.Begin(ctx); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -201,6 +205,24 @@ func (w *Destination) flush(ctx context.Context, pos record.Position) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	w.log.Debug("flushed", "position", pos.String(), "rows", w.rows, "tables", len(w.staged), "took", time.Since(t0))
+	return nil
+}
+
+// applyDDL creates and alters the staged tables before the flush's transaction, each
+// statement committing on its own: DuckDB cannot always commit a transaction that
+// altered a table twice (an added BOOLEAN column with a default, then another column,
+// fail at COMMIT), nor one that changes rows of a table it altered that way. A crash
+// between the statements and the flush leaves columns that no row uses yet; the next
+// session reads them back and does not add them again.
+func (w *Destination) applyDDL(ctx context.Context) error {
+	for _, t := range w.staged {
+		for len(t.ddl) > 0 {
+			if _, err := w.conn.Exec(ctx, t.ddl[0]); err != nil {
+				return fmt.Errorf("%s: %w", t.ddl[0], err)
+			}
+			t.ddl = t.ddl[1:]
+		}
+	}
 	return nil
 }
 

@@ -20,11 +20,6 @@ const (
 
 // load applies one table's staged rows inside the flush's transaction.
 func (w *Destination) load(ctx context.Context, t *table) error {
-	for _, q := range t.ddl {
-		if _, err := w.conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
-		}
-	}
 	if len(t.rows) == 0 && t.truncAt == nil {
 		return nil
 	}
@@ -76,28 +71,50 @@ func (w *Destination) append(ctx context.Context, t *table, data []int) error {
 	return w.conn.Load(ctx, t.target.Schema, t.target.Table, cols, rows)
 }
 
-// merge loads the rows into a staging table, then applies them to the target by key
-// in a few set statements: deletes, updates of the rows the target has (only where
-// its row is older: _pos), inserts of the others.
+// merge applies a table's staged truncate and rows to its target.
 func (w *Destination) merge(ctx context.Context, t *table, data []int) error {
+	// A hard truncate deletes before the rows staged after it are applied; a soft one
+	// marks what is left unmarked after the staged rows (stage.go says why).
+	if t.truncAt != nil && !t.target.SoftDelete {
+		if err := w.truncate(ctx, t); err != nil {
+			return err
+		}
+	}
+	if len(t.rows) > 0 {
+		if err := w.mergeRows(ctx, t, data); err != nil {
+			return err
+		}
+	}
+	if t.truncAt != nil && t.target.SoftDelete {
+		return w.truncate(ctx, t)
+	}
+	return nil
+}
+
+// truncate removes, or marks deleted, the target's rows older than the truncate.
+func (w *Destination) truncate(ctx context.Context, t *table) error {
+	d, tr := w.d, t.truncAt
+	tgt := qualified(d, t.target.Schema, t.target.Table)
+	q := "DELETE FROM " + tgt + " WHERE " + d.Ident(ColPos) + " < $1"
+	args := []any{tr.pos.String()}
+	if t.target.SoftDelete {
+		q = fmt.Sprintf("UPDATE %s SET %s = true, %s = $2, %s = $1, %s = $2 WHERE %s < $1 AND NOT %s",
+			tgt, d.Ident(ColDeleted), d.Ident(ColDeletedAt), d.Ident(ColPos), d.Ident(ColCommitTS), d.Ident(ColPos), d.Ident(ColDeleted))
+		args = append(args, record.TimestampOf(tr.ts).Time())
+	}
+	if _, err := w.conn.Exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("truncate: %w", err)
+	}
+	return nil
+}
+
+// mergeRows loads the rows into a staging table, then applies them to the target by
+// key in a few set statements: deletes, updates of the rows the target has (only
+// where its row is older: _pos), inserts of the others.
+func (w *Destination) mergeRows(ctx context.Context, t *table, data []int) error {
 	d := w.d
 	tgt := qualified(d, t.target.Schema, t.target.Table)
 	soft := t.target.SoftDelete
-	if tr := t.truncAt; tr != nil {
-		q := "DELETE FROM " + tgt + " WHERE " + d.Ident(ColPos) + " < $1"
-		args := []any{tr.pos.String()}
-		if soft {
-			q = fmt.Sprintf("UPDATE %s SET %s = true, %s = $2, %s = $1, %s = $2 WHERE %s < $1 AND NOT %s",
-				tgt, d.Ident(ColDeleted), d.Ident(ColDeletedAt), d.Ident(ColPos), d.Ident(ColCommitTS), d.Ident(ColPos), d.Ident(ColDeleted))
-			args = append(args, record.TimestampOf(tr.ts).Time())
-		}
-		if _, err := w.conn.Exec(ctx, q, args...); err != nil {
-			return fmt.Errorf("truncate: %w", err)
-		}
-	}
-	if len(t.rows) == 0 {
-		return nil
-	}
 	rows := t.rows
 	if !t.deletes && !t.updates && !t.keep && t.truncAt == nil {
 		// Only inserts (a snapshot, mostly): the rows whose key the target lacks, which

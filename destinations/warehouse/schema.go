@@ -31,9 +31,12 @@ func CreateTable(d Dialect, t Target, s *record.Schema) (string, error) {
 		defs = append(defs, def)
 	}
 	for _, m := range metaColumns(t.Mode, t.SoftDelete) {
-		def, err := metaDef(d, m)
+		def, notNull, err := metaDef(d, m)
 		if err != nil {
 			return "", err
+		}
+		if notNull {
+			def += " NOT NULL"
 		}
 		defs = append(defs, def)
 	}
@@ -43,20 +46,24 @@ func CreateTable(d Dialect, t Target, s *record.Schema) (string, error) {
 	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n)", qualified(d, t.Schema, t.Table), strings.Join(defs, ",\n  ")), nil
 }
 
-// metaDef is the column definition of a metadata column.
-func metaDef(d Dialect, m LoadColumn) (string, error) {
+// metaDef is the column definition of a metadata column without its NOT NULL, which
+// notNull says it has: CREATE TABLE writes it into the definition; ALTER TABLE adds
+// the column without it, as DuckDB neither adds a column with a constraint nor sets
+// one in the transaction that added the column (the default fills the rows the table
+// has, and every load writes the column).
+func metaDef(d Dialect, m LoadColumn) (def string, notNull bool, err error) {
 	switch m.Name {
 	case ColPos:
-		return d.Ident(m.Name) + " " + d.PositionType() + " NOT NULL", nil
+		return d.Ident(m.Name) + " " + d.PositionType(), true, nil
 	case ColDeleted:
 		typ, err := d.ColumnType(m.Type)
-		return d.Ident(m.Name) + " " + typ + " NOT NULL DEFAULT false", err
+		return d.Ident(m.Name) + " " + typ + " DEFAULT false", true, err
 	}
 	typ, err := d.ColumnType(m.Type)
 	if err != nil {
-		return "", fmt.Errorf("metadata column %s: %w", m.Name, err)
+		return "", false, fmt.Errorf("metadata column %s: %w", m.Name, err)
 	}
-	return d.Ident(m.Name) + " " + typ, nil
+	return d.Ident(m.Name) + " " + typ, false, nil
 }
 
 func qualified(d Dialect, schema, table string) string {
@@ -122,6 +129,9 @@ func alter(d Dialect, t Target, s *record.Schema, cols *[]Column) ([]string, err
 		}
 		if strings.Join(srcKeys, ",") != strings.Join(tgtKeys, ",") {
 			hint := fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT <its primary key>, ADD PRIMARY KEY (%s)", name, identList(d, srcKeys))
+			if r, ok := d.(Rekeyer); ok {
+				hint = r.Rekey(t.Schema, t.Table, identList(d, srcKeys))
+			}
 			if len(tgtKeys) == 0 {
 				hint = fmt.Sprintf("ALTER TABLE %s ADD PRIMARY KEY (%s)", name, identList(d, srcKeys))
 			}
@@ -138,13 +148,13 @@ func alter(d Dialect, t Target, s *record.Schema, cols *[]Column) ([]string, err
 		if _, ok := have[m.Name]; ok {
 			continue
 		}
-		def, err := metaDef(d, m)
+		def, _, err := metaDef(d, m)
 		if err != nil {
 			return nil, err
 		}
 		if m.Name == ColPos {
-			// A NOT NULL column cannot be added to rows that exist; an empty position
-			// sorts before every real one.
+			// The rows the table has get a position too: an empty one sorts before
+			// every real one.
 			def += " DEFAULT ''"
 		}
 		typ, _ := d.ColumnType(m.Type)

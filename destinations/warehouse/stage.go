@@ -86,8 +86,26 @@ func (t *table) stage(b *binding, r *record.Record) int64 {
 		return size
 	}
 	if r.Op == record.OpTruncate {
-		t.reset()
-		t.truncAt = &row{op: r.Op, pos: r.Pos, ts: r.CommitTS}
+		if !t.target.SoftDelete {
+			// What the truncate removes need not be loaded: the flush deletes the
+			// target's rows before the ones staged after it.
+			t.reset()
+			t.truncAt = &row{op: r.Op, pos: r.Pos, ts: r.CommitTS}
+			return size
+		}
+		// Soft deletes keep a deleted row as the truncate found it: the rows staged
+		// before it become rows deleted by it (deletes stay as they were), and the
+		// first truncate of the flush marks the target's rows, after the staged rows
+		// were applied, so that each row is marked by the first truncate after it.
+		for _, w := range t.rows {
+			if w.op != record.OpDelete {
+				w.op, w.pos, w.ts = record.OpDelete, r.Pos, r.CommitTS
+				t.deletes = true
+			}
+		}
+		if t.truncAt == nil {
+			t.truncAt = &row{op: r.Op, pos: r.Pos, ts: r.CommitTS}
+		}
 		return size
 	}
 	w := &row{op: r.Op, pos: r.Pos, ts: r.CommitTS, vals: vals}

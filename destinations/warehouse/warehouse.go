@@ -36,6 +36,14 @@ type Dialect interface {
 	ForUpdate() string
 }
 
+// Rekeyer is implemented by a Dialect whose target cannot replace a table's primary
+// key with ALTER TABLE ... DROP CONSTRAINT, ADD PRIMARY KEY: Rekey says what to run
+// instead to give schema.table the primary key keys (quoted, comma-separated). The
+// error that stops a connector whose source table changed its key quotes it.
+type Rekeyer interface {
+	Rekey(schema, table, keys string) string
+}
+
 // Column is a column of a target table.
 type Column struct {
 	Name string
