@@ -111,7 +111,7 @@ func newDiscoverCmd(g *globalFlags) *cobra.Command {
 			}
 			out := map[string][]tableJSON{}
 			for _, n := range a.cfg.Order {
-				sk, _, err := a.kinds(n)
+				sk, dk, err := a.kinds(n)
 				if err != nil {
 					return err
 				}
@@ -119,9 +119,21 @@ func newDiscoverCmd(g *globalFlags) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("discover %s: %w", n, err)
 				}
-				out[n] = tablesJSON(schemas)
+				tables := tablesJSON(schemas)
+				if p, ok := dk.(connector.DDLPlanner); ok {
+					// A destination that creates a table per source table shows the
+					// statement, or why it cannot create it, before anything runs.
+					for i, s := range schemas {
+						ddl, err := p.TargetDDL(a.destinationParams(n), s)
+						tables[i].TargetDDL = ddl
+						if err != nil {
+							tables[i].TargetError = err.Error()
+						}
+					}
+				}
+				out[n] = tables
 				if !asJSON {
-					printTables(g, n, schemas)
+					printTables(g, n, tables)
 				}
 			}
 			if asJSON {
@@ -150,6 +162,9 @@ type tableJSON struct {
 	Table     string       `json:"table"`
 	Key       []string     `json:"key"`
 	Columns   []columnJSON `json:"columns"`
+	// TargetDDL creates the table's target table, for destinations that create one.
+	TargetDDL   string `json:"target_ddl,omitempty"`
+	TargetError string `json:"target_error,omitempty"`
 }
 
 func tablesJSON(schemas []*record.Schema) []tableJSON {
@@ -167,16 +182,22 @@ func tablesJSON(schemas []*record.Schema) []tableJSON {
 	return out
 }
 
-func printTables(g *globalFlags, name string, schemas []*record.Schema) {
-	fmt.Fprintf(g.stdout, "%s: %d table(s)\n", name, len(schemas))
-	for _, s := range schemas {
-		fmt.Fprintf(g.stdout, "\n  %s\n", s.QualifiedName())
+func printTables(g *globalFlags, name string, tables []tableJSON) {
+	fmt.Fprintf(g.stdout, "%s: %d table(s)\n", name, len(tables))
+	for _, t := range tables {
+		fmt.Fprintf(g.stdout, "\n  %s.%s\n", t.Namespace, t.Table)
 		tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "    column\tsource type\ttype\tnull\tkey")
-		for _, col := range s.Columns {
+		for _, col := range t.Columns {
 			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", col.Name, col.SourceType, col.Type, yes(col.Nullable), yes(col.Key))
 		}
 		tw.Flush()
+		switch {
+		case t.TargetError != "":
+			fmt.Fprintf(g.stdout, "    target: cannot be created: %s\n", t.TargetError)
+		case t.TargetDDL != "":
+			fmt.Fprintf(g.stdout, "    target:\n      %s\n", strings.ReplaceAll(t.TargetDDL, "\n", "\n      "))
+		}
 	}
 }
 
