@@ -18,15 +18,22 @@ var (
 	// server's default of 20.
 	sharedPG = testenv.SharedPostgres(testenv.PostgresOptions{ExtraConf: map[string]string{"max_replication_slots": "100"}})
 	sharedS3 = testenv.SharedS3()
+	// The target cluster of the warehouse destination's tests: a server of its own, as
+	// a warehouse would be, so that no test compares a database with itself.
+	sharedTarget = testenv.SharedPostgres(testenv.PostgresOptions{WalLevel: "replica"})
 )
 
 func connectdBin(t testing.TB) string         { t.Helper(); return sharedBin.Get(t) }
 func pgServer(t testing.TB) *testenv.Postgres { t.Helper(); return sharedPG.Get(t) }
 func s3Server(t testing.TB) *testenv.S3       { t.Helper(); return sharedS3.Get(t) }
+func targetServer(t testing.TB) *testenv.Postgres {
+	t.Helper()
+	return sharedTarget.Get(t)
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, s := range []interface{ Stop() error }{sharedS3, sharedPG, sharedBin} {
+	for _, s := range []interface{ Stop() error }{sharedS3, sharedTarget, sharedPG, sharedBin} {
 		if err := s.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 		}

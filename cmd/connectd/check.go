@@ -119,13 +119,21 @@ func newDiscoverCmd(g *globalFlags) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("discover %s: %w", n, err)
 				}
-				ddl, err := targetDDL(dk, a.destinationParams(n), schemas)
-				if err != nil {
-					return fmt.Errorf("discover %s: %w", n, err)
+				tables := tablesJSON(schemas)
+				if p, ok := dk.(connector.DDLPlanner); ok {
+					// A destination that creates a table per source table shows the
+					// statement, or why it cannot create it, before anything runs.
+					for i, s := range schemas {
+						ddl, err := p.TargetDDL(a.destinationParams(n), s)
+						tables[i].TargetDDL = ddl
+						if err != nil {
+							tables[i].TargetError = err.Error()
+						}
+					}
 				}
-				out[n] = tablesJSON(schemas, ddl)
+				out[n] = tables
 				if !asJSON {
-					printTables(g, n, schemas, ddl)
+					printTables(g, n, tables)
 				}
 			}
 			if asJSON {
@@ -154,35 +162,15 @@ type tableJSON struct {
 	Table     string       `json:"table"`
 	Key       []string     `json:"key"`
 	Columns   []columnJSON `json:"columns"`
-	TargetDDL string       `json:"target_ddl,omitempty"`
+	// TargetDDL creates the table's target table, for destinations that create one.
+	TargetDDL   string `json:"target_ddl,omitempty"`
+	TargetError string `json:"target_error,omitempty"`
 }
 
-// targetDDL is, for a destination that creates a table per source table, the
-// statement that would create each one (nil for other destinations). A table the
-// destination cannot create shows why instead.
-func targetDDL(dk connector.DestinationKind, p connector.DestinationParams, schemas []*record.Schema) ([]string, error) {
-	pl, ok := dk.(connector.DDLPlanner)
-	if !ok {
-		return nil, nil
-	}
-	out := make([]string, len(schemas))
-	for i, s := range schemas {
-		ddl, err := pl.TargetDDL(p, s)
-		if err != nil {
-			ddl = "-- cannot be created: " + strings.ReplaceAll(err.Error(), "\n", " ")
-		}
-		out[i] = ddl
-	}
-	return out, nil
-}
-
-func tablesJSON(schemas []*record.Schema, ddl []string) []tableJSON {
+func tablesJSON(schemas []*record.Schema) []tableJSON {
 	out := make([]tableJSON, 0, len(schemas))
-	for i, s := range schemas {
+	for _, s := range schemas {
 		t := tableJSON{Namespace: s.Namespace, Table: s.Table, Key: []string{}}
-		if ddl != nil {
-			t.TargetDDL = ddl[i]
-		}
 		for _, col := range s.Columns {
 			t.Columns = append(t.Columns, columnJSON{col.Name, col.SourceType, col.Type.String(), col.Nullable, col.Key})
 			if col.Key {
@@ -194,18 +182,21 @@ func tablesJSON(schemas []*record.Schema, ddl []string) []tableJSON {
 	return out
 }
 
-func printTables(g *globalFlags, name string, schemas []*record.Schema, ddl []string) {
-	fmt.Fprintf(g.stdout, "%s: %d table(s)\n", name, len(schemas))
-	for i, s := range schemas {
-		fmt.Fprintf(g.stdout, "\n  %s\n", s.QualifiedName())
+func printTables(g *globalFlags, name string, tables []tableJSON) {
+	fmt.Fprintf(g.stdout, "%s: %d table(s)\n", name, len(tables))
+	for _, t := range tables {
+		fmt.Fprintf(g.stdout, "\n  %s.%s\n", t.Namespace, t.Table)
 		tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "    column\tsource type\ttype\tnull\tkey")
-		for _, col := range s.Columns {
+		for _, col := range t.Columns {
 			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", col.Name, col.SourceType, col.Type, yes(col.Nullable), yes(col.Key))
 		}
 		tw.Flush()
-		if ddl != nil {
-			fmt.Fprintf(g.stdout, "\n    target table:\n    %s\n", strings.ReplaceAll(ddl[i], "\n", "\n    "))
+		switch {
+		case t.TargetError != "":
+			fmt.Fprintf(g.stdout, "    target: cannot be created: %s\n", t.TargetError)
+		case t.TargetDDL != "":
+			fmt.Fprintf(g.stdout, "    target:\n      %s\n", strings.ReplaceAll(t.TargetDDL, "\n", "\n      "))
 		}
 	}
 }

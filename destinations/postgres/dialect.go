@@ -90,6 +90,9 @@ func (d dialect) CreateStaging(name, columns string) string {
 	return "CREATE TEMP TABLE " + d.Ident(name) + " (" + columns + ") ON COMMIT DROP"
 }
 
-func (dialect) DropStaging(string) string { return "" }
+// DropStaging drops the staging table as soon as its table is merged: one flush merges
+// each of its tables through a staging table of the same name, in one transaction
+// (ON COMMIT DROP only cleans up after a failed flush, whose rollback removes it).
+func (d dialect) DropStaging(name string) string { return "DROP TABLE " + d.Ident(name) }
 
 func (dialect) ForUpdate() string { return " FOR UPDATE" }

@@ -81,7 +81,9 @@ func (l Layout) name(namespace, table string) string {
 }
 
 // ValidateLayout checks the keys a destination's config shares with every warehouse
-// destination: the table pattern (key "table") and the rules (key "tables").
+// destination: the table pattern (key "table") and the rules (key "tables"). An
+// empty pattern is left alone: the loader validates before it applies the defaults,
+// and the kind's default pattern then takes its place.
 func ValidateLayout(v *config.Validation, table string, rules []Rule) {
 	if !v.Set("table") {
 		table = "{table}" // the default
