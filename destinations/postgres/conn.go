@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/destinations/warehouse"
 	"github.com/connectd/connectd/record"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // conn is the warehouse core's session on the target: one connection, one
@@ -74,7 +76,7 @@ func (c *conn) Rollback(ctx context.Context) error {
 func (c *conn) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
 	tag, err := c.c.Exec(ctx, sql, args...)
 	if err != nil {
-		return 0, err
+		return 0, classify(err)
 	}
 	return tag.RowsAffected(), nil
 }
@@ -130,7 +132,22 @@ func (c *conn) Load(ctx context.Context, schema, table string, cols []warehouse.
 	r := &copyReader{cols: types, rows: rows}
 	_, err := c.c.PgConn().CopyFrom(ctx, r, fmt.Sprintf("COPY %s (%s) FROM STDIN", target, strings.Join(names, ", ")))
 	if r.err != nil {
-		return fmt.Errorf("row %d: %w", r.next+1, r.err)
+		return connector.Permanent(fmt.Errorf("row %d: %w", r.next+1, r.err))
+	}
+	return classify(err)
+}
+
+// classify marks the server's errors that a retry repeats as permanent: bad data
+// (class 22), a violated constraint (23), a statement the target refuses (42: a
+// missing privilege, an object that exists). Connection and server failures stay
+// transient.
+func classify(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && len(pe.Code) == 5 {
+		switch pe.Code[:2] {
+		case "22", "23", "42":
+			return connector.Permanent(err)
+		}
 	}
 	return err
 }

@@ -16,7 +16,7 @@ func CheckWrite(ctx context.Context, c Conn, d Dialect, schema, kind, grant stri
 	if err := c.Begin(ctx); err != nil {
 		return []connector.CheckResult{{Name: kind + ": begin a transaction", Detail: err.Error()}}
 	}
-	defer c.Rollback(context.WithoutCancel(ctx))
+	defer func() { _ = c.Rollback(context.WithoutCancel(ctx)) }() // nothing to keep
 	probe := qualified(d, schema, "_connectd_check")
 	bigint, _ := d.ColumnType(record.Type{Kind: record.KindInt64})
 	text, _ := d.ColumnType(record.Type{Kind: record.KindString})

@@ -24,6 +24,10 @@ func CreateTable(d Dialect, t Target, s *record.Schema) (string, error) {
 			return "", connector.Permanent(fmt.Errorf("source table %s, column %s (%s): %w", s.QualifiedName(), c.Name, c.SourceType, err))
 		}
 		def := d.Ident(c.Name) + " " + typ
+		if c.Key && c.Nullable && t.Mode == Merge {
+			return "", connector.Permanent(fmt.Errorf("source table %s has no primary key (its key column %s may be NULL: a REPLICA IDENTITY FULL table, say), so merge cannot keep a replica of it: add a primary key on the source, or load it in append mode (tables: [{match: %s, mode: append}])",
+				s.QualifiedName(), c.Name, s.QualifiedName()))
+		}
 		if c.Key && t.Mode == Merge {
 			def += " NOT NULL"
 			keys = append(keys, d.Ident(c.Name))
