@@ -233,7 +233,8 @@ func (w *Destination) mergeRows(ctx context.Context, t *table, data []int) error
 		}
 		if n > 0 {
 			return connector.Permanent(fmt.Errorf("%d updates of source table %s leave values unsent (unchanged TOAST columns) for rows that target table %s does not have: the target has lost rows the source still has. "+
-				"Reload it with `connectd offsets reset` (a new snapshot)", n, t.source, tgt))
+				"Reload it with `connectd offsets reset` (a new snapshot). If the source changed the keys of rows with large (TOAST) values, set REPLICA IDENTITY FULL on it: "+
+				"PostgreSQL does not send those values with a key change otherwise (docs/design.md, \"Targets that keep their position\")", n, t.source, tgt))
 		}
 	}
 	q = fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s AS s WHERE %s%s", tgt, strings.Join(names, ", "), strings.Join(values, ", "), stage, notDelete, missing)
