@@ -1,7 +1,8 @@
 // Command warehouse measures the database destinations' loading: records merged and
 // appended into PostgreSQL by the postgres destination, next to a plain COPY of the
 // same rows into an empty table (the physical limit of this server for those rows),
-// in one run on one machine. It drives the destination in-process, without a source,
+// in one run on one machine; and the duckdb destination into a DuckDB file, next to
+// DuckDB reading the same rows from a Parquet file into an empty table. It drives the destination in-process, without a source,
 // so the figures are the loading alone. Run it from the repository root:
 //
 //	go run ./bench/warehouse -rows 1000000
@@ -9,12 +10,14 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"flag"
 	"fmt"
 	"log"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
@@ -23,6 +26,7 @@ import (
 	"github.com/connectd/connectd/bench/internal/proc"
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/destinations/duckdb"
 	pgdest "github.com/connectd/connectd/destinations/postgres"
 	"github.com/connectd/connectd/internal/testenv"
 	"github.com/connectd/connectd/record"
@@ -139,8 +143,57 @@ func run(n, batch, flush int, keep bool) error {
 		return err
 	}
 	res = append(res, app)
+	ducks, err := duckPhases(ctx, inserts, batch, flush)
+	if err != nil {
+		return err
+	}
+	res = append(res, ducks...)
 	report(res)
 	return nil
+}
+
+// duckPhases loads the rows into DuckDB files with the duckdb destination (merge, then
+// append), then times DuckDB reading the same rows from a Parquet file (written by
+// DuckDB from the merged table before the clock starts) into an empty table.
+func duckPhases(ctx context.Context, recs []record.Record, batch, flush int) ([]*result, error) {
+	dir, err := os.MkdirTemp("", "connectd-bench-duckdb-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	var out []*result
+	for _, mode := range []string{"merge", "append"} {
+		cfg := &duckdb.Config{Path: filepath.Join(dir, mode+".duckdb"), Schema: "main", Table: "{table}", Mode: mode}
+		r, err := drive(ctx, duckdb.Kind{}, config.Destination{Type: "duckdb", Config: cfg}, "duckdb "+mode, recs, batch, flush, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	db, err := sql.Open("duckdb", filepath.Join(dir, "read.duckdb"))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	pq := filepath.Join(dir, "items.parquet")
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("ATTACH '%s' AS m (READ_ONLY); COPY (SELECT id, customer, qty, price, status, note, created, updated FROM m.main.items) TO '%s' (FORMAT parquet); DETACH m",
+		filepath.Join(dir, "merge.duckdb"), pq)); err != nil {
+		return nil, fmt.Errorf("write the parquet file: %w", err)
+	}
+	base := &result{name: "DuckDB: CREATE TABLE AS read_parquet of the rows"}
+	cli0, t0 := proc.Self(), time.Now()
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE TABLE items AS SELECT * FROM read_parquet('%s'); CHECKPOINT", pq)); err != nil {
+		return nil, err
+	}
+	base.wall, base.client = time.Since(t0), proc.Self()-cli0
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM items").Scan(&base.rows); err != nil {
+		return nil, err
+	}
+	for _, r := range out {
+		r.vs = base
+	}
+	return append([]*result{base}, out...), nil
 }
 
 // plainCopy is the baseline: the same rows, rendered as COPY text before the clock
@@ -196,18 +249,9 @@ func stamp(v record.Value) string {
 	return v.(record.Timestamp).Time().Format("2006-01-02 15:04:05.999999+00")
 }
 
-// load drives the postgres destination as the runtime does: Write in batches,
-// FlushAt every flush records and at the end.
+// load drives the postgres destination, and measures its server backend too.
 func load(ctx context.Context, pg *testenv.Postgres, mode, name string, recs []record.Record, batch, flush int, vs *result) (*result, error) {
 	cfg := &pgdest.Config{DSN: pg.DSN, Schema: "bench_" + mode, Table: "{table}", Mode: mode}
-	p := connector.DestinationParams{Name: "bench", Config: config.Destination{Type: "postgres", Config: cfg},
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	d, err := pgdest.Kind{}.Open(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close(ctx)
-	t := d.(connector.Transactional)
 	conn, err := pgx.Connect(ctx, pg.DSN)
 	if err != nil {
 		return nil, err
@@ -216,11 +260,38 @@ func load(ctx context.Context, pg *testenv.Postgres, mode, name string, recs []r
 	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
 		return nil, err
 	}
-	var pid int
-	if err := conn.QueryRow(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = 'connectd' AND datname = current_database()").Scan(&pid); err != nil {
-		return nil, fmt.Errorf("find the destination's backend: %w", err)
+	pid := 0
+	backend := func() error {
+		return conn.QueryRow(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = 'connectd' AND datname = current_database()").Scan(&pid)
 	}
-	srv0, _ := proc.CPU(pid)
+	var srv0 time.Duration
+	r, err := drive(ctx, pgdest.Kind{}, config.Destination{Type: "postgres", Config: cfg}, name, recs, batch, flush, func() {
+		if backend() == nil {
+			srv0, _ = proc.CPU(pid)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	srv1, _ := proc.CPU(pid)
+	r.server, r.vs = srv1-srv0, vs
+	return r, nil
+}
+
+// drive runs a destination as the runtime does: Write in batches, FlushAt every flush
+// records and at the end. opened runs once the destination is open, before the clock.
+func drive(ctx context.Context, k connector.DestinationKind, dc config.Destination, name string, recs []record.Record, batch, flush int, opened func()) (*result, error) {
+	p := connector.DestinationParams{Name: "bench", Config: dc,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	d, err := k.Open(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close(ctx)
+	t := d.(connector.Transactional)
+	if opened != nil {
+		opened()
+	}
 	cli0, t0 := proc.Self(), time.Now()
 	pending := 0
 	var flushing time.Duration
@@ -238,9 +309,7 @@ func load(ctx context.Context, pg *testenv.Postgres, mode, name string, recs []r
 			pending = 0
 		}
 	}
-	r := &result{name: name, rows: len(recs), wall: time.Since(t0), flushing: flushing, client: proc.Self() - cli0, vs: vs}
-	srv1, _ := proc.CPU(pid)
-	r.server = srv1 - srv0
+	r := &result{name: name, rows: len(recs), wall: time.Since(t0), flushing: flushing, client: proc.Self() - cli0}
 	logf("%s: %d rows in %s", name, r.rows, r.wall.Round(time.Millisecond))
 	return r, nil
 }
