@@ -124,16 +124,7 @@ func (c *conn) Query(ctx context.Context, q string, fn func(int64) error) error 
 		return err
 	}
 	defer rows.Close()
-	var n int64
-	for rows.Next() {
-		if err := rows.Scan(&n); err != nil {
-			return err
-		}
-		if err := fn(n); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return warehouse.EachInt(rows, fn)
 }
 
 // Columns reads a table's columns and primary key from DuckDB's catalog. Names are

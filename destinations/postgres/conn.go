@@ -162,14 +162,5 @@ func (c *conn) Query(ctx context.Context, sql string, fn func(int64) error) erro
 		return err
 	}
 	defer rows.Close()
-	var n int64
-	for rows.Next() {
-		if err := rows.Scan(&n); err != nil {
-			return err
-		}
-		if err := fn(n); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return warehouse.EachInt(rows, fn)
 }

@@ -84,3 +84,25 @@ type Conn interface {
 	Load(ctx context.Context, schema, table string, cols []LoadColumn, rows [][]record.Value) error
 	Close(ctx context.Context) error
 }
+
+// IntRows is what pgx and database/sql both return from a query.
+type IntRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// EachInt calls fn with each row's one integer column: the loop of Conn.Query for
+// either driver. The caller closes rows.
+func EachInt(rows IntRows, fn func(int64) error) error {
+	var n int64
+	for rows.Next() {
+		if err := rows.Scan(&n); err != nil {
+			return err
+		}
+		if err := fn(n); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -25,8 +25,7 @@ var serial atomic.Int64
 // env is one test's world: its database, two connectors (one to S3, one to a file://
 // lake on a small disk of its own), the daemon and the fault injector.
 type env struct {
-	t       *testing.T
-	rng     *rand.Rand
+	injector
 	dsn     string
 	conn    *pgx.Conn // PostgreSQL: the injector's own connection (faults, final comparison)
 	src     sourceRows
@@ -41,10 +40,21 @@ type env struct {
 	offsets string        // the offsets URL in connectd's config
 	store   offsets.Store // the same store, read by the test
 	config  string
-	d       *daemon
-	faults  int
-	byKind  map[string]int
-	last    string // kind of the last fault
+}
+
+// injector is what every fault loop keeps: the daemon it faults, its random source
+// and a count of the faults by kind.
+type injector struct {
+	t      *testing.T
+	rng    *rand.Rand
+	d      *daemon
+	faults int
+	byKind map[string]int
+	last   string // kind of the last fault
+}
+
+func newInjector(t *testing.T, rng *rand.Rand) injector {
+	return injector{t: t, rng: rng, byKind: map[string]int{}}
 }
 
 // newPGEnv creates a PostgreSQL database with the workload's tables (preload fills
@@ -82,7 +92,7 @@ func newPGEnv(t *testing.T, name string, rng *rand.Rand, diskSize string, preloa
 func newEnv(t *testing.T, name string, n int64, rng *rand.Rand, diskSize string, m *model, source func(conn string) string) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, rng: rng, m: m, byKind: map[string]int{}}
+	e := &env{injector: newInjector(t, rng), m: m}
 	dir := t.TempDir()
 	// The pid keeps names apart across test processes running at once: connectd
 	// stages S3 uploads in $TMPDIR/connectd-staging/<connector> and wipes that folder
@@ -143,33 +153,42 @@ func newEnv(t *testing.T, name string, n int64, rng *rand.Rand, diskSize string,
 
 func (e *env) reconnect() {
 	e.t.Helper()
-	if e.conn != nil {
-		e.conn.Close(context.Background())
+	e.conn = connectRetry(e.t, e.conn, e.dsn)
+}
+
+// connectRetry closes old (when set) and connects to dsn, retrying for ten seconds
+// while a restarted server comes up.
+func connectRetry(t *testing.T, old *pgx.Conn, dsn string) *pgx.Conn {
+	t.Helper()
+	if old != nil {
+		old.Close(context.Background())
 	}
 	var err error
 	for i := 0; i < 100; i++ {
-		if e.conn, err = pgx.Connect(context.Background(), e.dsn); err == nil {
-			return
+		var c *pgx.Conn
+		if c, err = pgx.Connect(context.Background(), dsn); err == nil {
+			return c
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	e.t.Fatalf("connect %s: %v", e.dsn, err)
+	t.Fatalf("connect %s: %v", dsn, err)
+	return nil
 }
 
-func (e *env) count(kind string) {
+func (e *injector) count(kind string) {
 	e.faults++
 	e.byKind[kind]++
 	e.last = kind
 }
 
 // sleep waits a random time in [min, max).
-func (e *env) sleep(min, max time.Duration) {
+func (e *injector) sleep(min, max time.Duration) {
 	time.Sleep(min + time.Duration(e.rng.Int63n(int64(max-min))))
 }
 
 // ensureRunning starts the daemon when a fault left it stopped, and fails the test
 // when it stopped on its own.
-func (e *env) ensureRunning() {
+func (e *injector) ensureRunning() {
 	e.t.Helper()
 	if e.d.proc != nil && !e.d.running() && !e.d.killed {
 		e.t.Fatalf("connectd run exited on its own: %v; log tail:\n%s", e.d.err(), e.d.logTail(80))

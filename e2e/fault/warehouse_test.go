@@ -27,8 +27,7 @@ import (
 
 // whEnv is one warehouse fault test's world.
 type whEnv struct {
-	t       *testing.T
-	rng     *rand.Rand
+	injector
 	dsn     string    // the source database
 	conn    *pgx.Conn // the test's own connection to it
 	target  *testenv.Postgres
@@ -41,10 +40,6 @@ type whEnv struct {
 	offsets string    // the offsets URL
 	store   offsets.Store
 	config  string
-	d       *daemon
-	faults  int
-	byKind  map[string]int
-	last    string
 }
 
 // startTarget starts the target cluster of one test: a server of its own, which a
@@ -73,7 +68,7 @@ func newWhEnv(t *testing.T, name string, rng *rand.Rand, offsetsURL func(dir str
 	t.Helper()
 	ctx := context.Background()
 	n := serial.Add(1)
-	e := &whEnv{t: t, rng: rng, m: newModel(pgSpecs), byKind: map[string]int{}}
+	e := &whEnv{injector: newInjector(t, rng), m: newModel(pgSpecs)}
 	dbName := fmt.Sprintf("%s_%d", name, n)
 	var err error
 	if e.dsn, err = pgServer.CreateDatabase(ctx, dbName); err != nil {
@@ -127,37 +122,7 @@ func newWhEnv(t *testing.T, name string, rng *rand.Rand, offsetsURL func(dir str
 
 func (e *whEnv) reconnectTarget() {
 	e.t.Helper()
-	if e.tgt != nil {
-		e.tgt.Close(context.Background())
-	}
-	var err error
-	for i := 0; i < 100; i++ {
-		if e.tgt, err = pgx.Connect(context.Background(), e.tgtDSN); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	e.t.Fatalf("connect to the target %s: %v", e.tgtDSN, err)
-}
-
-func (e *whEnv) count(kind string) {
-	e.faults++
-	e.byKind[kind]++
-	e.last = kind
-}
-
-func (e *whEnv) sleep(min, max time.Duration) {
-	time.Sleep(min + time.Duration(e.rng.Int63n(int64(max-min))))
-}
-
-func (e *whEnv) ensureRunning() {
-	e.t.Helper()
-	if e.d.proc != nil && !e.d.running() && !e.d.killed {
-		e.t.Fatalf("connectd run exited on its own: %v; log tail:\n%s", e.d.err(), e.d.logTail(80))
-	}
-	if !e.d.running() {
-		e.d.start(e.t)
-	}
+	e.tgt = connectRetry(e.t, e.tgt, e.tgtDSN)
 }
 
 // waitSnapshot waits, with the daemon running, until both connectors committed the
