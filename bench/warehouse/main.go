@@ -69,6 +69,7 @@ type result struct {
 	flushing       time.Duration // of wall, in FlushAt
 	client, server time.Duration
 	vs             *result // the baseline it is compared with
+	vsAll          *result // the baseline with the metadata columns too
 }
 
 var schema = record.NewSchema("shop", "items", []record.Column{
@@ -118,31 +119,32 @@ func run(n, batch, flush int, keep bool) error {
 	updates := records(n, record.OpUpdate, uint64(n), 1)
 
 	var res []*result
-	copyKeyed, err := plainCopy(ctx, pg, inserts, true)
-	if err != nil {
-		return err
+	var base [4]*result // keyed source, keyed as merged, unkeyed source, unkeyed as appended
+	for i, b := range []struct {
+		keyed bool
+		shape int
+	}{{true, sourceOnly}, {true, asMerged}, {false, sourceOnly}, {false, asAppended}} {
+		if base[i], err = plainCopy(ctx, pg, inserts, b.keyed, b.shape); err != nil {
+			return err
+		}
 	}
-	copyPlain, err := plainCopy(ctx, pg, inserts, false)
-	if err != nil {
-		return err
+	res = append(res, base[:]...)
+	for _, p := range []struct {
+		mode, name string
+		recs       []record.Record
+		vs, vsAll  *result
+	}{
+		{"merge", "merge: inserts into an empty table", inserts, base[0], base[1]},
+		{"merge", "merge: updates of every row", updates, base[0], base[1]},
+		{"append", "append", inserts, base[2], base[3]},
+	} {
+		r, err := load(ctx, pg, p.mode, p.name, p.recs, batch, flush, p.vs)
+		if err != nil {
+			return err
+		}
+		r.vsAll = p.vsAll
+		res = append(res, r)
 	}
-	res = append(res, copyKeyed, copyPlain)
-
-	merge, err := load(ctx, pg, "merge", "merge: inserts into an empty table", inserts, batch, flush, copyKeyed)
-	if err != nil {
-		return err
-	}
-	res = append(res, merge)
-	upd, err := load(ctx, pg, "merge", "merge: updates of every row", updates, batch, flush, copyKeyed)
-	if err != nil {
-		return err
-	}
-	res = append(res, upd)
-	app, err := load(ctx, pg, "append", "append", inserts, batch, flush, copyPlain)
-	if err != nil {
-		return err
-	}
-	res = append(res, app)
 	ducks, err := duckPhases(ctx, inserts, batch, flush)
 	if err != nil {
 		return err
@@ -196,14 +198,33 @@ func duckPhases(ctx context.Context, recs []record.Record, batch, flush int) ([]
 	return append([]*result{base}, out...), nil
 }
 
+// Shapes of the baseline's table: the source's columns only, or with the metadata
+// columns the destination adds (merge: _pos, _commit_ts; append: _op, _pos,
+// _commit_ts, _txid, _unchanged), which are part of what it has to write.
+const (
+	sourceOnly = iota
+	asMerged
+	asAppended
+)
+
 // plainCopy is the baseline: the same rows, rendered as COPY text before the clock
 // starts, copied into an empty table with the same columns (and the same primary key
 // when keyed), best of three.
-func plainCopy(ctx context.Context, pg *testenv.Postgres, recs []record.Record, keyed bool) (*result, error) {
-	name := "plain COPY into an empty table without a key"
-	key := ""
+func plainCopy(ctx context.Context, pg *testenv.Postgres, recs []record.Record, keyed bool, shape int) (*result, error) {
+	name, key := "plain COPY, no key", ""
 	if keyed {
-		name, key = "plain COPY into an empty table with the key", ", PRIMARY KEY (id)"
+		name, key = "plain COPY, keyed", ", PRIMARY KEY (id)"
+	}
+	cols := "id bigint NOT NULL, customer integer, qty smallint, price numeric(12,2), status text, note text, created timestamptz, updated timestamptz"
+	switch shape {
+	case sourceOnly:
+		name += ", source columns"
+	case asMerged:
+		name += ", as merge writes them"
+		cols += `, _pos text COLLATE "C", _commit_ts timestamptz`
+	case asAppended:
+		name += ", as append writes them"
+		cols += `, _op text, _pos text COLLATE "C", _commit_ts timestamptz, _txid text, _unchanged text[]`
 	}
 	conn, err := pgx.Connect(ctx, pg.DSN)
 	if err != nil {
@@ -212,11 +233,20 @@ func plainCopy(ctx context.Context, pg *testenv.Postgres, recs []record.Record, 
 	defer conn.Close(ctx)
 	var text strings.Builder
 	for i := range recs {
-		a := recs[i].After
-		fmt.Fprintf(&text, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", a[0], a[1], a[2], a[3], a[4], a[5], stamp(a[6]), stamp(a[7]))
+		r := &recs[i]
+		a := r.After
+		fmt.Fprintf(&text, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s", a[0], a[1], a[2], a[3], a[4], a[5], stamp(a[6]), stamp(a[7]))
+		commit := stamp(record.TimestampOf(r.CommitTS))
+		switch shape {
+		case asMerged:
+			fmt.Fprintf(&text, "\t%s\t%s", r.Pos, commit)
+		case asAppended:
+			fmt.Fprintf(&text, "\t%s\t%s\t%s\t%s\t\\N", r.Op, r.Pos, commit, r.TxID)
+		}
+		text.WriteByte('\n')
 	}
 	data := text.String()
-	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS copy_target; CREATE TABLE copy_target (id bigint NOT NULL, customer integer, qty smallint, price numeric(12,2), status text, note text, created timestamptz, updated timestamptz"+key+")"); err != nil {
+	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS copy_target; CREATE TABLE copy_target ("+cols+key+")"); err != nil {
 		return nil, err
 	}
 	var pid int
@@ -316,18 +346,22 @@ func drive(ctx context.Context, k connector.DestinationKind, dc config.Destinati
 
 func report(res []*result) {
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\trows\tseconds\tin flush\trows/s\tof COPY\tconnectd CPU-s/M rows\tserver CPU-s/M rows\t")
+	fmt.Fprintln(tw, "phase\trows\tseconds\tin flush\trows/s\tof COPY\tof COPY as written\tconnectd CPU-s/M rows\tserver CPU-s/M rows\t")
 	for _, r := range res {
 		ratio := ""
 		if r.vs != nil {
 			ratio = fmt.Sprintf("%.2f", r.vs.wall.Seconds()/r.wall.Seconds())
 		}
 		perM := func(d time.Duration) string { return fmt.Sprintf("%.2f", d.Seconds()/float64(r.rows)*1e6) }
+		ratioAll := ""
+		if r.vsAll != nil {
+			ratioAll = fmt.Sprintf("%.2f", r.vsAll.wall.Seconds()/r.wall.Seconds())
+		}
 		inFlush := ""
 		if r.vs != nil {
 			inFlush = fmt.Sprintf("%.2f", r.flushing.Seconds())
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%s\t%.0f\t%s\t%s\t%s\t\n", r.name, r.rows, r.wall.Seconds(), inFlush, float64(r.rows)/r.wall.Seconds(), ratio, perM(r.client), perM(r.server))
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%s\t%.0f\t%s\t%s\t%s\t%s\t\n", r.name, r.rows, r.wall.Seconds(), inFlush, float64(r.rows)/r.wall.Seconds(), ratio, ratioAll, perM(r.client), perM(r.server))
 	}
 	tw.Flush()
 }

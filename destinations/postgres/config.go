@@ -17,6 +17,10 @@ type Config struct {
 	Mode       string           `yaml:"mode" default:"merge" enum:"merge,append" doc:"merge keeps a replica of each source table (upserts and deletes by key); append keeps every change, with the lake's metadata columns."`
 	SoftDelete bool             `yaml:"soft_delete" default:"false" doc:"merge: mark deleted rows (_deleted, _deleted_at) instead of removing them."`
 	Tables     []warehouse.Rule `yaml:"tables" doc:"Per-table overrides of mode and deletes; the first rule that matches wins."`
+
+	// noMerge makes a 15+ server take the statements of older ones, so that tests
+	// cover both.
+	noMerge bool
 }
 
 // ConfigSpec describes the `type: postgres` destination section.

@@ -22,6 +22,16 @@ type conn struct {
 
 var _ warehouse.Conn = (*conn)(nil)
 
+// sessionDefaults are the settings connectd's session asks for unless the DSN sets
+// them. A merge joins a flush's staged rows with the target: with the server's
+// default 4MB of work_mem the hash spills to disk, and with its 8MB of temp_buffers
+// the staging table does; both are limits, taken only as needed.
+var sessionDefaults = map[string]string{
+	"application_name": "connectd",
+	"work_mem":         "256MB",
+	"temp_buffers":     "256MB",
+}
+
 func connect(ctx context.Context, cfg *Config) (*conn, error) {
 	pc, err := pgx.ParseConfig(cfg.DSN)
 	if err != nil {
@@ -33,8 +43,10 @@ func connect(ctx context.Context, cfg *Config) (*conn, error) {
 	if pc.RuntimeParams == nil {
 		pc.RuntimeParams = map[string]string{}
 	}
-	if _, ok := pc.RuntimeParams["application_name"]; !ok {
-		pc.RuntimeParams["application_name"] = "connectd"
+	for k, v := range sessionDefaults {
+		if _, ok := pc.RuntimeParams[k]; !ok {
+			pc.RuntimeParams[k] = v
+		}
 	}
 	c, err := pgx.ConnectConfig(ctx, pc)
 	if err != nil {

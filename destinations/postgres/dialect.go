@@ -10,7 +10,11 @@ import (
 )
 
 // dialect is PostgreSQL's SQL for the warehouse core.
-type dialect struct{}
+type dialect struct {
+	merge bool // the server runs MERGE (15 and later)
+}
+
+func (d dialect) Merge() bool { return d.merge }
 
 func (dialect) Ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 

@@ -32,7 +32,12 @@ func (Kind) Open(ctx context.Context, p connector.DestinationParams) (connector.
 	if err != nil {
 		return nil, err
 	}
-	return warehouse.Open(ctx, c, dialect{}, cfg.Layout(), p.Name, p.Logger)
+	var major int
+	if _, err := c.QueryRow(ctx, "SELECT current_setting('server_version_num')::int / 10000", nil, &major); err != nil {
+		c.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("read the server's version: %w", err)
+	}
+	return warehouse.Open(ctx, c, dialect{merge: major >= 15 && !cfg.noMerge}, cfg.Layout(), p.Name, p.Logger)
 }
 
 // TargetDDL is the statement that creates the target table of a source table.

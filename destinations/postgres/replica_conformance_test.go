@@ -10,25 +10,30 @@ import (
 )
 
 // TestReplicaConformance runs the suite's replica checks against merge tables, with hard
-// and soft deletes, read back with plain queries.
+// and soft deletes, read back with plain queries; with the MERGE statement of servers
+// 15 and later and with the UPDATE and INSERT of older ones.
 func TestReplicaConformance(t *testing.T) {
 	t.Run("hard", func(t *testing.T) { conformance.TestReplica(t, replicaDriver{}) })
 	t.Run("soft", func(t *testing.T) { conformance.TestReplica(t, replicaDriver{soft: true}) })
+	t.Run("hard-no-merge", func(t *testing.T) { conformance.TestReplica(t, replicaDriver{noMerge: true}) })
+	t.Run("soft-no-merge", func(t *testing.T) { conformance.TestReplica(t, replicaDriver{soft: true, noMerge: true}) })
 }
 
-type replicaDriver struct{ soft bool }
+type replicaDriver struct{ soft, noMerge bool }
 
 func (d replicaDriver) Setup(ctx context.Context, tb testing.TB) (conformance.ReplicaFixture, error) {
-	return &replicaFixture{tg: newTarget(tb), soft: d.soft}, nil
+	return &replicaFixture{tg: newTarget(tb), soft: d.soft, noMerge: d.noMerge}, nil
 }
 
 type replicaFixture struct {
-	tg   *target
-	soft bool
+	tg            *target
+	soft, noMerge bool
 }
 
 func (f *replicaFixture) Open(ctx context.Context) (connector.Destination, error) {
-	return Kind{}.Open(ctx, params("replica", f.tg.config("merge", f.soft)))
+	cfg := f.tg.config("merge", f.soft)
+	cfg.noMerge = f.noMerge
+	return Kind{}.Open(ctx, params("replica", cfg))
 }
 
 func (f *replicaFixture) SoftDelete() bool { return f.soft }

@@ -190,13 +190,6 @@ func (w *Destination) mergeRows(ctx context.Context, t *table, data []int) error
 	if !soft {
 		notDelete = op + " <> 'd' AND "
 	}
-	if t.deletes && !soft {
-		q := fmt.Sprintf("DELETE FROM %s AS t WHERE EXISTS (SELECT 1 FROM %s AS s WHERE %s = 'd' AND %s AND t.%s < s.%s)", tgt, stage, op, match, pos, pos)
-		if _, err := w.conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("delete: %w", err)
-		}
-	}
-
 	var set, names, values []string
 	for k, i := range data {
 		c := d.Ident(t.cols[i].Name)
@@ -220,31 +213,67 @@ func (w *Destination) mergeRows(ctx context.Context, t *table, data []int) error
 		names = append(names, d.Ident(ColDeleted), d.Ident(ColDeletedAt))
 		values = append(values, del, delAt)
 	}
-	q := fmt.Sprintf("UPDATE %s AS t SET %s FROM %s AS s WHERE %s%s AND t.%s < s.%s", tgt, strings.Join(set, ", "), stage, notDelete, match, pos, pos)
-	if _, err := w.conn.Exec(ctx, q); err != nil {
-		return fmt.Errorf("update: %w", err)
-	}
 	missing := fmt.Sprintf("NOT EXISTS (SELECT 1 FROM %s AS t WHERE %s)", tgt, match)
 	if t.partial {
-		var n int64
-		q := fmt.Sprintf("SELECT count(*) FROM %s AS s WHERE %s <> 'd' AND s.%s AND %s", stage, op, d.Ident(colPartial), missing)
-		if _, err := w.conn.QueryRow(ctx, q, nil, &n); err != nil {
-			return fmt.Errorf("look for updates of missing rows: %w", err)
-		}
-		if n > 0 {
-			return connector.Permanent(fmt.Errorf("%d updates of source table %s leave values unsent (unchanged TOAST columns) for rows that target table %s does not have: the target has lost rows the source still has. "+
-				"Reload it with `connectd offsets reset` (a new snapshot). If the source changed the keys of rows with large (TOAST) values, set REPLICA IDENTITY FULL on it: "+
-				"PostgreSQL does not send those values with a key change otherwise (docs/design.md, \"Targets that keep their position\")", n, t.source, tgt))
+		if err := w.checkPartial(ctx, t, tgt, missing); err != nil {
+			return err
 		}
 	}
-	q = fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s AS s WHERE %s%s", tgt, strings.Join(names, ", "), strings.Join(values, ", "), stage, notDelete, missing)
-	if _, err := w.conn.Exec(ctx, q); err != nil {
-		return fmt.Errorf("insert: %w", err)
+	if m, ok := d.(Merger); ok && m.Merge() {
+		// One statement, one join of the staged rows with the target, where the
+		// statements below join twice (update, then insert where missing).
+		var q strings.Builder
+		fmt.Fprintf(&q, "MERGE INTO %s AS t USING %s AS s ON %s", tgt, stage, match)
+		if !soft {
+			fmt.Fprintf(&q, " WHEN MATCHED AND %s = 'd' AND t.%s < s.%s THEN DELETE", op, pos, pos)
+		}
+		fmt.Fprintf(&q, " WHEN MATCHED AND %st.%s < s.%s THEN UPDATE SET %s", notDelete, pos, pos, strings.Join(set, ", "))
+		insertIf := ""
+		if !soft {
+			insertIf = " AND " + op + " <> 'd'"
+		}
+		fmt.Fprintf(&q, " WHEN NOT MATCHED%s THEN INSERT (%s) VALUES (%s)", insertIf, strings.Join(names, ", "), strings.Join(values, ", "))
+		if _, err := w.conn.Exec(ctx, q.String()); err != nil {
+			return fmt.Errorf("merge: %w", err)
+		}
+	} else {
+		if t.deletes && !soft {
+			q := fmt.Sprintf("DELETE FROM %s AS t WHERE EXISTS (SELECT 1 FROM %s AS s WHERE %s = 'd' AND %s AND t.%s < s.%s)", tgt, stage, op, match, pos, pos)
+			if _, err := w.conn.Exec(ctx, q); err != nil {
+				return fmt.Errorf("delete: %w", err)
+			}
+		}
+		q := fmt.Sprintf("UPDATE %s AS t SET %s FROM %s AS s WHERE %s%s AND t.%s < s.%s", tgt, strings.Join(set, ", "), stage, notDelete, match, pos, pos)
+		if _, err := w.conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("update: %w", err)
+		}
+		q = fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s AS s WHERE %s%s", tgt, strings.Join(names, ", "), strings.Join(values, ", "), stage, notDelete, missing)
+		if _, err := w.conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
 	}
 	if q := d.DropStaging(stagingTable); q != "" {
 		if _, err := w.conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("drop the staging table: %w", err)
 		}
+	}
+	return nil
+}
+
+// checkPartial stops the load when staged updates lack values the source did not
+// send (unchanged TOAST columns) for rows the target does not have: there is nothing
+// to keep them from, and writing NULL would lose them silently.
+func (w *Destination) checkPartial(ctx context.Context, t *table, tgt, missing string) error {
+	d := w.d
+	var n int64
+	q := fmt.Sprintf("SELECT count(*) FROM %s AS s WHERE s.%s <> 'd' AND s.%s AND %s", d.Ident(stagingTable), d.Ident(ColOp), d.Ident(colPartial), missing)
+	if _, err := w.conn.QueryRow(ctx, q, nil, &n); err != nil {
+		return fmt.Errorf("look for updates of missing rows: %w", err)
+	}
+	if n > 0 {
+		return connector.Permanent(fmt.Errorf("%d updates of source table %s leave values unsent (unchanged TOAST columns) for rows that target table %s does not have: the target has lost rows the source still has. "+
+			"Reload it with `connectd offsets reset` (a new snapshot). If the source changed the keys of rows with large (TOAST) values, set REPLICA IDENTITY FULL on it: "+
+			"PostgreSQL does not send those values with a key change otherwise (docs/design.md, \"Targets that keep their position\")", n, t.source, tgt))
 	}
 	return nil
 }
@@ -258,6 +287,17 @@ const keysTable = "_connectd_keys"
 // INSERT ... SELECT, which also writes each row twice.
 func (w *Destination) insertNew(ctx context.Context, t *table, data []int) ([]*row, error) {
 	d := w.d
+	tgt := qualified(d, t.target.Schema, t.target.Table)
+	var nonEmpty bool
+	if _, err := w.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+tgt+")", nil, &nonEmpty); err != nil {
+		return nil, fmt.Errorf("look for rows in %s: %w", tgt, err)
+	}
+	isOld := make([]bool, len(t.rows))
+	if !nonEmpty {
+		// An empty target (the first load of a snapshot) has none of the keys: no
+		// need to ask. Nobody else writes it while the flush holds the offsets row.
+		return nil, w.copyNew(ctx, t, data, isOld)
+	}
 	bigint := record.Type{Kind: record.KindInt64}
 	bigintType, err := d.ColumnType(bigint)
 	if err != nil {
@@ -291,9 +331,8 @@ func (w *Destination) insertNew(ctx context.Context, t *table, data []int) ([]*r
 		return nil, fmt.Errorf("load the keys' staging table: %w", err)
 	}
 	var old []*row
-	isOld := make([]bool, len(t.rows))
 	q := fmt.Sprintf("SELECT s._n FROM %s AS s WHERE EXISTS (SELECT 1 FROM %s AS t WHERE %s)",
-		d.Ident(keysTable), qualified(d, t.target.Schema, t.target.Table), strings.Join(match, " AND "))
+		d.Ident(keysTable), tgt, strings.Join(match, " AND "))
 	err = w.conn.Query(ctx, q, func(n int64) error {
 		if n < 0 || n >= int64(len(t.rows)) {
 			return fmt.Errorf("the keys' staging table returned row %d of %d", n, len(t.rows))
@@ -310,13 +349,17 @@ func (w *Destination) insertNew(ctx context.Context, t *table, data []int) ([]*r
 			return nil, fmt.Errorf("drop the keys' staging table: %w", err)
 		}
 	}
+	return old, w.copyNew(ctx, t, data, isOld)
+}
+
+// copyNew copies the staged rows not marked in isOld straight into the target.
+func (w *Destination) copyNew(ctx context.Context, t *table, data []int, isOld []bool) error {
 	load := make([]LoadColumn, 0, len(data)+4)
 	for _, i := range data {
 		load = append(load, LoadColumn{t.cols[i].Name, t.cols[i].Logical})
 	}
-	meta := metaColumns(Merge, t.target.SoftDelete)
-	load = append(load, meta...)
-	rows := make([][]record.Value, 0, len(t.rows)-len(old))
+	load = append(load, metaColumns(Merge, t.target.SoftDelete)...)
+	rows := make([][]record.Value, 0, len(t.rows))
 	for n, r := range t.rows {
 		if isOld[n] {
 			continue
@@ -331,10 +374,11 @@ func (w *Destination) insertNew(ctx context.Context, t *table, data []int) ([]*r
 		}
 		rows = append(rows, v)
 	}
-	if len(rows) > 0 {
-		if err := w.conn.Load(ctx, t.target.Schema, t.target.Table, load, rows); err != nil {
-			return nil, fmt.Errorf("copy new rows: %w", err)
-		}
+	if len(rows) == 0 {
+		return nil
 	}
-	return old, nil
+	if err := w.conn.Load(ctx, t.target.Schema, t.target.Table, load, rows); err != nil {
+		return fmt.Errorf("copy new rows: %w", err)
+	}
+	return nil
 }

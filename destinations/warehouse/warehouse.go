@@ -44,6 +44,13 @@ type Rekeyer interface {
 	Rekey(schema, table, keys string) string
 }
 
+// Merger is implemented by a Dialect whose target may run SQL MERGE: Merge reports
+// whether this target does (PostgreSQL 15 and later). The staged rows are then applied
+// in one statement, one join with the target instead of one per statement.
+type Merger interface {
+	Merge() bool
+}
+
 // Column is a column of a target table.
 type Column struct {
 	Name string
