@@ -253,3 +253,59 @@ func TestMergeInsertsOfKeysTheTargetHas(t *testing.T) {
 		t.Fatalf("rows %v, want %v", got, want)
 	}
 }
+
+// TestMergeKeyChangeKeepsUnsentValues: a key change whose new row lacks an unchanged
+// TOAST value takes it from the old key's row, in the target or staged in the same
+// flush, also through two key changes in a row; with MERGE and without, hard and soft.
+func TestMergeKeyChangeKeepsUnsentValues(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		soft, noMerge bool
+	}{{"merge", false, false}, {"merge-soft", true, false}, {"update", false, true}, {"update-soft", true, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			tg := newTarget(t)
+			cfg := tg.config("merge", c.soft)
+			cfg.noMerge = c.noMerge
+			d := tg.open(t, "k", cfg)
+			defer d.Close(testCtx(t))
+			f := &feed{}
+			write(t, d, f.recs(docs,
+				change{record.OpCreate, 1, "a", "body one"},
+				change{record.OpCreate, 2, "b", "body two"},
+				change{record.OpCreate, 5, "e", "body five"},
+			), true)
+			write(t, d, f.recs(docs,
+				// 1 -> 10: the value is in the target.
+				change{record.OpDelete, 1, nil, nil}, change{record.OpCreate, 10, "a2", "~"},
+				// 3 is new in this flush; 3 -> 30: the value is staged.
+				change{record.OpCreate, 3, "c", "body three"},
+				change{record.OpDelete, 3, nil, nil}, change{record.OpCreate, 30, "c2", "~"},
+				// 2 -> 20 -> 21: the value is in the target's row of 2.
+				change{record.OpDelete, 2, nil, nil}, change{record.OpCreate, 20, "b2", "~"},
+				change{record.OpDelete, 20, nil, nil}, change{record.OpCreate, 21, "b3", "~"},
+				// An update of 5 with the value unsent, then 5 -> 50.
+				change{record.OpUpdate, 5, "e2", "~"},
+				change{record.OpDelete, 5, nil, nil}, change{record.OpCreate, 50, "e3", "~"},
+				// An update of 50, the value still unsent: the old key's row has it.
+				change{record.OpUpdate, 50, "e4", "~"},
+			), true)
+			q := "SELECT id, title, body FROM " + tg.schema + ".docs"
+			if c.soft {
+				q += " WHERE NOT _deleted"
+			}
+			got := tg.rows(t, q+" ORDER BY id")
+			want := [][]string{{"10", "a2", "body one"}, {"21", "b3", "body two"}, {"30", "c2", "body three"}, {"50", "e4", "body five"}}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("rows %v, want %v", got, want)
+			}
+			// A key change whose old row nobody has stops instead of writing NULL.
+			err := d.Write(testCtx(t), f.recs(docs, change{record.OpDelete, 7, nil, nil}, change{record.OpCreate, 70, "g", "~"}))
+			if err == nil {
+				err = d.(connector.Transactional).FlushAt(testCtx(t), record.Position(binary.BigEndian.AppendUint64(nil, f.next)))
+			}
+			if err == nil || !strings.Contains(err.Error(), "unchanged TOAST") {
+				t.Fatalf("a key change from a row the target lacks: %v, want the unsent values error", err)
+			}
+		})
+	}
+}

@@ -16,6 +16,8 @@ const stagingTable = "_connectd_stage"
 const (
 	colKeep    = "_keep"    // per data column: the target keeps its value
 	colPartial = "_partial" // the row lacks values the source did not send
+	colMoved   = "_moved"   // the row is a key change's new row (row.from)
+	fromPrefix = "_from_"   // + a key column: the old key of a moved row
 )
 
 // load applies one table's staged rows inside the flush's transaction.
@@ -141,6 +143,9 @@ func (w *Destination) mergeRows(ctx context.Context, t *table, data []int) error
 	if t.keep {
 		meta = append(meta, LoadColumn{colKeep, record.Type{Kind: record.KindList, Elem: &boolean}}, LoadColumn{colPartial, boolean})
 	}
+	if t.moved {
+		meta = append(meta, LoadColumn{colMoved, boolean})
+	}
 	for _, m := range meta {
 		typ := d.PositionType()
 		if m.Name != ColPos {
@@ -152,6 +157,14 @@ func (w *Destination) mergeRows(ctx context.Context, t *table, data []int) error
 		defs = append(defs, d.Ident(m.Name)+" "+typ)
 	}
 	cols = append(cols, meta...)
+	if t.moved {
+		for _, i := range data {
+			if c := t.cols[i]; c.Key {
+				cols = append(cols, LoadColumn{fromPrefix + c.Name, c.Logical})
+				defs = append(defs, d.Ident(fromPrefix+c.Name)+" "+c.Type)
+			}
+		}
+	}
 
 	staged := make([][]record.Value, len(rows))
 	for n, r := range rows {
@@ -166,6 +179,18 @@ func (w *Destination) mergeRows(ctx context.Context, t *table, data []int) error
 				keep[k] = r.keep != nil && r.keep[i]
 			}
 			v = append(v, keep, r.partial)
+		}
+		if t.moved {
+			v = append(v, r.from != nil)
+			for _, i := range data {
+				if t.cols[i].Key {
+					if r.from != nil {
+						v = append(v, r.from.vals[i])
+					} else {
+						v = append(v, nil)
+					}
+				}
+			}
 		}
 		staged[n] = v
 	}
@@ -198,7 +223,12 @@ func (w *Destination) mergeRows(ctx context.Context, t *table, data []int) error
 			continue
 		}
 		if t.keep {
-			set = append(set, fmt.Sprintf("%s = CASE WHEN s.%s[%d] THEN t.%s ELSE s.%s END", c, d.Ident(colKeep), k+1, c, c))
+			// A moved row took its kept values from the old key's row (fillMoved).
+			notMoved := ""
+			if t.moved {
+				notMoved = " AND NOT s." + d.Ident(colMoved)
+			}
+			set = append(set, fmt.Sprintf("%s = CASE WHEN s.%s[%d]%s THEN t.%s ELSE s.%s END", c, d.Ident(colKeep), k+1, notMoved, c, c))
 		} else {
 			set = append(set, c+" = s."+c)
 		}
@@ -214,8 +244,17 @@ func (w *Destination) mergeRows(ctx context.Context, t *table, data []int) error
 		values = append(values, del, delAt)
 	}
 	missing := fmt.Sprintf("NOT EXISTS (SELECT 1 FROM %s AS t WHERE %s)", tgt, match)
+	if t.moved {
+		if err := w.fillMoved(ctx, t, data, tgt); err != nil {
+			return err
+		}
+	}
 	if t.partial {
-		if err := w.checkPartial(ctx, t, tgt, missing); err != nil {
+		lacking := missing
+		if t.moved {
+			lacking = "(s." + d.Ident(colMoved) + " OR " + missing + ")"
+		}
+		if err := w.checkPartial(ctx, t, tgt, lacking); err != nil {
 			return err
 		}
 	}
@@ -260,20 +299,41 @@ func (w *Destination) mergeRows(ctx context.Context, t *table, data []int) error
 	return nil
 }
 
+// fillMoved gives the new rows of key changes the values the source did not send from
+// the target's row of the old key, before the flush deletes it; the ones whose old row
+// the target lacks stay partial.
+func (w *Destination) fillMoved(ctx context.Context, t *table, data []int, tgt string) error {
+	d := w.d
+	var set, match []string
+	for k, i := range data {
+		c := d.Ident(t.cols[i].Name)
+		if t.cols[i].Key {
+			match = append(match, "o."+c+" = s."+d.Ident(fromPrefix+t.cols[i].Name))
+			continue
+		}
+		set = append(set, fmt.Sprintf("%s = CASE WHEN s.%s[%d] THEN o.%s ELSE s.%s END", c, d.Ident(colKeep), k+1, c, c))
+	}
+	set = append(set, d.Ident(colPartial)+" = false")
+	q := fmt.Sprintf("UPDATE %s AS s SET %s FROM %s AS o WHERE s.%s AND %s", d.Ident(stagingTable), strings.Join(set, ", "), tgt, d.Ident(colMoved), strings.Join(match, " AND "))
+	if _, err := w.conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("take the unsent values of key changes from the old keys' rows: %w", err)
+	}
+	return nil
+}
+
 // checkPartial stops the load when staged updates lack values the source did not
 // send (unchanged TOAST columns) for rows the target does not have: there is nothing
 // to keep them from, and writing NULL would lose them silently.
-func (w *Destination) checkPartial(ctx context.Context, t *table, tgt, missing string) error {
+func (w *Destination) checkPartial(ctx context.Context, t *table, tgt, lacking string) error {
 	d := w.d
 	var n int64
-	q := fmt.Sprintf("SELECT count(*) FROM %s AS s WHERE s.%s <> 'd' AND s.%s AND %s", d.Ident(stagingTable), d.Ident(ColOp), d.Ident(colPartial), missing)
+	q := fmt.Sprintf("SELECT count(*) FROM %s AS s WHERE s.%s <> 'd' AND s.%s AND %s", d.Ident(stagingTable), d.Ident(ColOp), d.Ident(colPartial), lacking)
 	if _, err := w.conn.QueryRow(ctx, q, nil, &n); err != nil {
 		return fmt.Errorf("look for updates of missing rows: %w", err)
 	}
 	if n > 0 {
 		return connector.Permanent(fmt.Errorf("%d updates of source table %s leave values unsent (unchanged TOAST columns) for rows that target table %s does not have: the target has lost rows the source still has. "+
-			"Reload it with `connectd offsets reset` (a new snapshot). If the source changed the keys of rows with large (TOAST) values, set REPLICA IDENTITY FULL on it: "+
-			"PostgreSQL does not send those values with a key change otherwise (docs/design.md, \"Targets that keep their position\")", n, t.source, tgt))
+			"Reload it with `connectd offsets reset` (a new snapshot; docs/design.md, \"Targets that keep their position\")", n, t.source, tgt))
 	}
 	return nil
 }

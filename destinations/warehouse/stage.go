@@ -24,9 +24,13 @@ type table struct {
 	partial bool           // a staged row lacks values the source did not send
 	deletes bool           // a staged row is a delete
 	updates bool           // a staged row is an update
-	keyBuf  []byte
-	known   []bool // stage's scratch
-	sent    []bool // stage's scratch
+	moved   bool           // a staged row takes unsent values from another key's target row
+	// lastDelete is the delete staged by the table's last record, if it was one: a
+	// create right after it with unsent values is the second half of a key change.
+	lastDelete *deleted
+	keyBuf     []byte
+	known      []bool // stage's scratch
+	sent       []bool // stage's scratch
 }
 
 // scratch resets *buf to one false per column, with true at the columns of fixed.
@@ -53,6 +57,14 @@ type row struct {
 	keep      []bool         // merge: the target keeps its value of the column (nil: none)
 	partial   bool           // merge: some kept column is a value the source did not send
 	unchanged []string       // append: the record's unchanged list
+	// from is, for the new row of a key change, the delete of the old key, whose
+	// target row holds the values the source did not send (nil otherwise).
+	from *row
+}
+
+// deleted is a staged delete and the row it replaced in the batch, if any.
+type deleted struct {
+	del, prev *row
 }
 
 // binding maps the columns of one source schema onto its table.
@@ -69,7 +81,8 @@ type binding struct {
 
 func (t *table) reset() {
 	t.rows, t.index, t.truncAt = nil, nil, nil
-	t.keep, t.partial, t.deletes, t.updates = false, false, false, false
+	t.keep, t.partial, t.deletes, t.updates, t.moved = false, false, false, false, false
+	t.lastDelete = nil
 }
 
 // stage adds one record; it returns the approximate bytes it holds.
@@ -86,6 +99,7 @@ func (t *table) stage(b *binding, r *record.Record) int64 {
 		return size
 	}
 	if r.Op == record.OpTruncate {
+		t.lastDelete = nil
 		if !t.target.SoftDelete {
 			// What the truncate removes need not be loaded: the flush deletes the
 			// target's rows before the ones staged after it.
@@ -109,6 +123,8 @@ func (t *table) stage(b *binding, r *record.Record) int64 {
 		return size
 	}
 	w := &row{op: r.Op, pos: r.Pos, ts: r.CommitTS, vals: vals}
+	move := t.lastDelete
+	t.lastDelete = nil
 	// The target keeps what the record does not carry: columns its schema lacks (added
 	// on the target later, or dropped on the source), unchanged values the source did
 	// not send, and for a delete whatever its old image leaves out.
@@ -136,6 +152,23 @@ func (t *table) stage(b *binding, r *record.Record) int64 {
 		t.index = map[string]int{}
 	}
 	slot, seen := t.index[string(t.keyBuf)]
+	if move != nil && r.Op == record.OpCreate && len(r.Unchanged) > 0 {
+		// A key change: PostgreSQL leaves the unchanged TOAST values out of the new
+		// key's row; the old key's row has them, staged in this batch or in the target.
+		for i := range sent {
+			if sent[i] {
+				continue
+			}
+			switch p := move.prev; {
+			case p != nil && p.op != record.OpDelete && (p.keep == nil || !p.keep[i]):
+				vals[i], known[i], sent[i] = p.vals[i], true, true
+			case p != nil && p.from != nil:
+				w.from = p.from // a key changed twice: the first old key's row has them
+			default:
+				w.from = move.del
+			}
+		}
+	}
 	if seen && r.Op != record.OpCreate && r.Op != record.OpRead {
 		// An earlier record of the key in this batch knows what this one leaves out.
 		prev := t.rows[slot]
@@ -144,6 +177,8 @@ func (t *table) stage(b *binding, r *record.Record) int64 {
 				vals[i], known[i] = prev.vals[i], true
 			}
 		}
+		// What the earlier record kept, a key change's new row kept from the old key's row.
+		w.from = prev.from
 	}
 	for i := range known {
 		if known[i] {
@@ -161,6 +196,13 @@ func (t *table) stage(b *binding, r *record.Record) int64 {
 	t.partial = t.partial || w.partial
 	t.deletes = t.deletes || r.Op == record.OpDelete
 	t.updates = t.updates || r.Op == record.OpUpdate
+	t.moved = t.moved || w.from != nil
+	if r.Op == record.OpDelete {
+		t.lastDelete = &deleted{del: w}
+		if seen {
+			t.lastDelete.prev = t.rows[slot]
+		}
+	}
 	if seen {
 		t.rows[slot] = w
 	} else {

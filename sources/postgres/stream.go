@@ -487,9 +487,10 @@ func (st *streamer) update(ctx context.Context, b []byte) error {
 			if err != nil {
 				return err
 			}
-			if err := st.add(ctx, record.Record{Op: record.OpDelete, Schema: rel.shape.schema, Before: before}); err != nil {
-				return err
-			}
+			// Not the end of a batch: a flush between the two halves would leave
+			// a destination without the old key's row when the new one comes,
+			// and with it the unchanged TOAST values the new row lacks.
+			st.stage(record.Record{Op: record.OpDelete, Schema: rel.shape.schema, Before: before})
 		}
 		if st.skipNext() {
 			return nil
@@ -587,6 +588,15 @@ func (st *streamer) add(ctx context.Context, r record.Record) error {
 	if r.Op == record.OpTruncate && st.skipNext() {
 		return nil
 	}
+	st.stage(r)
+	if len(st.pending) >= streamBatch {
+		return st.flush(ctx)
+	}
+	return nil
+}
+
+// stage gives r the transaction's next position and adds it to the pending records.
+func (st *streamer) stage(r record.Record) {
 	if len(st.poss) < streamPosLen {
 		st.poss = make([]byte, streamPosLen*streamBatch)
 	}
@@ -599,10 +609,6 @@ func (st *streamer) add(ctx context.Context, r record.Record) error {
 		st.pending = make([]record.Record, 0, streamBatch)
 	}
 	st.pending = append(st.pending, r)
-	if len(st.pending) >= streamBatch {
-		return st.flush(ctx)
-	}
-	return nil
 }
 
 // mark adds a checkpoint at lsn to the pending records: every transaction
