@@ -89,6 +89,16 @@ type Transactional interface {
 	FlushAt(ctx context.Context, pos record.Position) error
 }
 
+// Reloadable is implemented by transactional destinations whose tables keep one row
+// per key (replicas). After `connectd offsets reset` a new snapshot would upsert into
+// them and leave there the rows the source deleted in the meantime, so the runtime calls
+// Reload when the offsets store starts a reset epoch over a target that holds a position
+// of an earlier one; an error stops the run (docs/design.md, "Targets that keep their
+// position").
+type Reloadable interface {
+	Reload(ctx context.Context) error
+}
+
 // DDLPlanner is implemented by destination kinds that create a table per source
 // table: `connectd discover` shows the statement that would create it.
 type DDLPlanner interface {

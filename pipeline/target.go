@@ -36,7 +36,13 @@ func (r *runner) reconcile(ctx context.Context, t connector.Transactional, store
 		return target, nil
 	}
 	if _, src, err := SplitEpoch(stored); err == nil && src == nil {
-		return stored, nil // the start of a reset epoch
+		// The start of a reset epoch.
+		if l, ok := t.(connector.Reloadable); ok && target != nil {
+			if err := l.Reload(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return stored, nil
 	}
 	held := "no position"
 	if target != nil {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +91,44 @@ func TestTransactionalDestinationPositionWins(t *testing.T) {
 				t.Errorf("FlushAt got %s, the last record written is at %s", last, dst.durable[len(dst.durable)-1].Pos)
 			}
 		})
+	}
+}
+
+// reloadDest is a txDest whose tables keep rows by key: it refuses a reload.
+type reloadDest struct {
+	*txDest
+	asked int
+}
+
+func (d *reloadDest) Reload(context.Context) error {
+	d.asked++
+	return connector.Permanent(errors.New("merge tables hold the earlier load"))
+}
+
+// TestResetOverAReplicaAsksTheDestination: the start of a reset epoch over a target
+// holding an earlier position asks a Reloadable destination, whose refusal stops the
+// run before anything is written; over an empty target it does not ask.
+func TestResetOverAReplicaAsksTheDestination(t *testing.T) {
+	for _, held := range []bool{true, false} {
+		h := newHarness(30, 3)
+		dst := &reloadDest{txDest: &txDest{fakeDest: h.dst}}
+		h.st.pos["orders"] = pos(20)
+		if held {
+			dst.committed = pos(10)
+		}
+		m, err := ResetMarker(h.st.pos["orders"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.st.pos["orders"] = m
+		o := h.options(config.Flush{Rows: 7, Interval: time.Hour})
+		o.Destination = dst
+		err = Run(context.Background(), o)
+		switch {
+		case held && (err == nil || !strings.Contains(err.Error(), "earlier load") || len(dst.durable) != 0):
+			t.Errorf("reset over a held target: Run = %v, %d records written; want the destination's refusal, none written", err, len(dst.durable))
+		case !held && (err != nil || dst.asked != 0 || len(dst.durable) == 0):
+			t.Errorf("reset over an empty target: Run = %v, asked %d times, %d records written; want a load without asking", err, dst.asked, len(dst.durable))
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/connectd/connectd/connector"
@@ -328,4 +329,21 @@ func trues(n int) []bool {
 		out[i] = true
 	}
 	return out
+}
+
+// Reload refuses a new snapshot into tables that may keep rows by key: it would leave
+// there the rows the source deleted since the earlier load. Append tables keep every
+// change and take a new epoch as more changes.
+func (w *Destination) Reload(ctx context.Context) error {
+	merges := w.layout.Mode == Merge
+	for _, r := range w.layout.Rules {
+		merges = merges || Mode(r.Mode) == Merge
+	}
+	if !merges {
+		return nil
+	}
+	return connector.Permanent(fmt.Errorf("connector %s starts again from a new snapshot (connectd offsets reset), but its merge tables in schema %s (named %s) still hold the rows of the earlier load, "+
+		"and the snapshot would leave there the rows deleted on the source since. Drop or truncate those tables, then forget the earlier load: "+
+		"DELETE FROM %s WHERE connector = '%s'; and start again (docs/design.md, \"Targets that keep their position\")",
+		w.name, w.layout.Schema, w.layout.Table, w.offsets, strings.ReplaceAll(w.name, "'", "''")))
 }

@@ -688,3 +688,48 @@ func TestWarehouseLostTargetPositionStops(t *testing.T) {
 	totals.missing.Add(int64(c.missing))
 	totals.duplicates.Add(int64(max(c.duplicates, c.dupPos)))
 }
+
+// TestWarehouseResetOfMergeTargetStops: after `connectd offsets reset` of the merge
+// connector, a new snapshot into its tables would leave there the rows deleted on the
+// source meanwhile, so the run stops and says what to do; done as it says (truncate,
+// forget the earlier load), the next sync loads the tables again and they equal the
+// source.
+func TestWarehouseResetOfMergeTargetStops(t *testing.T) {
+	e, w := newSyncEnv(t, "whreset")
+	e.syncSteps(w, 40)
+	ctx := context.Background()
+	if code, out := runCmd(t, time.Minute, "offsets", "reset", "-c", e.config, e.merge); code != 0 {
+		t.Fatalf("offsets reset %s: exit %d:\n%s", e.merge, code, tailString(out, 20))
+	}
+	e.count("offsets reset")
+	for i := 0; i < 40; i++ { // deletes among them, which the reset makes the connector miss
+		if err := w.step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out := runCmd(t, 5*time.Minute, "sync", "-c", e.config, "--log-format", "json")
+	offsetsTable := pgx.Identifier{e.merge, "_connectd_offsets"}.Sanitize()
+	want := fmt.Sprintf("connector %s starts again from a new snapshot", e.merge)
+	if code != 1 || !strings.Contains(out, want) || !strings.Contains(out, "DELETE FROM "+offsetsTable) {
+		t.Fatalf("sync after a reset of a merge connector: want exit 1 and %q with what to run, got exit %d:\n%s", want, code, tailString(out, 40))
+	}
+	for _, tm := range e.m.tables {
+		if _, err := e.tgt.Exec(ctx, "TRUNCATE "+whTable(e.merge, tm.spec.name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.tgt.Exec(ctx, "DELETE FROM "+offsetsTable+" WHERE connector = $1", e.merge); err != nil {
+		t.Fatal(err)
+	}
+	e.syncSteps(w, 30)
+	c := e.checkTargets()
+	t.Logf("targets: %s", c)
+	if !c.clean() {
+		t.Errorf("the targets differ from the source: %s", c)
+	}
+	totals.ran.Store(true)
+	totals.faults.Add(int64(e.faults))
+	totals.checked.Add(int64(c.checked))
+	totals.missing.Add(int64(c.missing))
+	totals.duplicates.Add(int64(max(c.duplicates, c.dupPos)))
+}
