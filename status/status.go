@@ -7,8 +7,8 @@ package status
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -137,7 +137,6 @@ type Connector struct {
 	nflushes       int64
 	tables         map[string]*tableProgress
 	tableOrder     []string
-	lastTable      string
 	updatedAt      time.Time
 	committedCount bool        // a position was committed in this process
 	verify         *VerifyView // the last verify run; nil before the first
@@ -148,6 +147,38 @@ type tableProgress struct {
 	rows, total int64
 	firstRows   int64     // rows at the first report, so a resumed snapshot's rate is honest
 	firstAt     time.Time // time of the first report
+	lastAt      time.Time // time of the last report
+	// rate is the rows per second, a moving average over about rateWindow, so that it
+	// follows a snapshot that speeds up or slows down (and a resumed one starts at its
+	// own rate, not at the rows read before the restart).
+	rate float64
+}
+
+// rateWindow is the time constant of a table's moving average of rows per second.
+const rateWindow = 10 * time.Second
+
+// report records rows at now.
+func (t *tableProgress) report(rows, total int64, now time.Time) {
+	if dt := now.Sub(t.lastAt).Seconds(); dt > 0 && rows >= t.rows {
+		inst := float64(rows-t.rows) / dt
+		if t.rate == 0 && t.lastAt.Equal(t.firstAt) {
+			t.rate = inst
+		} else {
+			a := 1 - math.Exp(-dt/rateWindow.Seconds())
+			t.rate += a * (inst - t.rate)
+		}
+		t.lastAt = now
+	}
+	t.rows, t.total = rows, total
+}
+
+// eta is the estimated time left, false when there is no estimate (no total, no rate,
+// or the total already reached).
+func (t *tableProgress) eta() (time.Duration, bool) {
+	if t.total <= t.rows || t.rate <= 0 {
+		return 0, false
+	}
+	return time.Duration(float64(t.total-t.rows) / t.rate * float64(time.Second)), true
 }
 
 func (c *Connector) touch() { c.updatedAt = c.r.now() }
@@ -167,12 +198,11 @@ func (c *Connector) SnapshotProgress(table string, rows, total int64) {
 	now := c.r.now()
 	t, ok := c.tables[table]
 	if !ok {
-		t = &tableProgress{firstRows: rows, firstAt: now}
+		t = &tableProgress{rows: rows, firstRows: rows, firstAt: now, lastAt: now}
 		c.tables[table] = t
 		c.tableOrder = append(c.tableOrder, table)
 	}
-	t.rows, t.total = rows, total
-	c.lastTable = table
+	t.report(rows, total, now)
 	c.updatedAt = now
 }
 
@@ -299,6 +329,10 @@ type TableProgress struct {
 	Rows    int64   `json:"rows"`
 	Total   int64   `json:"total"`   // the source's estimate; 0 when unknown
 	Percent float64 `json:"percent"` // of the estimate, at most 100; 100 once streaming
+	// RowsPerSecond is a moving average over about ten seconds; ETASeconds the time
+	// left at that rate, null when unknown (no estimate, or the estimate reached).
+	RowsPerSecond float64  `json:"rows_per_second"`
+	ETASeconds    *float64 `json:"eta_seconds"`
 }
 
 // view snapshots the connector's state.
@@ -333,7 +367,12 @@ func (c *Connector) view(now time.Time) View {
 	}
 	for _, name := range c.tableOrder {
 		t := c.tables[name]
-		v.Snapshot = append(v.Snapshot, TableProgress{Table: name, Rows: t.rows, Total: t.total, Percent: c.percent(t)})
+		p := TableProgress{Table: name, Rows: t.rows, Total: t.total, Percent: c.percent(t), RowsPerSecond: math.Round(t.rate)}
+		if eta, ok := t.eta(); ok && c.phase == PhaseSnapshot {
+			e := math.Round(eta.Seconds())
+			p.ETASeconds = &e
+		}
+		v.Snapshot = append(v.Snapshot, p)
 	}
 	return v
 }
@@ -360,45 +399,8 @@ func (r *Registry) Views() []View {
 	return out
 }
 
-// ProgressLine summarises the snapshots in progress, one part per connector:
-// "orders: public.orders 1.2M/5.0M rows (24%) 310k rows/s". It is empty when no
-// connector is snapshotting.
-func (r *Registry) ProgressLine() string {
-	now := r.now()
-	var parts []string
-	for _, c := range r.connectors() {
-		if p := c.progress(now); p != "" {
-			parts = append(parts, p)
-		}
-	}
-	return strings.Join(parts, " | ")
-}
-
-func (c *Connector) progress(now time.Time) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.phase != PhaseSnapshot || c.lastTable == "" {
-		return ""
-	}
-	t := c.tables[c.lastTable]
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s %s", c.name, c.lastTable, human(t.rows))
-	if t.total > 0 {
-		fmt.Fprintf(&b, "/%s rows (%d%%)", human(t.total), int(c.percent(t)))
-	} else {
-		b.WriteString(" rows")
-	}
-	if el := now.Sub(t.firstAt).Seconds(); el >= 1 && t.rows > t.firstRows {
-		fmt.Fprintf(&b, " %s rows/s", human(int64(float64(t.rows-t.firstRows)/el)))
-	}
-	if done := len(c.tableOrder) - 1; done > 0 {
-		fmt.Fprintf(&b, ", %d table(s) before", done)
-	}
-	return b.String()
-}
-
-// human writes a count as 950, 310k, 1.2M, 3.4G.
-func human(n int64) string {
+// Human writes a count as 950, 310k, 1.2M, 3.4G.
+func Human(n int64) string {
 	switch {
 	case n < 1000:
 		return fmt.Sprintf("%d", n)
@@ -430,10 +432,14 @@ var (
 		"Rows read so far by the snapshot of a table.", []string{"connector", "table"}, nil)
 	descSnapTotal = prometheus.NewDesc("connectd_snapshot_rows_total_estimate",
 		"Estimated rows of a table being snapshotted.", []string{"connector", "table"}, nil)
+	descSnapRate = prometheus.NewDesc("connectd_snapshot_rows_per_second",
+		"Rows per second read by the snapshot of a table (a moving average over about ten seconds).", []string{"connector", "table"}, nil)
+	descSnapETA = prometheus.NewDesc("connectd_snapshot_eta_seconds",
+		"Estimated seconds left in the snapshot of a table, at its current rate; absent when unknown.", []string{"connector", "table"}, nil)
 )
 
 func (g gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCommitLag, descSourceLag, descRetained, descUnconfirmed, descUp, descSnapRows, descSnapTotal} {
+	for _, d := range []*prometheus.Desc{descCommitLag, descSourceLag, descRetained, descUnconfirmed, descUp, descSnapRows, descSnapTotal, descSnapRate, descSnapETA} {
 		ch <- d
 	}
 	for _, d := range verifyDescs {
@@ -472,6 +478,10 @@ func (c *Connector) collect(now time.Time, ch chan<- prometheus.Metric) {
 		t := c.tables[name]
 		ch <- prometheus.MustNewConstMetric(descSnapRows, prometheus.GaugeValue, float64(t.rows), c.name, name)
 		ch <- prometheus.MustNewConstMetric(descSnapTotal, prometheus.GaugeValue, float64(t.total), c.name, name)
+		ch <- prometheus.MustNewConstMetric(descSnapRate, prometheus.GaugeValue, t.rate, c.name, name)
+		if eta, ok := t.eta(); ok && c.phase == PhaseSnapshot {
+			ch <- prometheus.MustNewConstMetric(descSnapETA, prometheus.GaugeValue, eta.Seconds(), c.name, name)
+		}
 	}
 	c.collectVerify(ch)
 }

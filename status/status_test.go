@@ -232,29 +232,50 @@ func TestRegistriesAreIndependent(t *testing.T) {
 	}
 }
 
-func TestProgressLine(t *testing.T) {
+// TestSnapshotRateFollowsTheReadsAndGivesAnETA: the rate is a moving average that
+// moves to a new speed within a few of its windows, the ETA is the rows left at that
+// rate, and both show in the status API and the metrics; a resumed snapshot's rate
+// leaves out the rows read before it.
+func TestSnapshotRateFollowsTheReadsAndGivesAnETA(t *testing.T) {
 	r, clk := newTestRegistry()
-	if got := r.ProgressLine(); got != "" {
-		t.Errorf("no connectors: %q", got)
-	}
 	c := r.Observer("orders")
 	c.SetPhase(PhaseSnapshot)
-	c.SnapshotProgress("public.orders", 0, 5000000)
-	clk.add(4 * time.Second)
-	c.SnapshotProgress("public.orders", 1240000, 5000000)
-	if got, want := r.ProgressLine(), "orders: public.orders 1.2M/5.0M rows (24%) 310k rows/s"; got != want {
-		t.Errorf("ProgressLine = %q, want %q", got, want)
+	c.SnapshotProgress("public.orders", 400_000, 2_000_000) // resumed: 400k read before
+	rows := int64(400_000)
+	for range 10 { // 10k rows/s for 10 s
+		clk.add(time.Second)
+		rows += 10_000
+		c.SnapshotProgress("public.orders", rows, 2_000_000)
 	}
-	s := r.Observer("shop")
-	s.SetPhase(PhaseSnapshot)
-	s.SnapshotProgress("shop.items", 950, 0)
-	if got := r.ProgressLine(); !strings.HasSuffix(got, " | shop: shop.items 950 rows") {
-		t.Errorf("two connectors: %q", got)
+	if v := r.Views()[0].Snapshot[0]; v.RowsPerSecond != 10_000 || v.ETASeconds == nil || *v.ETASeconds != 150 {
+		t.Fatalf("at 10k rows/s: %+v, want 10000 rows/s and 150 s left", v)
+	}
+	for range 60 { // then 40k rows/s for a minute
+		clk.add(time.Second)
+		rows += 40_000
+		c.SnapshotProgress("public.orders", rows, 2_000_000)
+	}
+	v := r.Views()[0].Snapshot[0]
+	if v.RowsPerSecond < 39_000 || v.RowsPerSecond > 40_000 {
+		t.Errorf("after a minute at 40k rows/s the rate is %v", v.RowsPerSecond)
+	}
+	if v.ETASeconds != nil {
+		t.Errorf("the estimate is passed (%d of %d rows), yet ETA %v", v.Rows, v.Total, *v.ETASeconds)
+	}
+	c.SnapshotProgress("public.orders", rows, 4_000_000)
+	_, body := get(t, r.Handler(), "/metrics")
+	for _, want := range []string{`connectd_snapshot_rows_per_second{connector="orders",table="public.orders"} 39`, `connectd_snapshot_eta_seconds{connector="orders",table="public.orders"} 27.`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s...:\n%s", want, body)
+		}
+	}
+	_, body = get(t, r.Handler(), "/v1/connectors")
+	if !strings.Contains(body, `"rows_per_second": 39`) || !strings.Contains(body, `"eta_seconds": 28`) {
+		t.Errorf("status API lacks the rate or the ETA:\n%s", body)
 	}
 	c.SetPhase(PhaseStreaming)
-	s.SetPhase(PhaseStreaming)
-	if got := r.ProgressLine(); got != "" {
-		t.Errorf("after the snapshots: %q", got)
+	if v := r.Views()[0].Snapshot[0]; v.ETASeconds != nil {
+		t.Errorf("streaming, yet ETA %v", *v.ETASeconds)
 	}
 }
 

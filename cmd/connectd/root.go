@@ -17,10 +17,12 @@ type globalFlags struct {
 	logLevel   string
 	stdout     io.Writer
 	stderr     io.Writer
+	// logs is where the logger writes: stderr, or the progress bars while they show.
+	logs *switchWriter
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
-	g := &globalFlags{stdout: stdout, stderr: stderr}
+	g := &globalFlags{stdout: stdout, stderr: stderr, logs: &switchWriter{w: stderr}}
 	root := &cobra.Command{
 		Use:           "connectd",
 		Short:         "Change-data-capture from PostgreSQL and MySQL into a Parquet lake, exactly once",
@@ -71,9 +73,9 @@ func (g *globalFlags) logger() (*slog.Logger, error) {
 	}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(g.stderr, opts)), nil
+		return slog.New(slog.NewTextHandler(g.logs, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(g.stderr, opts)), nil
+		return slog.New(slog.NewJSONHandler(g.logs, opts)), nil
 	}
 	return nil, usageErr(fmt.Errorf("--log-format %q: want auto, text or json", g.logFormat))
 }

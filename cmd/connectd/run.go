@@ -6,7 +6,6 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -73,9 +72,13 @@ func (g *globalFlags) runConnectors(ctx context.Context, names []string, mode co
 	} else {
 		srvDone <- nil
 	}
-	if isTerminal(g.stderr) {
-		go printProgress(ctx, g, reg)
-	}
+	progressDone := make(chan struct{})
+	progressCtx, progressStop := context.WithCancel(ctx)
+	go func() {
+		defer close(progressDone)
+		showProgress(progressCtx, isTerminal(g.stderr), g.stderr, g.logs, reg, a.log)
+	}()
+	defer func() { progressStop(); <-progressDone }()
 
 	holder := offsets.ThisProcess(version, a.cfg.Path)
 	specs := make([]pipeline.Spec, 0, len(sel))
@@ -130,25 +133,4 @@ func modeName(m connector.Mode) string {
 		return "sync"
 	}
 	return "run"
-}
-
-// printProgress shows snapshot progress on a terminal until ctx ends.
-func printProgress(ctx context.Context, g *globalFlags, reg *status.Registry) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	shown := false
-	for {
-		select {
-		case <-ctx.Done():
-			if shown {
-				fmt.Fprintln(g.stderr)
-			}
-			return
-		case <-t.C:
-			if line := reg.ProgressLine(); line != "" {
-				fmt.Fprintf(g.stderr, "\r\033[K%s", line)
-				shown = true
-			}
-		}
-	}
 }
