@@ -99,6 +99,17 @@ type Reloadable interface {
 	Reload(ctx context.Context) error
 }
 
+// Resnapshotter is implemented by source kinds that can read a table again while the
+// stream goes on, with the watermark method (docs/design.md, "Snapshots on request").
+// RequestSnapshot checks the request against the source (the table is selected, the
+// filter is valid SQL on it) and queues it in the connector's state, where the
+// running process, or the next one, picks it up; it returns the request's id.
+// SnapshotDone reports whether the request with that id has been read completely.
+type Resnapshotter interface {
+	RequestSnapshot(ctx context.Context, p SourceParams, table, where string) (id string, err error)
+	SnapshotDone(ctx context.Context, p SourceParams, id string) (bool, error)
+}
+
 // DDLPlanner is implemented by destination kinds that create a table per source
 // table: `connectd discover` shows the statement that would create it.
 type DDLPlanner interface {

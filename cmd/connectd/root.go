@@ -45,6 +45,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newDiscoverCmd(g),
 		newOffsetsCmd(g),
 		newVerifyCmd(g),
+		newSnapshotCmd(g),
 		newVersionCmd(g),
 		newSchemaCmd(g),
 		newDocsCmd(g),

@@ -55,6 +55,10 @@ type incrState struct {
 	Version int               `json:"version"`
 	Known   map[string]uint32 `json:"known"`
 	Queue   []incrTable       `json:"queue"` // the first is in progress
+	// Taken and Done are the ids of the snapshots requested (request.go) that were
+	// queued, and that were read completely; the last keepDone of each.
+	Taken []string `json:"taken,omitempty"`
+	Done  []string `json:"done,omitempty"`
 }
 
 // incrTable is one table's snapshot while streaming.
@@ -65,6 +69,9 @@ type incrTable struct {
 	Chunk uint32   `json:"chunk"`           // the next chunk to read
 	After []string `json:"after,omitempty"` // the key the next chunk reads after
 	Rows  int64    `json:"rows"`            // rows emitted so far
+	// Where restricts a requested snapshot to the rows it matches (SQL, on the table).
+	Where     string `json:"where,omitempty"`
+	Requested bool   `json:"requested,omitempty"` // by `connectd snapshot`, not a new table
 }
 
 // watermark is the header line of a watermark message.
@@ -141,7 +148,11 @@ func (s *Source) planTables(ctx context.Context, tables []table, pub publication
 		return err
 	}
 	if st == nil || start == nil {
-		st = &incrState{Version: 1, Known: map[string]uint32{}}
+		fresh := &incrState{Version: 1, Known: map[string]uint32{}}
+		if st != nil { // the requests taken stay taken
+			fresh.Taken, fresh.Done = st.Taken, st.Done
+		}
+		st = fresh
 		for _, t := range tables {
 			if start == nil || (pub.exists && (pub.allTables || pub.tables[t.oid])) {
 				st.Known[t.qualified()] = t.oid
@@ -158,7 +169,11 @@ func (s *Source) planTables(ctx context.Context, tables []table, pub publication
 
 // coverAll marks every selected table covered: a new initial snapshot reads them.
 func (s *Source) coverAll(ctx context.Context, tables []table) error {
+	prev := s.incr
 	s.incr = &incrState{Version: 1, Known: map[string]uint32{}}
+	if prev != nil { // the requests taken stay taken
+		s.incr.Taken, s.incr.Done = prev.Taken, prev.Done
+	}
 	for _, t := range tables {
 		s.incr.Known[t.qualified()] = t.oid
 	}
@@ -199,9 +214,13 @@ func (s *Source) adoptTables(ctx context.Context, tables []table) error {
 // incrBusy reports whether a table snapshot is still to run.
 func (s *Source) incrBusy() bool { return s.incr != nil && len(s.incr.Queue) > 0 }
 
-// discover reads the catalog for tables that began to match the patterns, makes
-// them selected, queues their snapshots and adds them to the publication.
+// discover queues the snapshots requested since the last time (request.go), and reads
+// the catalog for tables that began to match the patterns, makes them selected,
+// queues their snapshots and adds them to the publication.
 func (s *Source) discover(ctx context.Context) error {
+	if err := s.takeRequests(ctx); err != nil {
+		return err
+	}
 	all, err := s.cat.allTables(ctx)
 	if err != nil {
 		return err
@@ -298,7 +317,7 @@ func (st *streamer) drive(ctx context.Context) error {
 		w.Columns = append(w.Columns, c.Name)
 	}
 	high, _ := json.Marshal(w)
-	if _, err := s.conn.Exec(ctx, chunkSQL(t, sh, order, q.After, limit), string(high)+"\n"); err != nil {
+	if _, err := s.conn.Exec(ctx, chunkSQL(t, sh, order, q.After, q.Where, limit), string(high)+"\n"); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
 			s.log.Warn("a table being snapshotted was dropped; its snapshot is abandoned", "table", q.Table)
@@ -322,7 +341,7 @@ func watermarkError(table string, err error) error {
 // writes it as the body of the high watermark ($1 is its header line): one line
 // per row, COPY text format, each value its type's output text (format's %s), as
 // pgoutput sends it.
-func chunkSQL(t table, sh *tableShape, order []int, after []string, limit uint32) string {
+func chunkSQL(t table, sh *tableShape, order []int, after []string, where string, limit uint32) string {
 	cols := make([]string, len(sh.schema.Columns))
 	fields := make([]string, len(cols))
 	for i, c := range sh.schema.Columns {
@@ -334,6 +353,13 @@ func chunkSQL(t table, sh *tableShape, order []int, after []string, limit uint32
 	line := strings.Join(fields, ` || E'\t' || `)
 	inner := "SELECT " + strings.Join(cols, ", ") + " FROM " + t.ident()
 	agg := "string_agg(" + line + ", E'\\n')"
+	var conds []string
+	if where != "" {
+		conds = append(conds, "("+where+")")
+	}
+	if order == nil && len(conds) > 0 {
+		inner += " WHERE " + conds[0]
+	}
 	if order != nil {
 		keys := make([]string, len(order))
 		outer := make([]string, len(order))
@@ -346,7 +372,10 @@ func chunkSQL(t table, sh *tableShape, order []int, after []string, limit uint32
 			}
 		}
 		if after != nil {
-			inner += " WHERE (" + strings.Join(keys, ", ") + ") > (" + strings.Join(lits, ", ") + ")"
+			conds = append(conds, "("+strings.Join(keys, ", ")+") > ("+strings.Join(lits, ", ")+")")
+		}
+		if len(conds) > 0 {
+			inner += " WHERE " + strings.Join(conds, " AND ")
 		}
 		inner += fmt.Sprintf(" ORDER BY %s LIMIT %d", strings.Join(keys, ", "), limit)
 		agg = "string_agg(" + line + ", E'\\n' ORDER BY " + strings.Join(outer, ", ") + ")"
@@ -357,6 +386,10 @@ func chunkSQL(t table, sh *tableShape, order []int, after []string, limit uint32
 // finishTable ends the snapshot in progress and saves the state.
 func (st *streamer) finishTable(ctx context.Context) error {
 	s := st.s
+	if q := s.incr.Queue[0]; q.Requested {
+		s.incr.Done = lastN(append(s.incr.Done, q.ID), keepDone)
+		s.log.Info("requested snapshot complete", "table", q.Table, "where", q.Where, "rows", q.Rows, "request", q.ID)
+	}
 	s.incr.Queue = s.incr.Queue[1:]
 	if !s.incrBusy() {
 		s.status.SetPhase("streaming")

@@ -138,6 +138,9 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 	if err := s.planTables(ctx, tables, pub, start); err != nil {
 		return err
 	}
+	if err := s.takeRequests(ctx); err != nil {
+		return err
+	}
 	if changed, err := s.cat.ensurePublication(ctx, s.st.publication, tables); err != nil {
 		return err
 	} else if changed != "" {
