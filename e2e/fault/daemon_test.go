@@ -107,6 +107,34 @@ func (d *daemon) stop(t *testing.T) {
 	}
 }
 
+// waitMetricMoves waits until the metric name{connector="conn"} moves past the first
+// value read, the daemon exits, or timeout passes.
+func (d *daemon) waitMetricMoves(name, conn string, timeout, poll time.Duration) {
+	base := -1.0
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && d.running() {
+		v, err := d.metric(name, conn)
+		if err == nil {
+			if base < 0 {
+				base = v
+			} else if v > base {
+				return
+			}
+		}
+		time.Sleep(poll)
+	}
+}
+
+// waitChange polls probe until it answers other than it first did, the daemon exits,
+// or timeout passes.
+func (d *daemon) waitChange(timeout, poll time.Duration, probe func() string) {
+	base := probe()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && d.running() && probe() == base {
+		time.Sleep(poll)
+	}
+}
+
 // logTail is the last n lines of the log file.
 func (d *daemon) logTail(n int) string {
 	return testenv.FileTail(d.logPath, n)

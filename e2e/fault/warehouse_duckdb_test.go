@@ -20,19 +20,7 @@ import (
 func (e *whEnv) killWhileLoading() {
 	e.t.Helper()
 	e.ensureRunning()
-	base := -1.0
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && e.d.running() {
-		v, err := e.d.metric("connectd_records_written_total", e.merge)
-		if err == nil {
-			if base < 0 {
-				base = v
-			} else if v > base {
-				break
-			}
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	e.d.waitMetricMoves("connectd_records_written_total", e.merge, 30*time.Second, 2*time.Millisecond)
 	e.sleep(0, 300*time.Millisecond)
 	e.d.kill(e.t)
 	e.count("kill while loading (records handed to the destination)")
@@ -47,35 +35,16 @@ func (e *whEnv) killWhileLoading() {
 func (e *whEnv) killOnTargetWAL() {
 	e.t.Helper()
 	e.ensureRunning()
-	conn := e.merge
-	if e.rng.Intn(2) == 0 {
-		conn = e.appendC
-	}
-	base := -1.0
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && e.d.running() {
-		v, err := e.d.metric("connectd_flushes_total", conn)
-		if err == nil {
-			if base < 0 {
-				base = v
-			} else if v > base {
-				break
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	conn := e.someConnector()
+	e.d.waitMetricMoves("connectd_flushes_total", conn, 30*time.Second, 5*time.Millisecond)
 	wal := e.duck + ".wal"
-	state := func() string {
+	e.d.waitChange(30*time.Second, 100*time.Microsecond, func() string {
 		fi, err := os.Stat(wal)
 		if err != nil {
 			return "none"
 		}
 		return fmt.Sprintf("%s %d", fi.ModTime(), fi.Size())
-	}
-	was := state()
-	for time.Now().Before(deadline) && e.d.running() && state() == was {
-		time.Sleep(100 * time.Microsecond)
-	}
+	})
 	e.d.kill(e.t)
 	e.count("kill as the target's WAL changes (a commit, or a checkpoint)")
 }

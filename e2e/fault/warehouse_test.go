@@ -233,6 +233,14 @@ func (e *whEnv) dataPosition(conn string) string {
 	return *pos
 }
 
+// someConnector is the merge or the append connector, at random.
+func (e *whEnv) someConnector() string {
+	if e.rng.Intn(2) == 0 {
+		return e.appendC
+	}
+	return e.merge
+}
+
 // killAfterTargetCommit SIGKILLs connectd as soon as what the target holds of a
 // connector moves, its position or its rows (either must move with the other, in one
 // transaction): the flush is committed in the target, and the offsets store's commit
@@ -240,19 +248,12 @@ func (e *whEnv) dataPosition(conn string) string {
 func (e *whEnv) killAfterTargetCommit() {
 	e.t.Helper()
 	e.ensureRunning()
-	conn := e.merge
-	if e.rng.Intn(2) == 0 {
-		conn = e.appendC
-	}
+	conn := e.someConnector()
 	probe := func() string { return e.targetPosition(conn) }
 	if e.rng.Intn(2) == 0 {
 		probe = func() string { return e.dataPosition(conn) }
 	}
-	base := probe()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && e.d.running() && probe() == base {
-		time.Sleep(time.Millisecond)
-	}
+	e.d.waitChange(30*time.Second, time.Millisecond, probe)
 	e.d.kill(e.t)
 	e.count("kill right after a target commit")
 }
