@@ -177,7 +177,13 @@ func tail(s string, n int) string {
 // killed and fails the test: every command under test must end on its own.
 func connectd(t *testing.T, timeout time.Duration, args ...string) result {
 	t.Helper()
-	r, err := testenv.Connectd{Bin: connectdBin(t)}.Run(timeout, args...)
+	return connectdWith(t, connectdBin(t), timeout, args...)
+}
+
+// connectdWith is connectd with another binary (the one with the duckdb destination).
+func connectdWith(t *testing.T, bin string, timeout time.Duration, args ...string) result {
+	t.Helper()
+	r, err := testenv.Connectd{Bin: bin}.Run(timeout, args...)
 	if err != nil {
 		t.Fatalf("start connectd %v: %v", args, err)
 	}
@@ -208,8 +214,14 @@ type daemon struct {
 // did not stop it.
 func startRun(t *testing.T, config string) *daemon {
 	t.Helper()
+	return startRunWith(t, connectdBin(t), config)
+}
+
+// startRunWith is startRun with another binary.
+func startRunWith(t *testing.T, bin, config string) *daemon {
+	t.Helper()
 	d := &daemon{stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}}
-	p, err := testenv.Connectd{Bin: connectdBin(t)}.Start(d.stdout, d.stderr, "run", "-c", config)
+	p, err := testenv.Connectd{Bin: bin}.Start(d.stdout, d.stderr, "run", "-c", config)
 	if err != nil {
 		t.Fatalf("start connectd run: %v", err)
 	}

@@ -14,6 +14,9 @@ import (
 // directory.
 var (
 	sharedBin = testenv.SharedConnectd() // CONNECTD_BIN tests a binary built elsewhere
+	// The binary with the duckdb destination (cgo), for its tests only;
+	// CONNECTD_DUCKDB_BIN tests one built elsewhere.
+	sharedDuckBin = testenv.SharedConnectdDuckDB()
 	// Every test's connector leaves its slot behind; the package has more than the
 	// server's default of 20.
 	sharedPG = testenv.SharedPostgres(testenv.PostgresOptions{ExtraConf: map[string]string{"max_replication_slots": "100"}})
@@ -24,6 +27,7 @@ var (
 )
 
 func connectdBin(t testing.TB) string         { t.Helper(); return sharedBin.Get(t) }
+func duckdbBin(t testing.TB) string           { t.Helper(); return sharedDuckBin.Get(t) }
 func pgServer(t testing.TB) *testenv.Postgres { t.Helper(); return sharedPG.Get(t) }
 func s3Server(t testing.TB) *testenv.S3       { t.Helper(); return sharedS3.Get(t) }
 func targetServer(t testing.TB) *testenv.Postgres {
@@ -33,7 +37,7 @@ func targetServer(t testing.TB) *testenv.Postgres {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, s := range []interface{ Stop() error }{sharedS3, sharedTarget, sharedPG, sharedBin} {
+	for _, s := range []interface{ Stop() error }{sharedS3, sharedTarget, sharedPG, sharedBin, sharedDuckBin} {
 		if err := s.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 		}

@@ -89,11 +89,7 @@ const whSchemaDDL = `CREATE SCHEMA shop; CREATE TYPE shop.order_status AS ENUM (
 func (s *whTable) createDDL() string {
 	var defs []string
 	for _, k := range s.keyCols {
-		typ := "bigint"
-		if k == "line" || (s.name == "shop.docs" && k == "id") {
-			typ = "int"
-		}
-		defs = append(defs, k+" "+typ+" NOT NULL")
+		defs = append(defs, k+" "+s.def(k)+" NOT NULL")
 	}
 	defs = append(defs, "ver bigint NOT NULL")
 	for _, c := range s.cols {
@@ -105,6 +101,19 @@ func (s *whTable) createDDL() string {
 		q += "; " + s.ddl
 	}
 	return q
+}
+
+// def is the type of a column of the table.
+func (s *whTable) def(col string) string {
+	for _, c := range s.cols {
+		if c.name == col {
+			return c.def
+		}
+	}
+	if col == "line" || (s.name == "shop.docs" && col == "id") {
+		return "int"
+	}
+	return "bigint" // the other keys, and ver
 }
 
 // sub replaces K and V in an expression.
@@ -353,14 +362,10 @@ func (w *whWorkload) steps(ctx context.Context, n int) error {
 // step runs one transaction: one statement in autocommit, or several in a
 // transaction that commits, or now and then rolls back.
 func (w *whWorkload) step(ctx context.Context) error {
-	w.undo = nil
 	if w.rng.IntN(3) == 0 {
-		if err := w.op(ctx, w.conn); err != nil {
-			return err
-		}
-		w.txns++
-		return nil
+		return w.commitOne(ctx)
 	}
+	w.undo = nil
 	tx, err := w.conn.Begin(ctx)
 	if err != nil {
 		return err
@@ -377,6 +382,17 @@ func (w *whWorkload) step(ctx context.Context) error {
 	}
 	w.txns++
 	return tx.Commit(ctx)
+}
+
+// commitOne runs one random statement in autocommit: a transaction that changes at
+// least one row.
+func (w *whWorkload) commitOne(ctx context.Context) error {
+	w.undo = nil
+	if err := w.op(ctx, w.conn); err != nil {
+		return err
+	}
+	w.txns++
+	return nil
 }
 
 // op runs one random statement and records what it changed.

@@ -104,6 +104,12 @@ func loaderOf(t record.Type, depth int) (loader, error) {
 		}
 		info, err := duckdb.NewDecimalInfo(uint8(t.Precision), uint8(t.Scale))
 		return loader{info: info, conv: func(v record.Value) (any, error) {
+			if decimalSpecial(v) {
+				// A PostgreSQL numeric(p,s) may hold NaN or ±Infinity, which DECIMAL
+				// cannot: the value is loaded as NULL, as the lake writes it (README,
+				// "Types"), rather than stop the connector.
+				return nil, nil
+			}
 			n, err := scaled(v, t.Precision, t.Scale)
 			if err != nil {
 				return nil, err
@@ -242,6 +248,19 @@ func asInt64(v record.Value) (int64, bool) {
 
 func mismatch(v record.Value, t record.Type) error {
 	return fmt.Errorf("a %T value (%v) in a %s column", v, v, t)
+}
+
+// decimalSpecial reports whether v is decimal text for NaN or an infinity.
+func decimalSpecial(v record.Value) bool {
+	d, ok := v.(record.Decimal)
+	if !ok {
+		return false
+	}
+	switch strings.ToLower(strings.TrimLeft(string(d), "+-")) {
+	case "nan", "inf", "infinity":
+		return true
+	}
+	return false
 }
 
 // scaled returns a decimal or integer value as the unscaled integer of a

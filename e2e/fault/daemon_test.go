@@ -23,6 +23,7 @@ import (
 // daemon runs `connectd run` for one test, again and again: every start appends the
 // process's output to one log file, so a failure can show what the runs said.
 type daemon struct {
+	bin     string // the connectd binary: connectdBin unless the test needs another
 	config  string
 	listen  string
 	logPath string
@@ -33,7 +34,7 @@ type daemon struct {
 }
 
 func newDaemon(t *testing.T, config, listen, logPath string) *daemon {
-	d := &daemon{config: config, listen: listen, logPath: logPath}
+	d := &daemon{bin: connectdBin, config: config, listen: listen, logPath: logPath}
 	t.Cleanup(func() {
 		if d.running() {
 			d.proc.Kill()
@@ -55,7 +56,7 @@ func (d *daemon) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(logf, "===== run %d, %s\n", d.runs, time.Now().UTC().Format(time.RFC3339Nano))
-	p, err := testenv.Connectd{Bin: connectdBin}.Start(logf, logf, "run", "-c", d.config, "--log-format", "json")
+	p, err := testenv.Connectd{Bin: d.bin}.Start(logf, logf, "run", "-c", d.config, "--log-format", "json")
 	if err != nil {
 		logf.Close()
 		t.Fatalf("start connectd run: %v", err)
@@ -103,6 +104,34 @@ func (d *daemon) stop(t *testing.T) {
 	}
 	if d.err() != nil {
 		t.Errorf("connectd run after SIGTERM: %v, want exit 0; log tail:\n%s", d.err(), d.logTail(80))
+	}
+}
+
+// waitMetricMoves waits until the metric name{connector="conn"} moves past the first
+// value read, the daemon exits, or timeout passes.
+func (d *daemon) waitMetricMoves(name, conn string, timeout, poll time.Duration) {
+	base := -1.0
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && d.running() {
+		v, err := d.metric(name, conn)
+		if err == nil {
+			if base < 0 {
+				base = v
+			} else if v > base {
+				return
+			}
+		}
+		time.Sleep(poll)
+	}
+}
+
+// waitChange polls probe until it answers other than it first did, the daemon exits,
+// or timeout passes.
+func (d *daemon) waitChange(timeout, poll time.Duration, probe func() string) {
+	base := probe()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && d.running() && probe() == base {
+		time.Sleep(poll)
 	}
 }
 
@@ -224,7 +253,13 @@ func snapshotDone(pos string) bool {
 // runCmd runs a connectd command to completion with a generous timeout.
 func runCmd(t *testing.T, timeout time.Duration, args ...string) (int, string) {
 	t.Helper()
-	r, err := testenv.Connectd{Bin: connectdBin}.RunCombined(timeout, args...)
+	return runCmdWith(t, connectdBin, timeout, args...)
+}
+
+// runCmdWith is runCmd with another binary.
+func runCmdWith(t *testing.T, bin string, timeout time.Duration, args ...string) (int, string) {
+	t.Helper()
+	r, err := testenv.Connectd{Bin: bin}.RunCombined(timeout, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

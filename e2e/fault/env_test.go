@@ -239,19 +239,7 @@ func (e *env) killAfter(max time.Duration) {
 func (e *env) killAfterFlush() {
 	e.t.Helper()
 	e.ensureRunning()
-	var base float64 = -1
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) && e.d.running() {
-		v, err := e.d.metric("connectd_flushes_total", e.s3Conn)
-		if err == nil {
-			if base < 0 {
-				base = v
-			} else if v > base {
-				break
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	e.d.waitMetricMoves("connectd_flushes_total", e.s3Conn, 60*time.Second, 5*time.Millisecond)
 	e.d.kill(e.t)
 	e.count("kill right after a flush")
 }

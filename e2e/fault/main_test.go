@@ -24,6 +24,9 @@ var (
 	connectdBin string
 	pgServer    *testenv.Postgres
 	s3Server    *testenv.S3
+	// The binary with the duckdb destination (cgo), built when a test first needs it;
+	// CONNECTD_DUCKDB_BIN tests one built elsewhere.
+	duckdbBin = testenv.SharedConnectdDuckDB()
 )
 
 // totals adds up what every test of the package injected and checked, for the counts
@@ -90,6 +93,11 @@ func runMain(m *testing.M) int {
 	}
 	defer cleanup()
 	connectdBin = bin
+	defer func() {
+		if err := duckdbBin.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "fault:", err)
+		}
+	}()
 	pgServer, err = testenv.StartPostgres(ctx, testenv.PostgresOptions{ExtraConf: map[string]string{
 		// Faults leave slots behind briefly; room for every test's connectors.
 		"max_replication_slots": "30",

@@ -213,42 +213,6 @@ func (w *mariaWorkload) big(ctx context.Context, n int64) error {
 	return nil
 }
 
-// mariaRows is sourceRows on MariaDB.
-func mariaRows(db *sql.DB) sourceRows {
-	return func(q string) (map[int64][]string, error) {
-		rows, err := db.Query(q)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		cols, err := rows.Columns()
-		if err != nil {
-			return nil, err
-		}
-		out := map[int64][]string{}
-		for rows.Next() {
-			vals := make([]sql.NullString, len(cols)-1)
-			var id int64
-			dest := []any{&id}
-			for i := range vals {
-				dest = append(dest, &vals[i])
-			}
-			if err := rows.Scan(dest...); err != nil {
-				return nil, err
-			}
-			strs := make([]string, len(vals))
-			for i, v := range vals {
-				strs[i] = "NULL"
-				if v.Valid {
-					strs[i] = v.String
-				}
-			}
-			out[id] = strs
-		}
-		return out, rows.Err()
-	}
-}
-
 // TestMariaDBFaults runs a random workload on MariaDB while connectd streams its
 // binlog to S3 and to a file:// lake, kills connectd, kills the binlog dump thread
 // and restarts the server; then it checks both lakes change by change.
@@ -299,7 +263,7 @@ func mariaFaults(t *testing.T, snapshot bool) {
 		serverID++ // each connector is a replica of its own
 		return fmt.Sprintf("    source:\n      type: mysql\n      dsn: %q\n      server_id: %d\n      tables: [\"faultdb.*\"]\n", dsn, serverID)
 	})
-	e.src = mariaRows(db)
+	e.src = sqlRows(db)
 	if code, out := runCmd(t, 2*time.Minute, "check", "-c", e.config); code != 0 {
 		if strings.Contains(out, "mysql") && code == 2 {
 			t.Skipf("this connectd has no mysql source: %s", tailString(out, 5))

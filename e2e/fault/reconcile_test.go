@@ -28,22 +28,49 @@ func pgRows(conn *pgx.Conn) sourceRows {
 			return nil, err
 		}
 		defer rows.Close()
-		out := map[int64][]string{}
-		for rows.Next() {
-			n := len(rows.FieldDescriptions()) - 1
-			vals := make([]*string, n)
-			var id int64
-			dest := []any{&id}
-			for i := range vals {
-				dest = append(dest, &vals[i])
-			}
-			if err := rows.Scan(dest...); err != nil {
-				return nil, err
-			}
-			out[id] = nullText(vals)
-		}
-		return out, rows.Err()
+		return keyedRows(rows, len(rows.FieldDescriptions())-1)
 	}
+}
+
+// sqlRows is sourceRows on a database/sql database (a DuckDB file).
+func sqlRows(db *sql.DB) sourceRows {
+	return func(q string) (map[int64][]string, error) {
+		rows, err := db.Query(q)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		cols, err := rows.Columns()
+		if err != nil {
+			return nil, err
+		}
+		return keyedRows(rows, len(cols)-1)
+	}
+}
+
+// scanner is what pgx and database/sql rows both are.
+type scanner interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// keyedRows reads rows of a key and n text columns, by key.
+func keyedRows(rows scanner, n int) (map[int64][]string, error) {
+	out := map[int64][]string{}
+	for rows.Next() {
+		vals := make([]*string, n)
+		var id int64
+		dest := []any{&id}
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		out[id] = nullText(vals)
+	}
+	return out, rows.Err()
 }
 
 func nullText(vals []*string) []string {
@@ -126,36 +153,49 @@ func readLake(t *testing.T, db *sql.DB, dir string, s *tableSpec) []lakeRecord {
 	if !hasParquet(t, dir) {
 		return nil
 	}
+	return readDuckRecords(t, db, lakedb.ParquetTree(dir), s)
+}
+
+// readDuckRecords reads a change log in DuckDB (a lake table, or an append table of
+// the duckdb destination) in _pos order, the value columns rendered by lakeCols.
+func readDuckRecords(t *testing.T, db *sql.DB, from string, s *tableSpec) []lakeRecord {
+	t.Helper()
 	sel := []string{"_op", "_pos", "CAST(id AS BIGINT)", "CAST(ver AS BIGINT)"}
 	sel = append(sel, s.lakeCols...)
-	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + lakedb.ParquetTree(dir) + " ORDER BY _pos"
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + from + " ORDER BY _pos"
 	rows, err := db.Query(q)
 	if err != nil {
 		t.Fatalf("duckdb: %s: %v", q, err)
 	}
 	defer rows.Close()
+	out, err := changeRecords(rows, len(s.lakeCols))
+	if err != nil {
+		t.Fatalf("duckdb: %s: %v", q, err)
+	}
+	return out
+}
+
+// changeRecords reads rows of _op, _pos, id, ver and n value columns.
+func changeRecords(rows scanner, n int) ([]lakeRecord, error) {
 	var out []lakeRecord
 	for rows.Next() {
 		var r lakeRecord
 		var op string
-		r.cols = make([]sql.NullString, len(s.lakeCols))
+		r.cols = make([]sql.NullString, n)
 		dest := []any{&op, &r.pos, &r.id, &r.ver}
 		for i := range r.cols {
 			dest = append(dest, &r.cols[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
-			t.Fatalf("duckdb: scan %s: %v", dir, err)
+			return nil, err
 		}
 		if len(op) != 1 {
-			t.Fatalf("lake %s: _op %q at _pos %s", dir, op, r.pos)
+			return nil, fmt.Errorf("_op %q at _pos %s", op, r.pos)
 		}
 		r.op = op[0]
 		out = append(out, r)
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("duckdb: %s: %v", q, err)
-	}
-	return out
+	return out, rows.Err()
 }
 
 func hasParquet(t *testing.T, dir string) bool {

@@ -2,7 +2,6 @@ package fault
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -16,14 +15,15 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/connectd/connectd/internal/testenv"
+	"github.com/connectd/connectd/internal/testenv/lakedb"
 	"github.com/connectd/connectd/offsets"
 )
 
-// The postgres (warehouse) destination under faults: the workload's changes stream
-// into a target PostgreSQL cluster of its own, through two connectors (merge and
-// append), and connectd is killed at random moments, in the middle of a load, and
-// right after the target committed; the target's own position must make every change
-// land exactly once.
+// The warehouse destinations under faults: the workload's changes stream into a
+// target of their own (a PostgreSQL cluster; a DuckDB file,
+// warehouse_duckdb_test.go), through two connectors (merge and append), and connectd
+// is killed at random moments, in the middle of a load, and right after the target
+// committed; the target's own position must make every change land exactly once.
 
 // whEnv is one warehouse fault test's world.
 type whEnv struct {
@@ -33,6 +33,7 @@ type whEnv struct {
 	target  *testenv.Postgres
 	tgtDSN  string
 	tgt     *pgx.Conn // the test's own connection to the target database
+	duck    string    // the DuckDB file the connectors load instead, when set
 	m       *model
 	w       *workload // nil until the workload starts
 	merge   string    // the merge connector (target schema of the same name)
@@ -63,8 +64,9 @@ func startTarget(t *testing.T) *testenv.Postgres {
 }
 
 // newWhEnv creates the source database with the workload's tables (preload fills them),
-// a target database, and the config of the two connectors; flush is its YAML flow.
-func newWhEnv(t *testing.T, name string, rng *rand.Rand, offsetsURL func(dir string) string, flush string, preload func(*whEnv)) *whEnv {
+// a target (kind postgres: a database of a cluster of the test's own; duckdb: a file),
+// and the config of the two connectors; flush is its YAML flow.
+func newWhEnv(t *testing.T, name, kind string, rng *rand.Rand, offsetsURL func(dir string) string, flush string, preload func(*whEnv)) *whEnv {
 	t.Helper()
 	ctx := context.Background()
 	n := serial.Add(1)
@@ -81,14 +83,19 @@ func newWhEnv(t *testing.T, name string, rng *rand.Rand, offsetsURL func(dir str
 	if _, err := e.conn.Exec(ctx, schemaDDL); err != nil {
 		t.Fatal(err)
 	}
-	e.target = startTarget(t)
-	if e.tgtDSN, err = e.target.CreateDatabase(ctx, dbName); err != nil {
-		t.Fatal(err)
-	}
-	e.reconnectTarget()
-	t.Cleanup(func() { e.tgt.Close(context.Background()) })
-
 	dir := t.TempDir()
+	dest := func() string { return fmt.Sprintf("      type: duckdb\n      path: %q\n", e.duck) }
+	if kind == "duckdb" {
+		e.duck = filepath.Join(dir, "warehouse.duckdb")
+	} else {
+		e.target = startTarget(t)
+		if e.tgtDSN, err = e.target.CreateDatabase(ctx, dbName); err != nil {
+			t.Fatal(err)
+		}
+		e.reconnectTarget()
+		t.Cleanup(func() { e.tgt.Close(context.Background()) })
+		dest = func() string { return fmt.Sprintf("      type: postgres\n      dsn: %q\n", e.tgtDSN) }
+	}
 	e.merge = fmt.Sprintf("%s_merge_%d_%d", name, os.Getpid(), n)
 	e.appendC = fmt.Sprintf("%s_append_%d_%d", name, os.Getpid(), n)
 	e.offsets = offsetsURL(dir)
@@ -101,7 +108,7 @@ func newWhEnv(t *testing.T, name string, rng *rand.Rand, offsetsURL func(dir str
 	cfg := fmt.Sprintf("offsets: %q\nserver:\n  listen: %s\nconnectors:\n", e.offsets, listen)
 	for _, c := range []struct{ name, mode string }{{e.merge, "merge"}, {e.appendC, "append"}} {
 		cfg += fmt.Sprintf("  %s:\n    source:\n      type: postgres\n      dsn: %q\n      tables: [\"fault.*\"]\n", c.name, e.dsn)
-		cfg += fmt.Sprintf("    destination:\n      type: postgres\n      dsn: %q\n      schema: %s\n      mode: %s\n      flush: %s\n", e.tgtDSN, c.name, c.mode, flush)
+		cfg += "    destination:\n" + dest() + fmt.Sprintf("      schema: %s\n      mode: %s\n      flush: %s\n", c.name, c.mode, flush)
 	}
 	if err := os.WriteFile(e.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -109,6 +116,9 @@ func newWhEnv(t *testing.T, name string, rng *rand.Rand, offsetsURL func(dir str
 	logPath := filepath.Join(os.TempDir(), fmt.Sprintf("connectd-fault-%s-%d.log", name, os.Getpid()))
 	_ = os.Remove(logPath)
 	e.d = newDaemon(t, e.config, listen, logPath)
+	if e.duck != "" {
+		e.d.bin = duckdbBin.Get(t)
+	}
 	t.Cleanup(func() {
 		if !t.Failed() && os.Getenv("FAULT_KEEP_LOG") == "" {
 			os.Remove(logPath)
@@ -223,6 +233,14 @@ func (e *whEnv) dataPosition(conn string) string {
 	return *pos
 }
 
+// someConnector is the merge or the append connector, at random.
+func (e *whEnv) someConnector() string {
+	if e.rng.Intn(2) == 0 {
+		return e.appendC
+	}
+	return e.merge
+}
+
 // killAfterTargetCommit SIGKILLs connectd as soon as what the target holds of a
 // connector moves, its position or its rows (either must move with the other, in one
 // transaction): the flush is committed in the target, and the offsets store's commit
@@ -230,19 +248,12 @@ func (e *whEnv) dataPosition(conn string) string {
 func (e *whEnv) killAfterTargetCommit() {
 	e.t.Helper()
 	e.ensureRunning()
-	conn := e.merge
-	if e.rng.Intn(2) == 0 {
-		conn = e.appendC
-	}
+	conn := e.someConnector()
 	probe := func() string { return e.targetPosition(conn) }
 	if e.rng.Intn(2) == 0 {
 		probe = func() string { return e.dataPosition(conn) }
 	}
-	base := probe()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && e.d.running() && probe() == base {
-		time.Sleep(time.Millisecond)
-	}
+	e.d.waitChange(30*time.Second, time.Millisecond, probe)
 	e.d.kill(e.t)
 	e.count("kill right after a target commit")
 }
@@ -271,18 +282,18 @@ func whTable(conn, source string) string {
 }
 
 // checkMergeTarget compares each merge table with its source table, row for row,
-// every column rendered by the same SQL on both servers.
-func checkMergeTarget(t *testing.T, p *problems, src, tgt sourceRows, conn string, m *model) (checked, diffs int) {
+// every column rendered as text: by srcCols on the source, by tgtCols on the target
+// (the same SQL on a PostgreSQL target, lakeCols on a DuckDB one).
+func checkMergeTarget(t *testing.T, p *problems, src, tgt sourceRows, tgtCols func(*tableSpec) []string, conn string, m *model) (checked, diffs int) {
 	t.Helper()
 	for _, tm := range m.tables {
 		s := tm.spec
-		cols := "id, " + s.srcVer + ", " + strings.Join(s.srcCols, ", ")
-		want, err := src(fmt.Sprintf("SELECT %s FROM %s", cols, s.name))
+		want, err := src(fmt.Sprintf("SELECT id, %s, %s FROM %s", s.srcVer, strings.Join(s.srcCols, ", "), s.name))
 		if err != nil {
 			t.Fatalf("source %s: %v", s.name, err)
 		}
 		tt := whTable(conn, s.name)
-		got, err := tgt(fmt.Sprintf("SELECT %s FROM %s", cols, tt))
+		got, err := tgt(fmt.Sprintf("SELECT id, %s, %s FROM %s", s.srcVer, strings.Join(tgtCols(s), ", "), tt))
 		if err != nil {
 			t.Fatalf("target %s: %v", tt, err)
 		}
@@ -324,25 +335,8 @@ func readAppendTarget(t *testing.T, tgt *pgx.Conn, table string, s *tableSpec) [
 		t.Fatalf("target: %s: %v", q, err)
 	}
 	defer rows.Close()
-	var out []lakeRecord
-	for rows.Next() {
-		var r lakeRecord
-		var op string
-		r.cols = make([]sql.NullString, len(s.srcCols))
-		dest := []any{&op, &r.pos, &r.id, &r.ver}
-		for i := range r.cols {
-			dest = append(dest, &r.cols[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
-			t.Fatalf("target: scan %s: %v", table, err)
-		}
-		if len(op) != 1 {
-			t.Fatalf("target %s: _op %q at _pos %s", table, op, r.pos)
-		}
-		r.op = op[0]
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := changeRecords(rows, len(s.srcCols))
+	if err != nil {
 		t.Fatalf("target: %s: %v", q, err)
 	}
 	return out
@@ -350,17 +344,32 @@ func readAppendTarget(t *testing.T, tgt *pgx.Conn, table string, s *tableSpec) [
 
 // checkTargets checks both connectors' targets: merge equals the source, append holds
 // every committed change exactly once, in order per key, and rebuilds the source.
+// A DuckDB file is read with connectd stopped: DuckDB lets one process open it.
 func (e *whEnv) checkTargets() counts {
 	e.t.Helper()
 	var c counts
 	p := &problems{t: e.t, label: "target", shown: map[string]int{}}
-	checked, diffs := checkMergeTarget(e.t, p, pgRows(e.conn), pgRows(e.tgt), e.merge, e.m)
+	tgt, tgtCols := pgRows(e.tgt), func(s *tableSpec) []string { return s.srcCols }
+	readAppend := func(table string, s *tableSpec) []lakeRecord { return readAppendTarget(e.t, e.tgt, table, s) }
+	if e.duck != "" {
+		db, err := lakedb.OpenFile(e.duck)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		defer db.Close()
+		// The target's types are the lake's, which lakeCols render as srcCols render
+		// the source's.
+		tgt, tgtCols = sqlRows(db), func(s *tableSpec) []string { return s.lakeCols }
+		readAppend = func(table string, s *tableSpec) []lakeRecord { return readDuckRecords(e.t, db, table, s) }
+		p.label = "target " + e.duck
+	}
+	checked, diffs := checkMergeTarget(e.t, p, pgRows(e.conn), tgt, tgtCols, e.merge, e.m)
 	c.checked += checked
 	c.stateDiffs += diffs
 	posSeen := map[string]string{}
 	for _, tm := range e.m.tables {
 		tt := whTable(e.appendC, tm.spec.name)
-		recs := readAppendTarget(e.t, e.tgt, tt, tm.spec)
+		recs := readAppend(tt, tm.spec)
 		for _, r := range recs {
 			if prev, ok := posSeen[r.pos]; ok {
 				c.dupPos++
@@ -386,7 +395,7 @@ func (e *whEnv) finish() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	e.d.stop(e.t)
-	code, out := runCmd(e.t, 10*time.Minute, "sync", "-c", e.config, "--log-format", "json")
+	code, out := runCmdWith(e.t, e.d.bin, 10*time.Minute, "sync", "-c", e.config, "--log-format", "json")
 	if code != 0 {
 		e.t.Fatalf("connectd sync: exit %d\n%s", code, tailString(out, 80))
 	}
@@ -413,22 +422,53 @@ func (e *whEnv) finish() {
 // transaction makes large flushes) and right after a target commit, and crashes the
 // target; then it catches up with `connectd sync` and checks both targets.
 func TestWarehouseStreamingFaults(t *testing.T) {
+	e, form := newStreamingWhEnv(t, "whstream", "postgres")
+	e.indexPositions()
+	k := form.kills
+	faults := append(times(k-k/2-k/4, func() { e.killAfter(form.killMax) }), times(k/2, e.killDuringLoad)...)
+	faults = append(faults, times(k/4, e.killAfterTargetCommit)...)
+	faults = append(faults, times(form.crashes, e.crashTarget)...)
+	e.streamFaults(form, faults, e.killDuringLoad, e.killDuringLoad)
+}
+
+// times is n faults f.
+func times(n int, f func()) []func() {
+	out := make([]func(), n)
+	for i := range out {
+		out[i] = f
+	}
+	return out
+}
+
+// whForm is the size of a streaming fault test, short or long.
+type whForm struct {
+	kills, crashes        int
+	bigTxn                int64 // rows of the large transaction
+	killMax, gapMax, pace time.Duration
+}
+
+func streamingForm() whForm {
+	f := whForm{kills: 14, crashes: 2, bigTxn: 30_000, killMax: 3 * time.Second, gapMax: time.Second, pace: 2 * time.Millisecond}
+	if long() {
+		f = whForm{kills: killCount(1000), crashes: 40, bigTxn: 500_000, killMax: 1500 * time.Millisecond, gapMax: 600 * time.Millisecond, pace: 20 * time.Millisecond}
+	} else if k := killCount(0); k > 0 {
+		f.kills = k
+	}
+	return f
+}
+
+// newStreamingWhEnv is the env of a streaming fault test into a target of kind: the
+// tables preloaded, connectd running, the snapshot committed.
+func newStreamingWhEnv(t *testing.T, name, kind string) (*whEnv, whForm) {
+	t.Helper()
 	s := seed()
 	t.Logf("seed %d (rerun with -seed %d or FAULT_SEED=%d)", s, s, s)
 	rng := rand.New(rand.NewSource(s))
-	kills, crashes, bigTxn := 14, 2, int64(30_000)
-	killMax, gapMax, pace := 3*time.Second, time.Second, 2*time.Millisecond
-	if long() {
-		kills, crashes, bigTxn = killCount(1000), 40, 500_000
-		killMax, gapMax, pace = 1500*time.Millisecond, 600*time.Millisecond, 20*time.Millisecond
-	} else if k := killCount(0); k > 0 {
-		kills = k
-	}
 	offsetsIn := func(dir string) string {
 		n := serial.Add(1)
-		return offsetsURL(t, dir, fmt.Sprintf("whstream-%d-%d", os.Getpid(), n), n)
+		return offsetsURL(t, dir, fmt.Sprintf("%s-%d-%d", name, os.Getpid(), n), n)
 	}
-	e := newWhEnv(t, "whstream", rng, offsetsIn,
+	e := newWhEnv(t, name, kind, rng, offsetsIn,
 		"{rows: 5000, bytes: 64MiB, interval: 1s}", func(e *whEnv) {
 			ctx := context.Background()
 			for _, l := range []load{{"fault.accounts", 2000}, {"fault.events", 2000}, {"fault.scratch", 50}} {
@@ -439,14 +479,21 @@ func TestWarehouseStreamingFaults(t *testing.T) {
 		})
 	e.d.start(t)
 	e.waitSnapshot(5 * time.Minute)
-	e.indexPositions()
+	return e, streamingForm()
+}
 
-	w, err := newWorkload(context.Background(), e.dsn, rng.Int63(), e.m)
+// streamFaults runs the workload while it injects the faults in a random order, with
+// the large transaction a third of the way in, followed by bigFaults (kills during
+// its loads); then it catches up and checks the targets (finish).
+func (e *whEnv) streamFaults(form whForm, faults []func(), bigFaults ...func()) {
+	t := e.t
+	t.Helper()
+	w, err := newWorkload(context.Background(), e.dsn, e.rng.Int63(), e.m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.w = w
-	w.pace = pace
+	w.pace = form.pace
 	w.start()
 	stopped := false
 	defer func() {
@@ -454,26 +501,14 @@ func TestWarehouseStreamingFaults(t *testing.T) {
 			w.stop()
 		}
 	}()
-
-	var faults []func()
-	add := func(n int, f func()) {
-		for i := 0; i < n; i++ {
-			faults = append(faults, f)
-		}
-	}
-	add(kills-kills/2-kills/4, func() { e.killAfter(killMax) })
-	add(kills/2, e.killDuringLoad)
-	add(kills/4, e.killAfterTargetCommit)
-	add(crashes, e.crashTarget)
-	rng.Shuffle(len(faults), func(i, j int) { faults[i], faults[j] = faults[j], faults[i] })
-	// The large transaction a third of the way in, followed by kills during its loads.
+	e.rng.Shuffle(len(faults), func(i, j int) { faults[i], faults[j] = faults[j], faults[i] })
 	big := len(faults) / 3
-	bigFaults := []func(){func() {
+	bigFaults = append([]func(){func() {
 		e.last = "a large transaction"
-		t.Logf("the workload commits one transaction of %d rows", bigTxn)
-		w.bigReq <- bigTxn
+		t.Logf("the workload commits one transaction of %d rows", form.bigTxn)
+		w.bigReq <- form.bigTxn
 		go func() { <-w.bigDone }()
-	}, e.killDuringLoad, e.killDuringLoad}
+	}}, bigFaults...)
 	faults = append(faults[:big], append(bigFaults, faults[big:]...)...)
 
 	for i, f := range faults {
@@ -488,7 +523,7 @@ func TestWarehouseStreamingFaults(t *testing.T) {
 			t.Logf("step %d/%d: %s (%d faults), workload %d transactions, %d records", i+1, len(faults), e.last, e.faults, w.txns.Load(), w.committed.Load())
 		}
 		e.ensureRunning()
-		e.sleep(100*time.Millisecond, gapMax)
+		e.sleep(100*time.Millisecond, form.gapMax)
 	}
 	stopped = true
 	if err := w.stop(); err != nil {
@@ -510,7 +545,7 @@ func (e *whEnv) syncSteps(w *workload, n int) string {
 			e.t.Fatal(err)
 		}
 	}
-	code, out := runCmd(e.t, 5*time.Minute, "sync", "-c", e.config, "--log-format", "json")
+	code, out := runCmdWith(e.t, e.d.bin, 5*time.Minute, "sync", "-c", e.config, "--log-format", "json")
 	if code != 0 {
 		e.t.Fatalf("connectd sync: exit %d\n%s", code, tailString(out, 60))
 	}
@@ -559,7 +594,7 @@ func newSyncEnv(t *testing.T, name string) (*whEnv, *workload) {
 	s := seed()
 	t.Logf("seed %d (rerun with -seed %d or FAULT_SEED=%d)", s, s, s)
 	rng := rand.New(rand.NewSource(s))
-	e := newWhEnv(t, name, rng, fileOffsets, "{rows: 500, bytes: 16MiB, interval: 1s}", func(e *whEnv) {
+	e := newWhEnv(t, name, "postgres", rng, fileOffsets, "{rows: 500, bytes: 16MiB, interval: 1s}", func(e *whEnv) {
 		ctx := context.Background()
 		for _, l := range []load{{"fault.accounts", 500}, {"fault.events", 500}, {"fault.scratch", 30}} {
 			if err := e.m.preload(ctx, e.conn, l.table, l.rows); err != nil {

@@ -22,7 +22,21 @@ import (
 // directory) built into a temp directory. cleanup removes what was built; call it
 // once the binary is no longer needed.
 func BuildConnectd(ctx context.Context, root string) (path string, cleanup func(), err error) {
-	if bin := os.Getenv("CONNECTD_BIN"); bin != "" {
+	return BuildConnectdTagged(ctx, root, "CONNECTD_BIN")
+}
+
+// BuildConnectdDuckDB is BuildConnectd for the binary with the duckdb destination
+// (make build-duckdb): the one named by CONNECTD_DUCKDB_BIN when set, otherwise
+// ./cmd/connectd built with -tags duckdb.
+func BuildConnectdDuckDB(ctx context.Context, root string) (path string, cleanup func(), err error) {
+	return BuildConnectdTagged(ctx, root, "CONNECTD_DUCKDB_BIN", "duckdb")
+}
+
+// BuildConnectdTagged returns the binary named by the environment variable binEnv
+// when it is set, otherwise ./cmd/connectd built with the build tags into a temp
+// directory (cleanup removes it).
+func BuildConnectdTagged(ctx context.Context, root, binEnv string, tags ...string) (path string, cleanup func(), err error) {
+	if bin := os.Getenv(binEnv); bin != "" {
 		return bin, func() {}, nil
 	}
 	dir, err := os.MkdirTemp("", "connectd-e2e-bin-")
@@ -31,7 +45,7 @@ func BuildConnectd(ctx context.Context, root string) (path string, cleanup func(
 	}
 	cleanup = func() { os.RemoveAll(dir) }
 	path = filepath.Join(dir, "connectd")
-	if err := Build(ctx, root, "./cmd/connectd", path); err != nil {
+	if err := Build(ctx, root, "./cmd/connectd", path, tags...); err != nil {
 		cleanup()
 		return "", nil, err
 	}
@@ -39,18 +53,28 @@ func BuildConnectd(ctx context.Context, root string) (path string, cleanup func(
 }
 
 // Build runs `go build -o out pkg` in the module at root ("" finds the module from
-// the working directory, as go test runs in the package directory).
-func Build(ctx context.Context, root, pkg, out string) error {
+// the working directory, as go test runs in the package directory), with -tags when
+// tags are given. A tagged build has cgo on: the tags select the connectors that
+// link C libraries (DuckDB), which a build with CGO_ENABLED=0 in the environment
+// would leave unbuildable.
+func Build(ctx context.Context, root, pkg, out string, tags ...string) error {
 	if root == "" {
 		var err error
 		if root, err = repoRoot(); err != nil {
 			return fmt.Errorf("go build %s: %w", pkg, err)
 		}
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	args := []string{"build", "-o", out}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
 	cmd.Dir = root
+	if len(tags) > 0 {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+		return fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, b)
 	}
 	return nil
 }

@@ -84,15 +84,26 @@ func TestKillEndsAProcessWithExitCodeMinusOne(t *testing.T) {
 	}
 }
 
-func TestBuildConnectdHonoursCONNECTD_BIN(t *testing.T) {
-	t.Setenv("CONNECTD_BIN", "/some/prebuilt/connectd")
-	path, cleanup, err := BuildConnectd(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanup()
-	if path != "/some/prebuilt/connectd" {
-		t.Fatalf("path %q, want the CONNECTD_BIN binary", path)
+func TestBuildConnectdHonoursTheBinaryNamedInTheEnvironment(t *testing.T) {
+	for _, tc := range []struct {
+		env   string
+		build func(context.Context, string) (string, func(), error)
+	}{
+		{"CONNECTD_BIN", BuildConnectd},
+		{"CONNECTD_DUCKDB_BIN", BuildConnectdDuckDB},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			want := "/some/prebuilt/" + tc.env
+			t.Setenv(tc.env, want)
+			path, cleanup, err := tc.build(context.Background(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cleanup()
+			if path != want {
+				t.Fatalf("path %q, want the %s binary %q", path, tc.env, want)
+			}
+		})
 	}
 }
 

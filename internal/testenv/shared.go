@@ -107,8 +107,18 @@ func SharedS3() *Shared[*S3] {
 
 // SharedConnectd is the connectd binary, built on first use (see BuildConnectd).
 func SharedConnectd() *Shared[string] {
+	return sharedBinary(BuildConnectd)
+}
+
+// SharedConnectdDuckDB is the connectd binary with the duckdb destination, built on
+// first use (see BuildConnectdDuckDB).
+func SharedConnectdDuckDB() *Shared[string] {
+	return sharedBinary(BuildConnectdDuckDB)
+}
+
+func sharedBinary(build func(ctx context.Context, root string) (string, func(), error)) *Shared[string] {
 	return &Shared[string]{Start: func(ctx context.Context) (string, func() error, error) {
-		bin, cleanup, err := BuildConnectd(ctx, "")
+		bin, cleanup, err := build(ctx, "")
 		if err != nil {
 			return "", nil, err
 		}

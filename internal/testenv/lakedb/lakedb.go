@@ -33,6 +33,24 @@ func DuckDB(t testing.TB) *sql.DB {
 	return db
 }
 
+// OpenFile opens a DuckDB database file that connectd's duckdb destination wrote, read
+// only, with its time zone set to UTC (the test servers' zone, so timestamps with a
+// zone render alike on both sides). DuckDB lets one process open a file: call it only
+// while no connectd has the file open, and close the database before starting one.
+func OpenFile(path string) (*sql.DB, error) {
+	db, err := sql.Open("duckdb", path+"?access_mode=read_only")
+	if err != nil {
+		return nil, fmt.Errorf("lakedb: open %s: %w", path, err)
+	}
+	// One connection: the session setting below holds for every query.
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec("SET TimeZone = 'UTC'"); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("lakedb: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
 // ParquetTree returns a DuckDB table expression reading every Parquet file under dir
 // as one Hive-partitioned table (date=YYYY-MM-DD folders become a column), for use
 // as `SELECT ... FROM ` + ParquetTree(dir).

@@ -1,11 +1,45 @@
 package lakedb
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
+
+// TestOpenFileReadsInUTCAndWritesNothing: a database file opened for a check renders
+// an instant in UTC, whatever the machine's zone, and refuses writes. It comes first in
+// the file: DuckDB takes the process's zone from TZ when it first opens a database.
+func TestOpenFileReadsInUTCAndWritesNothing(t *testing.T) {
+	t.Setenv("TZ", "America/New_York")
+	path := filepath.Join(t.TempDir(), "target.duckdb")
+	w, err := sql.Open("duckdb", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Exec("SET TimeZone = 'America/New_York'; CREATE TABLE t (placed TIMESTAMPTZ); INSERT INTO t VALUES ('2026-01-01 10:00:00+00')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, rows, err := QueryText(db, "SELECT CAST(placed AS VARCHAR) FROM t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0][0].String != "2026-01-01 10:00:00+00" {
+		t.Errorf("read %v, want the instant in UTC, 2026-01-01 10:00:00+00", rows)
+	}
+	if _, err := db.Exec("INSERT INTO t VALUES (now())"); err == nil {
+		t.Error("a write to the file opened for reading succeeded")
+	}
+}
 
 // TestReadsHivePartitionedParquetOffline proves the bundled DuckDB has the parquet
 // reader built in: nothing may be downloaded where the tests run.
