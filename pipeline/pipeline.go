@@ -14,6 +14,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/connectd/connectd/config"
 	"github.com/connectd/connectd/connector"
 	"github.com/connectd/connectd/record"
@@ -22,6 +24,7 @@ import (
 // Defaults applied to zero fields of Options; Flush takes the defaults of config.Flush.
 const (
 	DefaultBuffer      = 16
+	DefaultBufferBytes = 32 << 20
 	DefaultStopTimeout = 60 * time.Second
 )
 
@@ -60,9 +63,12 @@ type Options struct {
 	Destination connector.Destination
 	Store       Store        // a Fenced one (a lease) stops the run when it is lost
 	Flush       config.Flush // zero fields take the Default* values
-	// Buffer is how many batches may wait between source and destination; a full
-	// buffer blocks the source's emit, which bounds memory (default 16).
-	Buffer int
+	// Buffer is how many batches may wait between source and destination, and
+	// BufferBytes how many bytes of records (record.Bytes); a full buffer blocks the
+	// source's emit, which bounds memory whatever the rows' size (defaults 16 and
+	// 32 MiB; a batch larger than BufferBytes waits for an empty buffer).
+	Buffer      int
+	BufferBytes int64
 	// StopTimeout bounds the final flush and commit once ctx has ended, and the wait
 	// for a source to return from Read after being told to stop (default 60s).
 	StopTimeout time.Duration
@@ -80,6 +86,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Buffer <= 0 {
 		o.Buffer = DefaultBuffer
+	}
+	if o.BufferBytes <= 0 {
+		o.BufferBytes = DefaultBufferBytes
 	}
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = DefaultStopTimeout
@@ -112,6 +121,13 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
+// batch is a source's batch on its way to the destination, with its record.Bytes,
+// capped at Options.BufferBytes, which it holds of runner.queued until written.
+type batch struct {
+	recs  []record.Record
+	bytes int64
+}
+
 // runner is the state of one Run. Only the writer loop (Run's goroutine) touches it,
 // except batches and readDone which connect it to the source's goroutine.
 type runner struct {
@@ -119,7 +135,8 @@ type runner struct {
 	log *slog.Logger
 	obs Observer
 
-	batches    chan []record.Record
+	batches    chan batch
+	queued     *semaphore.Weighted // the bytes of the batches in batches
 	readDone   chan error
 	readEnded  bool
 	cancelRead context.CancelFunc
@@ -200,7 +217,8 @@ func (r *runner) run(ctx context.Context) (err error) {
 			return fmt.Errorf("resume the destination after %s: %w", start, err)
 		}
 	}
-	r.batches = make(chan []record.Record, r.o.Buffer)
+	r.batches = make(chan batch, r.o.Buffer)
+	r.queued = semaphore.NewWeighted(r.o.BufferBytes)
 	r.readDone = make(chan error, 1)
 	r.timer = time.NewTimer(time.Hour)
 	r.timer.Stop()
@@ -259,13 +277,29 @@ func (r *runner) emitter(readCtx context.Context) connector.EmitFunc {
 		if err := readCtx.Err(); err != nil {
 			return err // stopping: select below would pick at random if the buffer has room
 		}
+		b := batch{recs: recs}
+		for i := range recs {
+			b.bytes += int64(recs[i].Bytes())
+		}
+		b.bytes = min(b.bytes, r.o.BufferBytes)
+		actx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(readCtx, cancel)()
+		if err := r.queued.Acquire(actx, b.bytes); err != nil {
+			if readCtx.Err() != nil {
+				return readCtx.Err()
+			}
+			return err
+		}
 		select {
-		case r.batches <- recs:
+		case r.batches <- b:
 			r.obs.Read(len(recs))
 			return nil
 		case <-ctx.Done():
+			r.queued.Release(b.bytes)
 			return ctx.Err()
 		case <-readCtx.Done():
+			r.queued.Release(b.bytes)
 			return readCtx.Err()
 		}
 	}
@@ -336,7 +370,9 @@ func (r *runner) finish(opCtx context.Context, state string, readErr error) (str
 }
 
 // write hands one batch to the destination, then flushes if a limit is reached.
-func (r *runner) write(ctx context.Context, b []record.Record) error {
+func (r *runner) write(ctx context.Context, q batch) error {
+	defer r.queued.Release(q.bytes)
+	b := q.recs
 	if len(b) == 0 {
 		return nil
 	}
@@ -447,7 +483,8 @@ func (r *runner) waitRead() {
 	defer t.Stop()
 	for {
 		select {
-		case <-r.batches: // unblocks nothing (emit watches readCtx) but frees memory
+		case b := <-r.batches: // unblocks nothing (emit watches readCtx) but frees memory
+			r.queued.Release(b.bytes)
 		case err := <-r.readDone:
 			// Read's error no longer matters: the pipeline is stopping.
 			_ = err

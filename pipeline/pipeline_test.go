@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -386,5 +387,51 @@ func TestCheckpointAloneIsCommitted(t *testing.T) {
 	}
 	if got := h.st.committed("orders"); got != 1 {
 		t.Errorf("committed %d, want 1", got)
+	}
+}
+
+// TestBufferBytesBoundsWhatWaits: batches of large records wait for the writer once
+// BufferBytes are queued, however few they are, and each is still delivered once; a
+// batch larger than the bound waits for an empty buffer instead of never going.
+func TestBufferBytesBoundsWhatWaits(t *testing.T) {
+	h := newHarness(12, 1)
+	big := strings.Repeat("x", 1<<20)
+	for i := range h.src.recs {
+		h.src.recs[i].After = []record.Value{big}
+	}
+	h.dst.block = make(chan struct{})
+	h.dst.entered = make(chan struct{}, 16)
+	var emitted atomic.Int32
+	h.src.beforeEmit = func(int) { emitted.Add(1) }
+	o := h.options(config.Flush{Rows: 100, Interval: time.Hour})
+	o.BufferBytes = 3 << 20 // three records of 1 MiB
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), o) }()
+	<-h.dst.entered // the first batch is being written; the buffer fills behind it
+	time.Sleep(200 * time.Millisecond)
+	// One in the writer, three queued, one blocked in emit.
+	if n := emitted.Load(); n > 5 {
+		t.Errorf("%d batches of 1 MiB emitted while the writer held one, with a bound of 3 MiB queued", n)
+	}
+	close(h.dst.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := len(h.dst.durable); got != 12 {
+		t.Fatalf("%d records delivered, want 12", got)
+	}
+
+	// A batch of 12 MiB, over the bound, goes all the same.
+	h = newHarness(12, 12)
+	for i := range h.src.recs {
+		h.src.recs[i].After = []record.Value{big}
+	}
+	o = h.options(config.Flush{Rows: 100, Interval: time.Hour})
+	o.BufferBytes = 3 << 20
+	if err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(h.dst.durable); got != 12 {
+		t.Fatalf("one batch over the bound: %d records delivered, want 12", got)
 	}
 }

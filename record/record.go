@@ -80,3 +80,30 @@ func (r *Record) Row() []Value {
 	}
 	return r.After
 }
+
+// Bytes approximates the memory the record's values hold: the bytes of strings,
+// byte slices and the like, a word for every other value. It is what bounds the
+// records queued between a source and its destination, so it is cheap rather than
+// exact.
+func (r *Record) Bytes() int {
+	return 64 + len(r.Pos) + valuesBytes(r.Before) + valuesBytes(r.After)
+}
+
+func valuesBytes(vs []Value) int {
+	n := 16 * len(vs)
+	for _, v := range vs {
+		switch x := v.(type) {
+		case string:
+			n += len(x)
+		case []byte:
+			n += len(x)
+		case Decimal:
+			n += len(x)
+		case JSON:
+			n += len(x)
+		case []Value:
+			n += valuesBytes(x)
+		}
+	}
+	return n
+}

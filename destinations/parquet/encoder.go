@@ -28,8 +28,9 @@ type encoder struct {
 	failed  atomic.Bool  // err is set; it may be read after a barrier
 	abandon atomic.Bool  // Close: skip the work still queued
 
-	err    error // first error; owned by the goroutine until a barrier
-	rgRows int   // rows in the current row group
+	err     error // first error; owned by the goroutine until a barrier
+	rgRows  int   // rows in the current row group
+	rgBytes int64 // their values' bytes before encoding (rowBatch.bytes)
 }
 
 // encQueue is how many batches may wait for one file's encoder.
@@ -70,7 +71,7 @@ func (e *encoder) run() {
 			default:
 			}
 		}
-		e.mem.Store(max(e.w.Size()-e.out.n, 0))
+		e.mem.Store(max(e.w.Size()-e.out.n, e.rgBytes, 0))
 		e.written.Store(e.out.n)
 		if j.ack != nil {
 			close(j.ack)
@@ -88,17 +89,21 @@ func (e *encoder) do(j encJob) error {
 			}
 		}
 		e.rgRows += b.rows
-		// A row group ends at rowGroupRows rows or rowGroupBytes in memory.
-		if e.rgRows >= rowGroupRows || e.w.Size()-e.out.n >= rowGroupBytes {
+		e.rgBytes += b.bytes
+		// A row group ends at rowGroupRows rows or rowGroupBytes in memory, counted
+		// before compression too: the writer holds the values of a row group's open
+		// pages as they came, and large values that compress well would otherwise
+		// keep a row group open far past the budget.
+		if e.rgRows >= rowGroupRows || e.w.Size()-e.out.n >= rowGroupBytes || e.rgBytes >= rowGroupBytes {
 			j.flush = true
 		}
 	}
 	if j.close {
-		e.rgRows = 0
+		e.rgRows, e.rgBytes = 0, 0
 		return e.w.Close()
 	}
 	if j.flush && e.rgRows > 0 {
-		e.rgRows = 0
+		e.rgRows, e.rgBytes = 0, 0
 		return e.w.Flush()
 	}
 	return nil

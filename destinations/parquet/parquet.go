@@ -238,7 +238,7 @@ func (d *Destination) Write(ctx context.Context, recs []record.Record) error {
 			return fmt.Errorf("parquet: %s at %s: %w", r.Schema.QualifiedName(), r.Pos, err)
 		}
 		f.rows++
-		if f.batch.len() >= batchRows {
+		if f.batch.len() >= batchRows || f.batch.bytes >= batchBytes {
 			if err := f.submit(false, false); err != nil {
 				return err
 			}

@@ -40,6 +40,10 @@ type rowBatch struct {
 // in flight stay small.
 const batchRows = 256
 
+// batchBytes bounds a batch's values the same way, so that large values make small
+// batches: the encoder's queue holds encQueue of them.
+const batchBytes = 4 << 20
+
 func newRowBatch(leaves int, warn warnFunc) *rowBatch {
 	// The columns grow on demand: a file of a table that gets a row now and then
 	// keeps small buffers.

@@ -16,8 +16,13 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// snapshotBatch is how many records one emit call carries during a snapshot.
-const snapshotBatch = 2048
+// snapshotBatch is how many records one emit call carries during a snapshot, and
+// snapshotBatchBytes how many bytes of COPY lines at most, so that large rows make
+// small batches (at least two records: the last is held back).
+const (
+	snapshotBatch      = 2048
+	snapshotBatchBytes = 4 << 20
+)
 
 // snapStateKey names the snapshot's saved state in the connector's state store.
 const snapStateKey = "postgres.snapshot"
@@ -316,6 +321,7 @@ type copySink struct {
 	curKeyed, prevKeyed bool
 
 	recs   []record.Record
+	bytes  int              // of the lines of recs
 	vals   record.ValueSlab // where the After slices are cut from
 	poss   []byte           // block the next positions are cut from
 	fields [][]byte
@@ -403,13 +409,15 @@ func (w *copySink) line(line []byte) error {
 	w.recs = append(w.recs, record.Record{
 		Op: record.OpRead, Schema: w.schema, After: vals, Pos: pos, CommitTS: w.commitTS, TxID: w.txid,
 	})
-	if len(w.recs) == snapshotBatch {
+	w.bytes += len(line)
+	if len(w.recs) == snapshotBatch || (w.bytes >= snapshotBatchBytes && len(w.recs) > 1) {
 		// Hold the last record back: it may turn out to be the snapshot's very last
 		// one, which carries the completion marker.
 		last := w.recs[len(w.recs)-1]
 		batch := w.recs[:len(w.recs)-1]
 		w.recs = make([]record.Record, 1, snapshotBatch)
 		w.recs[0] = last
+		w.bytes = len(line)
 		end := &batch[len(batch)-1]
 		if w.prevKeyed {
 			// The runtime commits whole batches: the key on a batch's last position
@@ -551,7 +559,7 @@ func (w *copySink) finish() error {
 	done[snapshotDoneLen-1] = snapshotDoneByte
 	last.Pos = done
 	batch := w.recs
-	w.recs = nil
+	w.recs, w.bytes = nil, 0
 	w.acks.setEmitted(done)
 	if err := w.emit(w.ctx, batch); err != nil {
 		return fmt.Errorf("postgres: snapshot: emit: %w", err)

@@ -22,6 +22,9 @@ import (
 const (
 	// streamBatch is the most records one emit call carries while streaming.
 	streamBatch = 1024
+	// streamBatchBytes bounds the pgoutput bytes of a batch, so that large rows make
+	// small batches.
+	streamBatchBytes = 4 << 20
 	// flushDelay is how long decoded records may wait for more to fill a batch.
 	// Batches span transactions, so a stream of small ones is not emitted row by row.
 	flushDelay = 20 * time.Millisecond
@@ -76,8 +79,11 @@ type streamer struct {
 	rels map[uint32]*relation
 
 	pending []record.Record
-	vals    record.ValueSlab
-	poss    []byte
+	// pendingBytes are the pgoutput bytes of pending; msgBytes those of the message
+	// being handled, counted by the first record it gives.
+	pendingBytes, msgBytes int
+	vals                   record.ValueSlab
+	poss                   []byte
 	// Fields of the transaction being read.
 	inTxn    bool
 	txLSN    pglogrepl.LSN
@@ -294,6 +300,7 @@ func (st *streamer) message(ctx context.Context, data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
+	st.msgBytes = len(data)
 	switch pglogrepl.MessageType(data[0]) {
 	case pglogrepl.MessageTypeBegin:
 		var m pglogrepl.BeginMessage
@@ -589,7 +596,7 @@ func (st *streamer) add(ctx context.Context, r record.Record) error {
 		return nil
 	}
 	st.stage(r)
-	if len(st.pending) >= streamBatch {
+	if len(st.pending) >= streamBatch || st.pendingBytes >= streamBatchBytes {
 		return st.flush(ctx)
 	}
 	return nil
@@ -609,6 +616,8 @@ func (st *streamer) stage(r record.Record) {
 		st.pending = make([]record.Record, 0, streamBatch)
 	}
 	st.pending = append(st.pending, r)
+	st.pendingBytes += st.msgBytes
+	st.msgBytes = 0 // the two records of a key change come from one message
 }
 
 // mark adds a checkpoint at lsn to the pending records: every transaction
@@ -630,7 +639,7 @@ func (st *streamer) flush(ctx context.Context) error {
 		return nil
 	}
 	batch := st.pending
-	st.pending = nil
+	st.pending, st.pendingBytes = nil, 0
 	last := batch[len(batch)-1].Pos
 	st.s.ack.setEmitted(last)
 	if err := st.emit(ctx, batch); err != nil {
