@@ -2,6 +2,7 @@ package duckdb
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -13,37 +14,49 @@ import (
 	"github.com/connectd/connectd/record"
 )
 
-// batchRows is the rows of one Arrow record batch: DuckDB's row group, so that a batch
-// is built while DuckDB stores the one before, and only one is held at a time.
+// batchRows is the rows of one Arrow record batch: DuckDB's row group. Smaller
+// batches, which would let building and storing overlap sooner, made DuckDB's side
+// of a load cost more CPU in bench/warehouse.
 const batchRows = 122_880
 
-// batches is the rows of one load as an Arrow record reader, each batch built when
-// DuckDB asks for it. A value that cannot be converted ends the stream with err,
-// which Load returns instead of DuckDB's report of the failed scan.
+// batches is the rows of one load as an Arrow record reader. A goroutine builds the
+// batches one ahead of DuckDB's reading, so that Go converts while DuckDB stores. A
+// value that cannot be converted ends the stream with an error, which Load returns
+// instead of DuckDB's report of the failed scan.
 type batches struct {
 	refs   atomic.Int64
 	schema *arrow.Schema
 	cols   []column
 	names  []string
 	rows   [][]record.Value
-	next   int // the first row of the next batch
-	cur    arrow.RecordBatch
-	err    error
+
+	start sync.Once
+	built chan built
+	stop  chan struct{}
+	cur   arrow.RecordBatch
+
+	mu  sync.Mutex // err is set on DuckDB's thread, read on the caller's
+	err error
+}
+
+type built struct {
+	rec arrow.RecordBatch
+	err error
 }
 
 var _ array.RecordReader = (*batches)(nil)
 
 func newBatches(cols []warehouse.LoadColumn, rows [][]record.Value) (*batches, error) {
-	b := &batches{rows: rows, cols: make([]column, len(cols)), names: make([]string, len(cols))}
+	b := &batches{rows: rows, cols: make([]column, len(cols)), names: make([]string, len(cols)),
+		built: make(chan built, 1), stop: make(chan struct{})}
 	fields := make([]arrow.Field, len(cols))
 	for i, col := range cols {
 		c, err := columnOf(col.Type, 1)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", col.Name, err)
 		}
-		// Positional names: the view's columns need not be valid or distinct as the
-		// target's names are.
 		b.cols[i], b.names[i] = c, col.Name
+		// Positional names: the target's need not be distinct as DuckDB compares them.
 		fields[i] = arrow.Field{Name: fmt.Sprintf("c%d", i+1), Type: c.typ, Nullable: true}
 	}
 	b.schema = arrow.NewSchema(fields, nil)
@@ -51,10 +64,71 @@ func newBatches(cols []warehouse.LoadColumn, rows [][]record.Value) (*batches, e
 	return b, nil
 }
 
+// produce builds the batches in order until the rows end, a value fails, or Release
+// stops it.
+func (b *batches) produce() {
+	defer close(b.built)
+	for from := 0; from < len(b.rows); from += batchRows {
+		rec, err := b.build(from, min(from+batchRows, len(b.rows)))
+		select {
+		case b.built <- built{rec, err}:
+		case <-b.stop:
+			if rec != nil {
+				rec.Release()
+			}
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// build converts rows [from, to) into a record batch, column by column.
+func (b *batches) build(from, to int) (arrow.RecordBatch, error) {
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, b.schema)
+	defer rb.Release()
+	rb.Reserve(to - from)
+	for i, c := range b.cols {
+		f := rb.Field(i)
+		if c.text {
+			size := 0
+			for n := from; n < to; n++ {
+				if v := b.rows[n][i]; v != nil {
+					size += textSize(v)
+				}
+			}
+			f.(interface{ ReserveData(int) }).ReserveData(size)
+		}
+		for n := from; n < to; n++ {
+			v := b.rows[n][i]
+			if v == nil {
+				f.AppendNull()
+				continue
+			}
+			if err := c.add(f, v); err != nil {
+				return nil, connector.Permanent(fmt.Errorf("row %d, column %s: %w", n+1, b.names[i], err))
+			}
+		}
+	}
+	return rb.NewRecordBatch(), nil
+}
+
 func (b *batches) Retain() { b.refs.Add(1) }
 
+// Release stops the building and frees what was built once the last reference goes.
 func (b *batches) Release() {
-	if b.refs.Add(-1) == 0 && b.cur != nil {
+	if b.refs.Add(-1) != 0 {
+		return
+	}
+	close(b.stop)
+	b.start.Do(func() { close(b.built) })
+	for r := range b.built {
+		if r.rec != nil {
+			r.rec.Release()
+		}
+	}
+	if b.cur != nil {
 		b.cur.Release()
 		b.cur = nil
 	}
@@ -63,33 +137,22 @@ func (b *batches) Release() {
 func (b *batches) Schema() *arrow.Schema { return b.schema }
 
 func (b *batches) Next() bool {
+	b.start.Do(func() { go b.produce() })
 	if b.cur != nil {
 		b.cur.Release()
 		b.cur = nil
 	}
-	if b.err != nil || b.next >= len(b.rows) {
+	r, ok := <-b.built
+	if !ok {
 		return false
 	}
-	end := min(b.next+batchRows, len(b.rows))
-	rb := array.NewRecordBuilder(memory.DefaultAllocator, b.schema)
-	defer rb.Release()
-	rb.Reserve(end - b.next)
-	for i, c := range b.cols {
-		f := rb.Field(i)
-		for n := b.next; n < end; n++ {
-			v := b.rows[n][i]
-			if v == nil {
-				f.AppendNull()
-				continue
-			}
-			if err := c.add(f, v); err != nil {
-				b.err = connector.Permanent(fmt.Errorf("row %d, column %s: %w", n+1, b.names[i], err))
-				return false
-			}
-		}
+	if r.err != nil {
+		b.mu.Lock()
+		b.err = r.err
+		b.mu.Unlock()
+		return false
 	}
-	b.cur = rb.NewRecordBatch()
-	b.next = end
+	b.cur = r.rec
 	return true
 }
 
@@ -98,4 +161,8 @@ func (b *batches) RecordBatch() arrow.RecordBatch { return b.cur }
 // Record is RecordBatch, under the name that array.RecordReader still requires.
 func (b *batches) Record() arrow.RecordBatch { return b.cur }
 
-func (b *batches) Err() error { return b.err }
+func (b *batches) Err() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}

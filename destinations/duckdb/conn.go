@@ -225,8 +225,8 @@ func (c *conn) Load(ctx context.Context, schema, table string, cols []warehouse.
 		}
 		defer release()
 		if _, err := exec.ExecContext(ctx, q, nil); err != nil {
-			if src.err != nil {
-				return src.err
+			if cerr := src.Err(); cerr != nil {
+				return cerr
 			}
 			return fmt.Errorf("insert %d rows into %s: %w", len(rows), target, err)
 		}
@@ -237,9 +237,9 @@ func (c *conn) Load(ctx context.Context, schema, table string, cols []warehouse.
 		}
 		return nil
 	})
-	if err == nil && src.err != nil {
+	if cerr := src.Err(); err == nil && cerr != nil {
 		// DuckDB ended the scan early without saying so: the rows are not all in.
-		err = src.err
+		err = cerr
 	}
 	return err
 }

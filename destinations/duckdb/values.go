@@ -25,6 +25,25 @@ type column struct {
 	typ  arrow.DataType
 	expr func(x string) string
 	add  func(b array.Builder, v record.Value) error
+	// text is set for the columns of variable width, whose builders are given the
+	// size of a batch's bytes up front instead of growing (and copying) as they fill.
+	text bool
+}
+
+// textSize is the bytes a value takes in a column of variable width; a guess for the
+// kinds written as their decimal text.
+func textSize(v record.Value) int {
+	switch x := v.(type) {
+	case string:
+		return len(x)
+	case []byte:
+		return len(x)
+	case record.JSON:
+		return len(x)
+	case record.Decimal:
+		return len(x)
+	}
+	return 20
 }
 
 // duckNegInfinity is DuckDB's -infinity timestamp, -(2^63-1) microseconds; its
@@ -119,7 +138,7 @@ func columnOf(t record.Type, depth int) (column, error) {
 		// A decimal_text column reads back from the catalog as VARCHAR, a string
 		// column: either holds text and exact decimals. Large strings: a batch's text
 		// may pass the 2 GiB that 32-bit offsets address.
-		return column{typ: arrow.BinaryTypes.LargeString, add: func(b array.Builder, v record.Value) error {
+		return column{typ: arrow.BinaryTypes.LargeString, text: true, add: func(b array.Builder, v record.Value) error {
 			sb := b.(*array.LargeStringBuilder)
 			switch x := v.(type) {
 			case string:
@@ -138,7 +157,7 @@ func columnOf(t record.Type, depth int) (column, error) {
 			return nil
 		}}, nil
 	case record.KindBytes:
-		return column{typ: arrow.BinaryTypes.LargeBinary, add: func(b array.Builder, v record.Value) error {
+		return column{typ: arrow.BinaryTypes.LargeBinary, text: true, add: func(b array.Builder, v record.Value) error {
 			x, ok := v.([]byte)
 			if !ok {
 				return mismatch(v, t)
@@ -192,7 +211,7 @@ func columnOf(t record.Type, depth int) (column, error) {
 		}}, nil
 	case record.KindJSON:
 		// As text, cast in SQL: the cast checks that it is JSON.
-		return column{typ: arrow.BinaryTypes.LargeString, expr: func(x string) string { return "CAST(" + x + " AS JSON)" },
+		return column{typ: arrow.BinaryTypes.LargeString, text: true, expr: func(x string) string { return "CAST(" + x + " AS JSON)" },
 			add: func(b array.Builder, v record.Value) error {
 				switch j := v.(type) {
 				case record.JSON:
