@@ -2,10 +2,12 @@
 // appended into PostgreSQL by the postgres destination, next to a plain COPY of the
 // same rows into an empty table (the physical limit of this server for those rows),
 // in one run on one machine; and the duckdb destination into a DuckDB file, next to
-// DuckDB reading the same rows from a Parquet file into an empty table. It drives the destination in-process, without a source,
-// so the figures are the loading alone. Run it from the repository root:
+// DuckDB reading the same rows from a Parquet file into an empty table. It drives the
+// destinations in-process, without a source, so the figures are the loading alone.
+// Run it from the repository root, with the tag the duckdb destination loads through
+// (-duckdb-only skips PostgreSQL):
 //
-//	go run ./bench/warehouse -rows 1000000
+//	go run -tags duckdb_arrow ./bench/warehouse -rows 1000000
 package main
 
 import (

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/destinations/duckdb/duckdbconfig"
 	"github.com/connectd/connectd/destinations/warehouse"
 )
 
@@ -27,10 +28,10 @@ func (Kind) Open(ctx context.Context, p connector.DestinationParams) (connector.
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: %w", err)
 	}
-	if msg := checkPath(cfg.Path); msg != "" {
+	if msg := duckdbconfig.CheckPath(cfg.Path); msg != "" {
 		return nil, connector.Permanent(fmt.Errorf("duckdb: path %s", msg))
 	}
-	if msg := schemaProblem(cfg.Path, cfg.Schema); msg != "" {
+	if msg := duckdbconfig.SchemaProblem(cfg.Path, cfg.Schema); msg != "" {
 		return nil, connector.Permanent(fmt.Errorf("duckdb: schema %s", msg))
 	}
 	log := p.Logger
