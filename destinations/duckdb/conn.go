@@ -20,7 +20,7 @@ import (
 
 // conn is the destination's one session on the DuckDB file: a connection pinned
 // for the destination's life, so that its transaction, its temporary staging table
-// and its appenders all live on it.
+// and the views of its loads all live on it.
 type conn struct {
 	path string
 	db   *sql.DB
