@@ -26,7 +26,7 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 ARG COMMIT=unknown
-RUN CGO_ENABLED=1 go build -trimpath -tags duckdb \
+RUN CGO_ENABLED=1 go build -trimpath -tags duckdb,duckdb_arrow \
       -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" \
       -o /out/connectd ./cmd/connectd
 

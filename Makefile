@@ -6,6 +6,11 @@ RACE_PKGS := ./record/... ./config/... ./offsets/... ./pipeline/... ./connector/
 # Everything else, once (the race packages above are not run twice).
 OTHER_PKGS = $(shell $(GO) list ./... | grep -vE '/(record|config|offsets|pipeline|connector|status)(/|$$)')
 TEST_TIMEOUT := 20m
+# The duckdb destination hands DuckDB its rows through the driver's Arrow interface,
+# which the driver compiles only with the duckdb_arrow tag: every build and test that
+# links destinations/duckdb takes it (without it, that package compiles but refuses
+# to load). The duckdb tag also registers the destination in the daemon.
+DUCKDB_TAGS := duckdb,duckdb_arrow
 
 # golangci-lint, pinned; `go run` builds it once into Go's cache (configuration:
 # .golangci.yml).
@@ -21,7 +26,7 @@ build:
 # links DuckDB through cgo: it needs a C/C++ toolchain, and the binary needs glibc and
 # libstdc++ where it runs (the Dockerfile's duckdb target). `build` leaves it out.
 build-duckdb:
-	CGO_ENABLED=1 $(GO) build -tags duckdb -o bin/connectd-duckdb ./cmd/connectd
+	CGO_ENABLED=1 $(GO) build -tags $(DUCKDB_TAGS) -o bin/connectd-duckdb ./cmd/connectd
 
 # deps installs the PostgreSQL/MariaDB binaries and the versitygw S3 gateway the
 # tests start, when a fresh machine lacks them.
@@ -30,10 +35,10 @@ deps:
 
 test: deps lint
 	$(GO) vet ./...
-	$(GO) vet -tags duckdb ./connector/builtin/ ./cmd/connectd/
+	$(GO) vet -tags $(DUCKDB_TAGS) ./connector/builtin/ ./cmd/connectd/ ./destinations/duckdb/
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
-	$(GO) test -tags duckdb -timeout $(TEST_TIMEOUT) ./connector/builtin/
-	$(GO) test -timeout $(TEST_TIMEOUT) $(OTHER_PKGS)
+	$(GO) test -tags $(DUCKDB_TAGS) -timeout $(TEST_TIMEOUT) ./connector/builtin/
+	$(GO) test -tags duckdb_arrow -timeout $(TEST_TIMEOUT) $(OTHER_PKGS)
 
 # test-long runs the fault-injection suite's long form: thousands of faults
 # (docs/reliability.md). FAULT_KILLS=N changes the number of kills, FAULT_SEED=S
@@ -44,7 +49,7 @@ test-long: deps
 # test-short runs the unit tests only: every test that starts a server or builds a
 # binary skips itself in -short mode (internal/testenv.NeedServers).
 test-short:
-	$(GO) test -short -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -short -tags duckdb_arrow -timeout $(TEST_TIMEOUT) ./...
 
 lint:
 	$(GOLANGCI_LINT) run ./...

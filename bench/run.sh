@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -n "${SKIP_PLUGIN:-}" ] || go run ./bench/plugin -n "${PLUGIN_RECORDS:-1000000}" # plugins against built-in (bench/plugin); SKIP_PLUGIN=1 skips it
 [ -n "${SKIP_MYSQL:-}" ] || go run ./bench/mysql -changes "${CHANGES:-1000000}" -rows "${MYSQL_ROWS:-200000}" # MySQL part (bench/mysql); SKIP_MYSQL=1 skips it
-[ -n "${SKIP_WAREHOUSE:-}" ] || go run ./bench/warehouse -rows "${WAREHOUSE_ROWS:-1000000}" # database destinations against COPY / read_parquet (bench/warehouse); SKIP_WAREHOUSE=1 skips it
+[ -n "${SKIP_WAREHOUSE:-}" ] || go run -tags duckdb_arrow ./bench/warehouse -rows "${WAREHOUSE_ROWS:-1000000}" # database destinations against COPY / read_parquet (bench/warehouse); SKIP_WAREHOUSE=1 skips it
 exec go run ./bench/pg \
 	-rows "${ROWS:-5000000}" \
 	-changes "${CHANGES:-1000000}" \

@@ -257,7 +257,7 @@ func TestRules(t *testing.T) {
 		{"unknown source type", "type: postgres", "type: oracle",
 			[]string{`c.yaml:5: connectors.orders.source.type: unknown type "oracle": known types are postgres, mysql, http, plugin`}},
 		{"unknown destination type", "type: parquet", "type: kafka",
-			[]string{`c.yaml:9: connectors.orders.destination.type: unknown type "kafka": known types are parquet, postgres, plugin`}},
+			[]string{`c.yaml:9: connectors.orders.destination.type: unknown type "kafka": known types are parquet, postgres, duckdb, plugin`}},
 		{"misspelt type", "      type: postgres", "      typ: postgres",
 			[]string{
 				`c.yaml:4: connectors.orders.source.type: required: one of postgres, mysql, http, plugin`,

@@ -2,10 +2,12 @@
 // appended into PostgreSQL by the postgres destination, next to a plain COPY of the
 // same rows into an empty table (the physical limit of this server for those rows),
 // in one run on one machine; and the duckdb destination into a DuckDB file, next to
-// DuckDB reading the same rows from a Parquet file into an empty table. It drives the destination in-process, without a source,
-// so the figures are the loading alone. Run it from the repository root:
+// DuckDB reading the same rows from a Parquet file into an empty table. It drives the
+// destinations in-process, without a source, so the figures are the loading alone.
+// Run it from the repository root, with the tag the duckdb destination loads through
+// (-duckdb-only skips PostgreSQL):
 //
-//	go run ./bench/warehouse -rows 1000000
+//	go run -tags duckdb_arrow ./bench/warehouse -rows 1000000
 package main
 
 import (
@@ -39,6 +41,7 @@ func main() {
 	flush := flag.Int("flush", 1_000_000, "records per flush (flush.rows)")
 	keep := flag.Bool("keep", false, "leave the server running at the end (its DSN is logged)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	duckOnly := flag.Bool("duckdb-only", false, "run the duckdb phases only, without PostgreSQL")
 	flag.Parse()
 	if *profile != "" {
 		f, err := os.Create(*profile)
@@ -50,7 +53,7 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*rows, *batch, *flush, *keep); err != nil {
+	if err := run(*rows, *batch, *flush, *keep, *duckOnly); err != nil {
 		pprof.StopCPUProfile()
 		log.Fatal(err)
 	}
@@ -100,8 +103,17 @@ func records(n int, op record.Op, from uint64, version int) []record.Record {
 	return out
 }
 
-func run(n, batch, flush int, keep bool) error {
+func run(n, batch, flush int, keep, duckOnly bool) error {
 	ctx := context.Background()
+	if duckOnly {
+		logf("generating %d records", n)
+		ducks, err := duckPhases(ctx, records(n, record.OpRead, 0, 0), records(n, record.OpUpdate, uint64(n), 1), batch, flush)
+		if err != nil {
+			return err
+		}
+		report(ducks)
+		return nil
+	}
 	logf("starting a PostgreSQL server")
 	pg, err := testenv.StartPostgres(ctx, testenv.PostgresOptions{WalLevel: "replica", ExtraConf: map[string]string{
 		"shared_buffers": "'512MB'", "max_wal_size": "'4GB'", "checkpoint_timeout": "'30min'",
@@ -145,7 +157,7 @@ func run(n, batch, flush int, keep bool) error {
 		r.vsAll = p.vsAll
 		res = append(res, r)
 	}
-	ducks, err := duckPhases(ctx, inserts, batch, flush)
+	ducks, err := duckPhases(ctx, inserts, updates, batch, flush)
 	if err != nil {
 		return err
 	}
@@ -157,7 +169,7 @@ func run(n, batch, flush int, keep bool) error {
 // duckPhases loads the rows into DuckDB files with the duckdb destination (merge, then
 // append), then times DuckDB reading the same rows from a Parquet file (written by
 // DuckDB from the merged table before the clock starts) into an empty table.
-func duckPhases(ctx context.Context, recs []record.Record, batch, flush int) ([]*result, error) {
+func duckPhases(ctx context.Context, recs, updates []record.Record, batch, flush int) ([]*result, error) {
 	dir, err := os.MkdirTemp("", "connectd-bench-duckdb-")
 	if err != nil {
 		return nil, err
@@ -166,11 +178,23 @@ func duckPhases(ctx context.Context, recs []record.Record, batch, flush int) ([]
 	var out []*result
 	for _, mode := range []string{"merge", "append"} {
 		cfg := &duckdb.Config{Path: filepath.Join(dir, mode+".duckdb"), Schema: "main", Table: "{table}", Mode: mode}
-		r, err := drive(ctx, duckdb.Kind{}, config.Destination{Type: "duckdb", Config: cfg}, "duckdb "+mode, recs, batch, flush, nil)
+		dc := config.Destination{Type: "duckdb", Config: cfg}
+		name := "duckdb " + mode
+		if mode == "merge" {
+			name = "duckdb merge: inserts into an empty table"
+		}
+		r, err := drive(ctx, duckdb.Kind{}, dc, name, recs, batch, flush, nil)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, r)
+		if mode == "merge" {
+			r, err := drive(ctx, duckdb.Kind{}, dc, "duckdb merge: updates of every row", updates, batch, flush, nil)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
 	}
 	db, err := sql.Open("duckdb", filepath.Join(dir, "read.duckdb"))
 	if err != nil {

@@ -2,8 +2,14 @@
 
 package builtin
 
-import "github.com/connectd/connectd/connector"
+import (
+	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/destinations/duckdb/duckdbconfig"
+)
 
-// addDuckDB registers nothing: this connectd is built without the duckdb tag, so
-// without cgo and DuckDB.
-func addDuckDB(*connector.Registry) {}
+// addDuckDB registers a stand-in for the duckdb destination: this connectd is built
+// without the duckdb tag, so without cgo and DuckDB. A config of `type: duckdb` still
+// loads, and opening it says which binary to run instead.
+func addDuckDB(r *connector.Registry) {
+	r.AddDestination("duckdb", duckdbconfig.NotBuilt{})
+}

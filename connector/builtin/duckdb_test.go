@@ -2,5 +2,16 @@
 
 package builtin_test
 
-// destinationTypes are the destination kinds of a connectd built with -tags duckdb.
-var destinationTypes = []string{"parquet", "postgres", "duckdb", "plugin"}
+import (
+	"testing"
+
+	"github.com/connectd/connectd/connector/builtin"
+	"github.com/connectd/connectd/destinations/duckdb"
+)
+
+func TestADuckDBBuildRegistersTheDestinationItself(t *testing.T) {
+	k, err := builtin.Registry("").Destination("duckdb")
+	if _, real := k.(duckdb.Kind); err != nil || !real {
+		t.Fatalf("type duckdb is %T (%v), want duckdb.Kind", k, err)
+	}
+}

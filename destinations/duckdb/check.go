@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/destinations/duckdb/duckdbconfig"
 	"github.com/connectd/connectd/destinations/warehouse"
 	"github.com/connectd/connectd/record"
 )
@@ -22,11 +23,11 @@ func (Kind) Check(ctx context.Context, p connector.DestinationParams) []connecto
 		return []connector.CheckResult{{Name: "duckdb: config", Detail: err.Error(),
 			Fix: "set destination.path to the absolute path of a .duckdb file"}}
 	}
-	if msg := checkPath(cfg.Path); msg != "" {
+	if msg := duckdbconfig.CheckPath(cfg.Path); msg != "" {
 		return []connector.CheckResult{{Name: "duckdb: path", Detail: msg,
 			Fix: "set destination.path to the absolute path of a .duckdb file, such as /var/lib/connectd/replica.duckdb"}}
 	}
-	if msg := schemaProblem(cfg.Path, cfg.Schema); msg != "" {
+	if msg := duckdbconfig.SchemaProblem(cfg.Path, cfg.Schema); msg != "" {
 		return []connector.CheckResult{{Name: "duckdb: schema", Detail: msg,
 			Fix: "set destination.schema to another name (its default is main)"}}
 	}

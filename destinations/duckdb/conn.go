@@ -2,6 +2,7 @@ package duckdb
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -19,12 +20,22 @@ import (
 
 // conn is the destination's one session on the DuckDB file: a connection pinned
 // for the destination's life, so that its transaction, its temporary staging table
-// and its appenders all live on it.
+// and the views of its loads all live on it.
 type conn struct {
 	path string
 	db   *sql.DB
 	c    *sql.Conn
 	inTx bool
+	// view is the name of the view a load reads its rows from: one per connection,
+	// as two connectors loading one file at once would otherwise create and drop the
+	// same view, which DuckDB's optimistic concurrency makes a conflict.
+	view string
+}
+
+// driverConn is what Load needs of the driver's connection.
+type driverConn interface {
+	driver.Conn
+	driver.ExecerContext
 }
 
 var _ warehouse.Conn = (*conn)(nil)
@@ -48,7 +59,9 @@ func openConn(ctx context.Context, path string) (*conn, error) {
 		db.Close()
 		return nil, fmt.Errorf("duckdb: connect to %s: %w", path, err)
 	}
-	return &conn{path: path, db: db, c: c}, nil
+	var id [8]byte
+	rand.Read(id[:])
+	return &conn{path: path, db: db, c: c, view: fmt.Sprintf("_connectd_rows_%x", id)}, nil
 }
 
 // openHint adds what to do to the errors of opening a file that a user can fix.
@@ -171,10 +184,11 @@ func (c *conn) Columns(ctx context.Context, schema, table string) ([]warehouse.C
 	return cols, nil
 }
 
-// Load appends the rows through the driver's appender, which hands DuckDB whole
-// column vectors. It appends to a query rather than to the table: the query turns
-// what the appender cannot carry (±infinity timestamps, 24:00:00, JSON text) into
-// the column's type, and reaches temporary tables as any statement does. It runs in
+// Load hands the rows to DuckDB as Arrow record batches, built here column by column
+// in Go memory, and inserts them with one INSERT ... SELECT from a view DuckDB
+// registers on them: DuckDB reads the batches' buffers as they are, so no value
+// crosses cgo on its own. The SELECT turns what Arrow does not carry as the column's
+// type (JSON) into it, and reaches temporary tables as any statement does. It runs in
 // the open transaction, like every statement of the connection.
 func (c *conn) Load(ctx context.Context, schema, table string, cols []warehouse.LoadColumn, rows [][]record.Value) error {
 	if len(rows) == 0 {
@@ -185,56 +199,49 @@ func (c *conn) Load(ctx context.Context, schema, table string, cols []warehouse.
 	if schema != "" {
 		target = d.Ident(schema) + "." + d.Ident(table)
 	}
-	loaders := make([]loader, len(cols))
-	infos := make([]duckdb.TypeInfo, len(cols))
-	names := make([]string, len(cols))
+	src, err := newBatches(cols, rows)
+	if err != nil {
+		return err
+	}
+	defer src.Release()
 	quoted := make([]string, len(cols))
 	exprs := make([]string, len(cols))
 	for i, col := range cols {
-		l, err := loaderOf(col.Type, 1)
-		if err != nil {
-			return fmt.Errorf("column %s: %w", col.Name, err)
-		}
-		loaders[i], infos[i] = l, l.info
-		names[i] = fmt.Sprintf("c%d", i+1)
 		quoted[i] = d.Ident(col.Name)
-		exprs[i] = names[i]
-		if l.expr != nil {
-			exprs[i] = l.expr(names[i])
+		exprs[i] = d.Ident(src.schema.Field(i).Name)
+		if e := src.cols[i].expr; e != nil {
+			exprs[i] = e(exprs[i])
 		}
 	}
-	q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM appended", target, strings.Join(quoted, ", "), strings.Join(exprs, ", "))
-	return c.c.Raw(func(dc any) error {
-		dconn, ok := dc.(driver.Conn)
+	q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s", target, strings.Join(quoted, ", "), strings.Join(exprs, ", "), d.Ident(c.view))
+	err = c.c.Raw(func(dc any) error {
+		exec, ok := dc.(driverConn)
 		if !ok {
 			return fmt.Errorf("duckdb: the driver's connection is a %T", dc)
 		}
-		a, err := duckdb.NewQueryAppender(dconn, q, "appended", infos, names)
+		release, err := registerRows(exec, src, c.view)
 		if err != nil {
-			return fmt.Errorf("create an appender for %s: %w", target, err)
+			return fmt.Errorf("hand the rows for %s to DuckDB: %w", target, err)
 		}
-		vals := make([]driver.Value, len(cols))
-		for n, row := range rows {
-			for i, v := range row {
-				if v == nil {
-					vals[i] = nil
-					continue
-				}
-				if vals[i], err = loaders[i].conv(v); err != nil {
-					a.Close()
-					return connector.Permanent(fmt.Errorf("row %d, column %s: %w", n+1, cols[i].Name, err))
-				}
+		defer release()
+		if _, err := exec.ExecContext(ctx, q, nil); err != nil {
+			if cerr := src.Err(); cerr != nil {
+				return cerr
 			}
-			if err := a.AppendRow(vals...); err != nil {
-				a.Close()
-				return fmt.Errorf("append row %d to %s: %w", n+1, target, err)
-			}
+			return fmt.Errorf("insert %d rows into %s: %w", len(rows), target, err)
 		}
-		if err := a.CloseWithCancel(ctx); err != nil {
-			return fmt.Errorf("append %d rows to %s: %w", len(rows), target, err)
+		// The view is one of the database (in its default schema), created and
+		// dropped in the flush's transaction, and reads a stream that release frees.
+		if _, err := exec.ExecContext(ctx, "DROP VIEW "+d.Ident(c.view), nil); err != nil {
+			return fmt.Errorf("drop the view of the rows: %w", err)
 		}
 		return nil
 	})
+	if cerr := src.Err(); err == nil && cerr != nil {
+		// DuckDB ended the scan early without saying so: the rows are not all in.
+		err = cerr
+	}
+	return err
 }
 
 // Close closes the connection and the database; an open transaction is rolled back.

@@ -1,9 +1,10 @@
 // Package duckdb is the `type: duckdb` destination: the source tables loaded into
 // tables of an on-disk DuckDB database file, as a replica merged by key or as a
 // change log, by the warehouse core (destinations/warehouse). This package supplies
-// DuckDB's SQL (dialect.go) and one connection with a bulk load through the
-// driver's appender (conn.go, values.go). It needs cgo: the default connectd binary
-// is static and leaves it out; `make build-duckdb` links it in (README.md).
+// DuckDB's SQL (dialect.go) and one connection with a bulk load of Arrow record
+// batches (conn.go, batches.go, values.go), which needs the duckdb_arrow build tag
+// (arrow.go). It needs cgo: the default connectd binary is static and registers a
+// stand-in (duckdbconfig); `make build-duckdb` links it in (README.md).
 package duckdb
 
 import (
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 
 	"github.com/connectd/connectd/connector"
+	"github.com/connectd/connectd/destinations/duckdb/duckdbconfig"
 	"github.com/connectd/connectd/destinations/warehouse"
 )
 
@@ -27,10 +29,10 @@ func (Kind) Open(ctx context.Context, p connector.DestinationParams) (connector.
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: %w", err)
 	}
-	if msg := checkPath(cfg.Path); msg != "" {
+	if msg := duckdbconfig.CheckPath(cfg.Path); msg != "" {
 		return nil, connector.Permanent(fmt.Errorf("duckdb: path %s", msg))
 	}
-	if msg := schemaProblem(cfg.Path, cfg.Schema); msg != "" {
+	if msg := duckdbconfig.SchemaProblem(cfg.Path, cfg.Schema); msg != "" {
 		return nil, connector.Permanent(fmt.Errorf("duckdb: schema %s", msg))
 	}
 	log := p.Logger

@@ -2,246 +2,284 @@ package duckdb
 
 import (
 	"fmt"
-	"math/big"
+	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 
-	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/extensions"
 
 	"github.com/connectd/connectd/record"
 )
 
-// loader is how the values of one logical type reach a column through the appender:
-// the type the appender is given, the SQL that turns an appended value into the
-// column's type (nil: the value as appended), and the conversion of a non-null
-// record value into what the appender takes. A value may be of a kind that widens
-// to the column's (an int32 for a BIGINT column), as the warehouse core allows.
-type loader struct {
-	info duckdb.TypeInfo
+// column is how the values of one logical type reach DuckDB as an Arrow column: the
+// Arrow type DuckDB reads as the target column's type, the SQL that turns what it
+// read into that type where it differs (nil: as read), and add, which appends a
+// non-null record value to a builder of the Arrow type. A value may be of a kind
+// that widens to the column's (an int32 for a BIGINT column), as the warehouse core
+// allows.
+type column struct {
+	typ  arrow.DataType
 	expr func(x string) string
-	conv func(v record.Value) (any, error)
+	add  func(b array.Builder, v record.Value) error
+	// text is set for the columns of variable width, whose builders are given the
+	// size of a batch's bytes up front instead of growing (and copying) as they fill.
+	text bool
 }
 
-// Timestamps and times go through the appender as microseconds: its time.Time path
-// cannot carry ±infinity (DuckDB's are ±(2^63-1) microseconds, which record's +infinity
-// equals) nor the time 24:00:00.
-const (
-	duckInfinity = "9223372036854775807"
-	endOfDay     = int64(86_400_000_000)
-)
-
-func timestampExpr(typ, fn string) func(string) string {
-	return func(x string) string {
-		return fmt.Sprintf("CASE WHEN %s = %s THEN 'infinity'::%s WHEN %s = -%s THEN '-infinity'::%s ELSE %s(%s) END",
-			x, duckInfinity, typ, x, duckInfinity, typ, fn, x)
+// textSize is the bytes a value takes in a column of variable width; a guess for the
+// kinds written as their decimal text.
+func textSize(v record.Value) int {
+	switch x := v.(type) {
+	case string:
+		return len(x)
+	case []byte:
+		return len(x)
+	case record.JSON:
+		return len(x)
+	case record.Decimal:
+		return len(x)
 	}
+	return 20
 }
 
-func loaderOf(t record.Type, depth int) (loader, error) {
-	simple := func(typ duckdb.Type, conv func(record.Value) (any, error)) (loader, error) {
-		info, err := duckdb.NewTypeInfo(typ)
-		return loader{info: info, conv: conv}, err
-	}
+// duckNegInfinity is DuckDB's -infinity timestamp, -(2^63-1) microseconds; its
+// +infinity, 2^63-1, equals record's. Arrow timestamps reach DuckDB unchanged, so
+// record's -infinity (-2^63) is moved onto DuckDB's.
+const duckNegInfinity = -math.MaxInt64
+
+func columnOf(t record.Type, depth int) (column, error) {
 	switch t.Kind {
 	case record.KindBool:
-		return simple(duckdb.TYPE_BOOLEAN, func(v record.Value) (any, error) {
-			if b, ok := v.(bool); ok {
-				return b, nil
+		return column{typ: arrow.FixedWidthTypes.Boolean, add: func(b array.Builder, v record.Value) error {
+			x, ok := v.(bool)
+			if !ok {
+				return mismatch(v, t)
 			}
-			return nil, mismatch(v, t)
-		})
+			b.(*array.BooleanBuilder).Append(x)
+			return nil
+		}}, nil
 	case record.KindInt16:
-		return simple(duckdb.TYPE_SMALLINT, func(v record.Value) (any, error) {
-			if i, ok := v.(int16); ok {
-				return i, nil
+		return column{typ: arrow.PrimitiveTypes.Int16, add: func(b array.Builder, v record.Value) error {
+			x, ok := v.(int16)
+			if !ok {
+				return mismatch(v, t)
 			}
-			return nil, mismatch(v, t)
-		})
+			b.(*array.Int16Builder).Append(x)
+			return nil
+		}}, nil
 	case record.KindInt32:
-		return simple(duckdb.TYPE_INTEGER, func(v record.Value) (any, error) {
-			switch i := v.(type) {
-			case int16:
-				return int32(i), nil
+		return column{typ: arrow.PrimitiveTypes.Int32, add: func(b array.Builder, v record.Value) error {
+			switch x := v.(type) {
 			case int32:
-				return i, nil
+				b.(*array.Int32Builder).Append(x)
+			case int16:
+				b.(*array.Int32Builder).Append(int32(x))
+			default:
+				return mismatch(v, t)
 			}
-			return nil, mismatch(v, t)
-		})
+			return nil
+		}}, nil
 	case record.KindInt64:
-		return simple(duckdb.TYPE_BIGINT, func(v record.Value) (any, error) {
-			if i, ok := asInt64(v); ok {
-				return i, nil
+		return column{typ: arrow.PrimitiveTypes.Int64, add: func(b array.Builder, v record.Value) error {
+			x, ok := asInt64(v)
+			if !ok {
+				return mismatch(v, t)
 			}
-			return nil, mismatch(v, t)
-		})
+			b.(*array.Int64Builder).Append(x)
+			return nil
+		}}, nil
 	case record.KindUint64:
-		return simple(duckdb.TYPE_UBIGINT, func(v record.Value) (any, error) {
-			if u, ok := v.(uint64); ok {
-				return u, nil
+		return column{typ: arrow.PrimitiveTypes.Uint64, add: func(b array.Builder, v record.Value) error {
+			x, ok := v.(uint64)
+			if !ok {
+				return mismatch(v, t)
 			}
-			return nil, mismatch(v, t)
-		})
+			b.(*array.Uint64Builder).Append(x)
+			return nil
+		}}, nil
 	case record.KindFloat32:
-		return simple(duckdb.TYPE_FLOAT, func(v record.Value) (any, error) {
-			if f, ok := v.(float32); ok {
-				return f, nil
+		return column{typ: arrow.PrimitiveTypes.Float32, add: func(b array.Builder, v record.Value) error {
+			x, ok := v.(float32)
+			if !ok {
+				return mismatch(v, t)
 			}
-			return nil, mismatch(v, t)
-		})
+			b.(*array.Float32Builder).Append(x)
+			return nil
+		}}, nil
 	case record.KindFloat64:
-		return simple(duckdb.TYPE_DOUBLE, func(v record.Value) (any, error) {
-			switch f := v.(type) {
-			case float32:
-				return float64(f), nil
+		return column{typ: arrow.PrimitiveTypes.Float64, add: func(b array.Builder, v record.Value) error {
+			switch x := v.(type) {
 			case float64:
-				return f, nil
+				b.(*array.Float64Builder).Append(x)
+			case float32:
+				b.(*array.Float64Builder).Append(float64(x))
+			default:
+				return mismatch(v, t)
 			}
-			return nil, mismatch(v, t)
-		})
+			return nil
+		}}, nil
 	case record.KindDecimal:
 		if t.Precision < 1 || t.Precision > 38 || t.Scale < 0 || t.Scale > t.Precision {
-			return loader{}, fmt.Errorf("no DuckDB type for %s", t)
+			return column{}, fmt.Errorf("no DuckDB type for %s", t)
 		}
-		info, err := duckdb.NewDecimalInfo(uint8(t.Precision), uint8(t.Scale))
-		return loader{info: info, conv: func(v record.Value) (any, error) {
+		return column{typ: &arrow.Decimal128Type{Precision: int32(t.Precision), Scale: int32(t.Scale)}, add: func(b array.Builder, v record.Value) error {
 			if decimalSpecial(v) {
 				// A PostgreSQL numeric(p,s) may hold NaN or ±Infinity, which DECIMAL
 				// cannot: the value is loaded as NULL, as the lake writes it (README,
 				// "Types"), rather than stop the connector.
-				return nil, nil
+				b.AppendNull()
+				return nil
 			}
 			n, err := scaled(v, t.Precision, t.Scale)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			return duckdb.Decimal{Width: uint8(t.Precision), Scale: uint8(t.Scale), Value: n}, nil
-		}}, err
+			b.(*array.Decimal128Builder).Append(n)
+			return nil
+		}}, nil
 	case record.KindDecimalText, record.KindString:
 		// A decimal_text column reads back from the catalog as VARCHAR, a string
-		// column: either holds text and exact decimals.
-		return simple(duckdb.TYPE_VARCHAR, func(v record.Value) (any, error) {
+		// column: either holds text and exact decimals. Large strings: a batch's text
+		// may pass the 2 GiB that 32-bit offsets address.
+		return column{typ: arrow.BinaryTypes.LargeString, text: true, add: func(b array.Builder, v record.Value) error {
+			sb := b.(*array.LargeStringBuilder)
 			switch x := v.(type) {
 			case string:
-				return x, nil
+				sb.Append(x)
 			case record.Decimal:
-				return string(x), nil
+				sb.Append(string(x))
 			case uint64:
-				return strconv.FormatUint(x, 10), nil
+				sb.Append(strconv.FormatUint(x, 10))
+			default:
+				i, ok := asInt64(v)
+				if !ok {
+					return mismatch(v, t)
+				}
+				sb.Append(strconv.FormatInt(i, 10))
 			}
-			if i, ok := asInt64(v); ok {
-				return strconv.FormatInt(i, 10), nil
-			}
-			return nil, mismatch(v, t)
-		})
+			return nil
+		}}, nil
 	case record.KindBytes:
-		return simple(duckdb.TYPE_BLOB, func(v record.Value) (any, error) {
-			if b, ok := v.([]byte); ok {
-				return b, nil
+		return column{typ: arrow.BinaryTypes.LargeBinary, text: true, add: func(b array.Builder, v record.Value) error {
+			x, ok := v.([]byte)
+			if !ok {
+				return mismatch(v, t)
 			}
-			return nil, mismatch(v, t)
-		})
+			b.(*array.BinaryBuilder).Append(x)
+			return nil
+		}}, nil
 	case record.KindDate:
-		return simple(duckdb.TYPE_DATE, func(v record.Value) (any, error) {
-			if d, ok := v.(record.Date); ok {
-				return d.Time(), nil
+		return column{typ: arrow.FixedWidthTypes.Date32, add: func(b array.Builder, v record.Value) error {
+			x, ok := v.(record.Date)
+			if !ok {
+				return mismatch(v, t)
 			}
-			return nil, mismatch(v, t)
-		})
+			b.(*array.Date32Builder).Append(arrow.Date32(x))
+			return nil
+		}}, nil
 	case record.KindTime:
-		l, err := simple(duckdb.TYPE_BIGINT, func(v record.Value) (any, error) {
-			if x, ok := v.(record.Time); ok && x >= 0 && int64(x) <= endOfDay {
-				return int64(x), nil
+		return column{typ: arrow.FixedWidthTypes.Time64us, add: func(b array.Builder, v record.Value) error {
+			x, ok := v.(record.Time)
+			if !ok || x < 0 || x > endOfDay {
+				return mismatch(v, t)
 			}
-			return nil, mismatch(v, t)
-		})
-		l.expr = func(x string) string {
-			return fmt.Sprintf("CASE WHEN %s = %d THEN TIME '24:00:00' ELSE TIME '00:00:00' + to_microseconds(%s) END", x, endOfDay, x)
-		}
-		return l, err
+			b.(*array.Time64Builder).Append(arrow.Time64(x))
+			return nil
+		}}, nil
 	case record.KindTimestamp, record.KindTimestampTZ:
-		typ, mk := "TIMESTAMP", "make_timestamp"
-		if t.Kind == record.KindTimestampTZ {
-			typ, mk = "TIMESTAMPTZ", "make_timestamptz"
+		typ := arrow.FixedWidthTypes.Timestamp_us
+		if t.Kind == record.KindTimestamp {
+			typ = &arrow.TimestampType{Unit: arrow.Microsecond}
 		}
-		l, err := simple(duckdb.TYPE_BIGINT, func(v record.Value) (any, error) {
+		return column{typ: typ, add: func(b array.Builder, v record.Value) error {
 			ts, ok := v.(record.Timestamp)
 			if !ok {
-				return nil, mismatch(v, t)
+				return mismatch(v, t)
 			}
 			if ts == record.TimestampNegInfinity {
-				return -int64(record.TimestampInfinity), nil
+				ts = duckNegInfinity
 			}
-			return int64(ts), nil
-		})
-		l.expr = timestampExpr(typ, mk)
-		return l, err
+			b.(*array.TimestampBuilder).Append(arrow.Timestamp(ts))
+			return nil
+		}}, nil
 	case record.KindUUID:
-		return simple(duckdb.TYPE_UUID, func(v record.Value) (any, error) {
-			if u, ok := v.(record.UUID); ok {
-				return duckdb.UUID(u), nil
+		// Arrow's canonical uuid extension type, which DuckDB reads as UUID.
+		return column{typ: extensions.NewUUIDType(), add: func(b array.Builder, v record.Value) error {
+			u, ok := v.(record.UUID)
+			if !ok {
+				return mismatch(v, t)
 			}
-			return nil, mismatch(v, t)
-		})
+			b.(*extensions.UUIDBuilder).AppendBytes(u)
+			return nil
+		}}, nil
 	case record.KindJSON:
-		l, err := simple(duckdb.TYPE_VARCHAR, func(v record.Value) (any, error) {
-			switch j := v.(type) {
-			case record.JSON:
-				return string(j), nil
-			case string:
-				return j, nil
-			}
-			return nil, mismatch(v, t)
-		})
-		l.expr = func(x string) string { return "CAST(" + x + " AS JSON)" }
-		return l, err
+		// As text, cast in SQL: the cast checks that it is JSON.
+		return column{typ: arrow.BinaryTypes.LargeString, text: true, expr: func(x string) string { return "CAST(" + x + " AS JSON)" },
+			add: func(b array.Builder, v record.Value) error {
+				switch j := v.(type) {
+				case record.JSON:
+					b.(*array.LargeStringBuilder).Append(string(j))
+				case string:
+					b.(*array.LargeStringBuilder).Append(j)
+				default:
+					return mismatch(v, t)
+				}
+				return nil
+			}}, nil
 	case record.KindList:
 		if t.Elem == nil {
-			return loader{}, fmt.Errorf("a list of unknown elements has no DuckDB type")
+			return column{}, fmt.Errorf("a list of unknown elements has no DuckDB type")
 		}
-		elem, err := loaderOf(*t.Elem, depth+1)
+		elem, err := columnOf(*t.Elem, depth+1)
 		if err != nil {
-			return loader{}, err
+			return column{}, err
 		}
-		info, err := duckdb.NewListInfo(elem.info)
-		if err != nil {
-			return loader{}, err
-		}
-		l := loader{info: info, conv: func(v record.Value) (any, error) {
+		c := column{typ: arrow.LargeListOf(elem.typ), add: func(b array.Builder, v record.Value) error {
 			list, ok := v.([]record.Value)
 			if !ok {
-				return nil, mismatch(v, t)
+				return mismatch(v, t)
 			}
-			out := make([]any, len(list))
+			lb := b.(*array.LargeListBuilder)
+			lb.Append(true)
+			eb := lb.ValueBuilder()
 			for i, e := range list {
 				if e == nil {
+					eb.AppendNull()
 					continue
 				}
-				var err error
-				if out[i], err = elem.conv(e); err != nil {
-					return nil, fmt.Errorf("element %d: %w", i+1, err)
+				if err := elem.add(eb, e); err != nil {
+					return fmt.Errorf("element %d: %w", i+1, err)
 				}
 			}
-			return out, nil
+			return nil
 		}}
 		if elem.expr != nil {
-			l.expr = func(x string) string {
+			c.expr = func(x string) string {
 				e := fmt.Sprintf("e%d", depth)
 				return fmt.Sprintf("list_transform(%s, lambda %s: %s)", x, e, elem.expr(e))
 			}
 		}
-		return l, nil
+		return c, nil
 	}
-	return loader{}, fmt.Errorf("no DuckDB type for %s", t)
+	return column{}, fmt.Errorf("no DuckDB type for %s", t)
 }
+
+// endOfDay is the time 24:00:00 in microseconds, which PostgreSQL's and DuckDB's
+// TIME both hold.
+const endOfDay = record.Time(86_400_000_000)
 
 func asInt64(v record.Value) (int64, bool) {
 	switch i := v.(type) {
-	case int16:
-		return int64(i), true
-	case int32:
-		return int64(i), true
 	case int64:
 		return i, true
+	case int32:
+		return int64(i), true
+	case int16:
+		return int64(i), true
 	}
 	return 0, false
 }
@@ -265,9 +303,9 @@ func decimalSpecial(v record.Value) bool {
 
 // scaled returns a decimal or integer value as the unscaled integer of a
 // DECIMAL(precision, scale): "-12.5" in DECIMAL(5,2) is -1250. A value that needs
-// more digits on either side of the point is an error: the appender would store it
-// cut, not refuse it.
-func scaled(v record.Value, precision, scale int) (*big.Int, error) {
+// more digits on either side of the point is an error: DuckDB would read the
+// unscaled integer as it is, not refuse it.
+func scaled(v record.Value, precision, scale int) (decimal128.Num, error) {
 	var text string
 	switch x := v.(type) {
 	case record.Decimal:
@@ -277,31 +315,55 @@ func scaled(v record.Value, precision, scale int) (*big.Int, error) {
 	default:
 		i, ok := asInt64(v)
 		if !ok {
-			return nil, mismatch(v, record.Type{Kind: record.KindDecimal, Precision: precision, Scale: scale})
+			return decimal128.Num{}, mismatch(v, record.Type{Kind: record.KindDecimal, Precision: precision, Scale: scale})
 		}
 		text = strconv.FormatInt(i, 10)
 	}
 	digits, neg := strings.CutPrefix(text, "-")
 	whole, frac, _ := strings.Cut(digits, ".")
-	if whole == "" && frac == "" || strings.Trim(whole+frac, "0123456789") != "" {
-		return nil, fmt.Errorf("%q is not a decimal number (DECIMAL(%d,%d) holds no NaN or infinity)", text, precision, scale)
+	if whole == "" && frac == "" || !allDigits(whole) || !allDigits(frac) {
+		return decimal128.Num{}, fmt.Errorf("%q is not a decimal number (DECIMAL(%d,%d) holds no NaN or infinity)", text, precision, scale)
 	}
 	if len(frac) > scale {
 		if strings.Trim(frac[scale:], "0") != "" {
-			return nil, fmt.Errorf("%s has more than %d digits after the point of DECIMAL(%d,%d)", text, scale, precision, scale)
+			return decimal128.Num{}, fmt.Errorf("%s has more than %d digits after the point of DECIMAL(%d,%d)", text, scale, precision, scale)
 		}
 		frac = frac[:scale]
 	}
 	whole = strings.TrimLeft(whole, "0")
 	if len(whole) > precision-scale {
-		return nil, fmt.Errorf("%s has more than %d digits before the point of DECIMAL(%d,%d)", text, precision-scale, precision, scale)
+		return decimal128.Num{}, fmt.Errorf("%s has more than %d digits before the point of DECIMAL(%d,%d)", text, precision-scale, precision, scale)
 	}
-	n, ok := new(big.Int).SetString("0"+whole+frac+strings.Repeat("0", scale-len(frac)), 10)
-	if !ok {
-		return nil, fmt.Errorf("%q is not a decimal number", text)
+	// At most 38 digits: the unscaled integer fits 127 bits, accumulated in two
+	// words without allocating.
+	var hi, lo uint64
+	push := func(d uint64) {
+		h, l := bits.Mul64(lo, 10)
+		var carry uint64
+		lo, carry = bits.Add64(l, d, 0)
+		hi = hi*10 + h + carry
 	}
+	for i := 0; i < len(whole); i++ {
+		push(uint64(whole[i] - '0'))
+	}
+	for i := 0; i < len(frac); i++ {
+		push(uint64(frac[i] - '0'))
+	}
+	for range scale - len(frac) {
+		push(0)
+	}
+	n := decimal128.New(int64(hi), lo)
 	if neg {
-		n.Neg(n)
+		n = n.Negate()
 	}
 	return n, nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/connectd/connectd/record"
 )
 
-// TestDecimalsAreScaledExactlyOrRefused: the appender stores an unscaled integer
+// TestDecimalsAreScaledExactlyOrRefused: DuckDB reads an Arrow decimal's unscaled integer
 // without checking it against the column, so a value that does not fit must be
 // refused here, not cut.
 func TestDecimalsAreScaledExactlyOrRefused(t *testing.T) {
@@ -36,7 +36,7 @@ func TestDecimalsAreScaledExactlyOrRefused(t *testing.T) {
 		switch {
 		case c.fail != "" && (err == nil || !strings.Contains(err.Error(), c.fail)):
 			t.Errorf("scaled(%v, %d, %d) = %v, %v; want an error saying %q", c.v, c.prec, c.sc, n, err, c.fail)
-		case c.fail == "" && (err != nil || n.String() != c.want):
+		case c.fail == "" && (err != nil || n.BigInt().String() != c.want):
 			t.Errorf("scaled(%v, %d, %d) = %v, %v; want %s", c.v, c.prec, c.sc, n, err, c.want)
 		}
 	}
