@@ -27,9 +27,9 @@ func BuildConnectd(ctx context.Context, root string) (path string, cleanup func(
 
 // BuildConnectdDuckDB is BuildConnectd for the binary with the duckdb destination
 // (make build-duckdb): the one named by CONNECTD_DUCKDB_BIN when set, otherwise
-// ./cmd/connectd built with -tags duckdb.
+// ./cmd/connectd built with -tags duckdb,duckdb_arrow (the Makefile's DUCKDB_TAGS).
 func BuildConnectdDuckDB(ctx context.Context, root string) (path string, cleanup func(), err error) {
-	return BuildConnectdTagged(ctx, root, "CONNECTD_DUCKDB_BIN", "duckdb")
+	return BuildConnectdTagged(ctx, root, "CONNECTD_DUCKDB_BIN", "duckdb", "duckdb_arrow")
 }
 
 // BuildConnectdTagged returns the binary named by the environment variable binEnv
