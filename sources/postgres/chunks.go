@@ -210,34 +210,46 @@ func (s *Source) planByKey(ctx context.Context, tb *snapTable, rows int64, chunk
 	if n == 1 {
 		return p, nil
 	}
-	// Other keys: bounds at quantiles of a sample of pages, read in key order.
+	// Other keys: bounds at quantiles of a sample of pages, read in key order. A
+	// sample of few pages (a small table) may hold too few keys: then a larger one.
 	want := min(int64(n)*32, 200000)
-	pct := min(100, max(0.0001, 100*float64(want)/float64(rows)))
 	texts := make([]string, len(cols))
 	for j, c := range cols {
 		texts[j] = c + "::text"
 	}
-	q := fmt.Sprintf("SELECT %s FROM %s TABLESAMPLE SYSTEM (%g) ORDER BY %s", strings.Join(texts, ", "), tb.t.ident(), pct, strings.Join(cols, ", "))
+	var sample [][]string
+	for pct := min(100, max(0.0001, 100*float64(want)/float64(rows))); ; pct = min(100, pct*8) {
+		var err error
+		q := fmt.Sprintf("SELECT %s FROM %s TABLESAMPLE SYSTEM (%g) ORDER BY %s", strings.Join(texts, ", "), tb.t.ident(), pct, strings.Join(cols, ", "))
+		if sample, err = s.sampleKeys(ctx, q); err != nil {
+			return p, classify("sample the keys of "+tb.t.qualified(), err)
+		}
+		if int64(len(sample)) >= want/4 || pct >= 100 {
+			break
+		}
+	}
+	p.Bounds = sampleBounds(sample, n)
+	s.log.Debug("snapshot split by sampled keys", "table", tb.t.qualified(), "chunks", p.chunks(), "sample", len(sample), "rows", rows)
+	return p, nil
+}
+
+// sampleKeys runs q and returns its rows as text.
+func (s *Source) sampleKeys(ctx context.Context, q string) ([][]string, error) {
 	res, err := s.conn.Query(ctx, q)
 	if err != nil {
-		return p, classify("sample the keys of "+tb.t.qualified(), err)
+		return nil, err
 	}
-	var sample [][]string
+	defer res.Close()
+	var out [][]string
 	for res.Next() {
 		raw := res.RawValues()
 		k := make([]string, len(raw))
 		for j, v := range raw {
 			k[j] = string(v)
 		}
-		sample = append(sample, k)
+		out = append(out, k)
 	}
-	res.Close()
-	if err := res.Err(); err != nil {
-		return p, classify("sample the keys of "+tb.t.qualified(), err)
-	}
-	p.Bounds = sampleBounds(sample, n)
-	s.log.Debug("snapshot split by sampled keys", "table", tb.t.qualified(), "chunks", p.chunks(), "sample", len(sample), "rows", rows)
-	return p, nil
+	return out, res.Err()
 }
 
 var explainRows = regexp.MustCompile(`rows=(\d+)`)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
@@ -154,4 +155,112 @@ func TestParallelSnapshotEmitsEveryRowOnceInIncreasingPositions(t *testing.T) {
 	if len(readers) < 2 {
 		t.Errorf("chunks were read by %d readers, want them shared by several", len(readers))
 	}
+}
+
+// TestPlanSplitsByKeyByCtidOrInOnePieceWithAWarning plans tables of each kind and
+// checks the split: integer key ranges, sampled text key bounds, ctid page ranges for
+// a table without a key, one chunk for a small table, and one chunk with a warning for
+// a partitioned table without a key (no heap of its own to split).
+func TestPlanSplitsByKeyByCtidOrInOnePieceWithAWarning(t *testing.T) {
+	conn := dbConn(t, pgServer(t).DSN)
+	exec(t, conn,
+		`CREATE TABLE plan_int (id int PRIMARY KEY, v text)`,
+		`INSERT INTO plan_int SELECT i, 'v' FROM generate_series(101, 10100) i`,
+		`CREATE TABLE plan_text (k text PRIMARY KEY)`,
+		`INSERT INTO plan_text SELECT md5(i::text) FROM generate_series(1, 10000) i`,
+		`CREATE TABLE plan_heap (a int, b text)`, `ALTER TABLE plan_heap REPLICA IDENTITY FULL`,
+		`INSERT INTO plan_heap SELECT i, repeat('x', 50) FROM generate_series(1, 10000) i`,
+		`CREATE TABLE plan_small (id int PRIMARY KEY)`, `INSERT INTO plan_small VALUES (1), (2)`,
+		`CREATE TABLE plan_parts (a int, b text) PARTITION BY RANGE (a)`,
+		`CREATE TABLE plan_parts_1 PARTITION OF plan_parts FOR VALUES FROM (0) TO (5000)`,
+		`CREATE TABLE plan_parts_2 PARTITION OF plan_parts FOR VALUES FROM (5000) TO (20000)`,
+		`ALTER TABLE plan_parts REPLICA IDENTITY FULL`, `ALTER TABLE plan_parts_1 REPLICA IDENTITY FULL`, `ALTER TABLE plan_parts_2 REPLICA IDENTITY FULL`,
+		`INSERT INTO plan_parts SELECT i, 'p' FROM generate_series(1, 10000) i`,
+		`ANALYZE plan_int, plan_text, plan_heap, plan_small, plan_parts`)
+	p := params(t, "plan", pgServer(t).DSN, []string{"public.plan_*"}, config.SnapshotInitialOnly, connector.ModeStream)
+	var warns []string
+	var mu sync.Mutex
+	p.Logger = slog.New(warnLog{Handler: p.Logger.Handler(), mu: &mu, msgs: &warns})
+	src := openSource(t, p)
+	ctx := testCtx(t)
+	if err := src.open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tables, err := src.selectTables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, len(tables))
+	for i, tb := range tables {
+		names[i] = tb.qualified()
+	}
+	tbs, err := src.snapTables(ctx, names, tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plans := map[string]tablePlan{}
+	for i := range tbs {
+		pl, err := src.planTable(ctx, &tbs[i], 2500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plans[tbs[i].t.name] = pl
+	}
+	if got, want := plans["plan_int"], (tablePlan{By: splitKey, Bounds: [][]string{{"2601"}, {"5101"}, {"7601"}}}); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("plan_int: %+v, want %+v", got, want)
+	}
+	if pl := plans["plan_text"]; pl.By != splitKey || len(pl.Bounds) < 2 || len(pl.Bounds) > 3 {
+		t.Errorf("plan_text: %+v, want about 4 chunks by sampled keys", pl)
+	} else {
+		for i := 1; i < len(pl.Bounds); i++ {
+			if pl.Bounds[i][0] <= pl.Bounds[i-1][0] {
+				t.Errorf("plan_text bounds not increasing: %v", pl.Bounds)
+			}
+		}
+	}
+	if pl := plans["plan_heap"]; pl.By != splitCtid || len(pl.Pages) != 3 || pl.Relfilenode == 0 {
+		t.Errorf("plan_heap: %+v, want 4 chunks by ctid with the relfilenode", pl)
+	}
+	if pl := plans["plan_small"]; pl.chunks() != 1 || pl.By != splitKey {
+		t.Errorf("plan_small: %+v, want one chunk in key order", pl)
+	}
+	if pl := plans["plan_parts"]; pl.chunks() != 1 || pl.By != splitWhole {
+		t.Errorf("plan_parts: %+v, want one chunk read whole", pl)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(warns) != 1 || !strings.Contains(warns[0], "read in one chunk") || !strings.Contains(warns[0], "public.plan_parts") {
+		t.Errorf("warnings %q, want one saying public.plan_parts is read in one chunk", warns)
+	}
+}
+
+// warnLog keeps the warnings of a source's log, with their table.
+type warnLog struct {
+	slog.Handler
+	mu   *sync.Mutex
+	msgs *[]string
+}
+
+func (h warnLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn {
+		m := r.Message
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "table" {
+				m += " " + a.Value.String()
+			}
+			return true
+		})
+		h.mu.Lock()
+		*h.msgs = append(*h.msgs, m)
+		h.mu.Unlock()
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h warnLog) WithAttrs(as []slog.Attr) slog.Handler {
+	return warnLog{Handler: h.Handler.WithAttrs(as), mu: h.mu, msgs: h.msgs}
+}
+
+func (h warnLog) WithGroup(name string) slog.Handler {
+	return warnLog{Handler: h.Handler.WithGroup(name), mu: h.mu, msgs: h.msgs}
 }
