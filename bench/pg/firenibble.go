@@ -49,6 +49,11 @@ type fireResult struct {
 	copyBytes int64
 	// CPU time of the best COPY run: the server backend's.
 	copyServerCPU time.Duration
+	// COPY in text format (what connectd reads and decodes), once, with its
+	// backend's CPU: what the binary format saves the server.
+	textCopy      time.Duration
+	textServerCPU time.Duration
+	textBytes     int64
 	runs          []fireRun
 }
 
@@ -135,6 +140,17 @@ func (b *bench) firenibblePhase(ctx context.Context) error {
 		}
 	}
 
+	srv0, _ := proc.CPU(int(backend))
+	var cw countWriter
+	t := time.Now()
+	if _, err := b.conn.PgConn().CopyTo(ctx, &cw, "COPY (SELECT "+firenibbleCols+" FROM bench.firenibble) TO STDOUT"); err != nil {
+		return fmt.Errorf("COPY bench.firenibble TO STDOUT: %w", err)
+	}
+	r.textCopy = time.Since(t)
+	srv1, _ := proc.CPU(int(backend))
+	r.textServerCPU, r.textBytes = srv1-srv0, cw.n
+	logf("  COPY text: %s (%.0f rows/s)", r.textCopy.Round(time.Millisecond), perSec(r.rows, r.textCopy))
+
 	for _, n := range counts {
 		logf("firenibble: connectd sync with snapshot_parallel %d", n)
 		srv0, before, err := serverCPU(ctx, b.pg, nil)
@@ -185,6 +201,8 @@ func (b *bench) reportFire(w io.Writer) {
 	fmt.Fprintln(tw, "run\twall\trows/s\tMiB/s\tratio to COPY\tpeak RSS\tCPU-s/M rows connectd\tCPU-s/M rows server\t")
 	fmt.Fprintf(tw, "COPY binary to a discarding reader\t%s\t%s\t%.0f\t1.00\t\t\t%.2f (backend)\t\n",
 		r.copyBest.Round(time.Millisecond), num(int64(perSec(r.rows, r.copyBest))), mbs(r.copyBest), perMillion(r.copyServerCPU, r.rows))
+	fmt.Fprintf(tw, "COPY text to a discarding reader\t%s\t%s\t%.0f\t%.2f\t\t\t%.2f (backend)\t\n",
+		r.textCopy.Round(time.Millisecond), num(int64(perSec(r.rows, r.textCopy))), mbs(r.textCopy), r.copyBest.Seconds()/r.textCopy.Seconds(), perMillion(r.textServerCPU, r.rows))
 	for _, x := range r.runs {
 		c := x.connectd
 		fmt.Fprintf(tw, "connectd sync, %d readers\t%s\t%s\t%.0f\t%.2f\t%.0f MiB\t%.2f\t%.2f (all processes)\t\n",
@@ -197,5 +215,5 @@ func (b *bench) reportFire(w io.Writer) {
 		parts = append(parts, fmt.Sprintf("%d readers: source's snapshot %s, lake %d files %.0f MiB", x.readers,
 			x.connectd.snapshotElapsed.Round(time.Millisecond), x.connectd.files, mib(x.connectd.lakeSize)))
 	}
-	fmt.Fprintf(w, "  COPY binary: best of %s, %.0f MiB sent; %s\n", durations(r.copyRuns), mib(r.copyBytes), strings.Join(parts, "; "))
+	fmt.Fprintf(w, "  COPY binary: best of %s, %.0f MiB sent; COPY text: %.0f MiB sent; %s\n", durations(r.copyRuns), mib(r.copyBytes), mib(r.textBytes), strings.Join(parts, "; "))
 }
