@@ -1,5 +1,6 @@
-// Package postgres is the `postgres` source: an initial snapshot read with COPY inside
-// the exported snapshot of a new logical replication slot, then the slot's changes
+// Package postgres is the `postgres` source: an initial snapshot read in chunks with
+// COPY on several connections inside the exported snapshot of a new logical
+// replication slot (snapshot.go, chunks.go), then the slot's changes
 // streamed with pgoutput (protocol 1, text values), one record per row change.
 // See README.md for what it creates on the server and how positions are laid out.
 package postgres
