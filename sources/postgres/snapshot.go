@@ -388,8 +388,9 @@ type chunkResult struct {
 
 // readChunks reads jobs on the readers, each decoding whole chunks on its own
 // goroutine, and hands them to em strictly in job order. A reader takes the next
-// chunk only while fewer than two per reader are read or waiting to be emitted,
-// which bounds memory to that many decoded chunks. It returns the rows read.
+// chunk only while at most readers+1 chunks are read or waiting to be emitted (one
+// more than the readers, so that a reader goes on while the emitter hands a chunk
+// on), which bounds memory to that many decoded chunks. It returns the rows read.
 func (s *Source) readChunks(ctx context.Context, rd *snapReaders, jobs []chunkJob, st snapState, skips map[uint32]map[string]bool, em *snapEmitter) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -397,7 +398,7 @@ func (s *Source) readChunks(ctx context.Context, rd *snapReaders, jobs []chunkJo
 		cancel()
 		wg.Wait()
 	}()
-	window := 2 * len(rd.conns)
+	window := len(rd.conns) + 1
 	tokens := make(chan struct{}, window)
 	queue := make(chan *chunkJob)
 	results := make(chan *chunkResult, window) // never more outstanding than tokens
