@@ -73,7 +73,7 @@ func TestValidConfigGetsDefaults(t *testing.T) {
 		Slot:          "connectd_orders",
 		Publication:   "connectd_orders",
 		Snapshot:      "initial",
-		SnapshotChunk: 100000,
+		SnapshotChunk: 20000,
 		Discovery:     30 * time.Second,
 	}
 	if !reflect.DeepEqual(pgOf(c.Source), want) || c.Source.Type != "postgres" || myOf(c.Source) != nil || pluginOf(c.Source.Config) != nil {

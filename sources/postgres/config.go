@@ -20,7 +20,7 @@ type Config struct {
 	Snapshot    string        `yaml:"snapshot" default:"initial" enum:"initial,initial_only,never,when_needed" doc:"initial: snapshot once, then stream; initial_only: snapshot, then stop; never: stream only, from the server's end at the first run (that point is committed at once, so later runs continue from it); when_needed: snapshot when there is no committed position."`
 	Heartbeat   time.Duration `yaml:"heartbeat" doc:"How often an idle stream writes a heartbeat message so the slot's position advances; 0 turns it off (see sources/postgres/README.md)."`
 	// SnapshotChunk is read into a uint32 by the snapshot.
-	SnapshotChunk    int           `yaml:"snapshot_chunk" default:"100000" doc:"Rows per snapshot chunk: each table is split into about rows/snapshot_chunk chunks before it is read (a table snapshotted while streaming reads at most 10000 per chunk)."`
+	SnapshotChunk    int           `yaml:"snapshot_chunk" default:"20000" doc:"Rows per snapshot chunk: each table is split into about rows/snapshot_chunk chunks before it is read (a table snapshotted while streaming reads at most 10000 per chunk)."`
 	SnapshotParallel int           `yaml:"snapshot_parallel" default:"0" doc:"Connections that read the snapshot's chunks at once, each decoding on its own core; 0: this machine's cores, at most half the server's free connections and the number of chunks."`
 	Discovery        time.Duration `yaml:"discovery" default:"30s" doc:"How often run reads the catalog for tables that began to match tables (see sources/postgres/README.md, \"Tables added later\")."`
 }
