@@ -2,7 +2,7 @@
 # Runs connectd's benchmarks: plugins against built-in connectors (bench/plugin), the
 # MySQL source against mariadb-binlog (bench/mysql), then the PostgreSQL benchmark
 # (bench/pg) with the sizes docs/benchmarks.md reports. Override them from the environment for a quick run:
-#   ROWS=200000 CHANGES=50000 BIGTX=200000 IDLE=30s ./bench/run.sh
+#   ROWS=200000 FIRENIBBLE_ROWS=200000 CHANGES=50000 BIGTX=200000 IDLE=30s ./bench/run.sh
 # Extra arguments go to the program (e.g. -skip idle, -keep); see `go run ./bench/pg -h`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 [ -n "${SKIP_WAREHOUSE:-}" ] || go run -tags duckdb_arrow ./bench/warehouse -rows "${WAREHOUSE_ROWS:-1000000}" # database destinations against COPY / read_parquet (bench/warehouse); SKIP_WAREHOUSE=1 skips it
 exec go run ./bench/pg \
 	-rows "${ROWS:-5000000}" \
+	-firenibble-rows "${FIRENIBBLE_ROWS:-10000000}" \
 	-changes "${CHANGES:-1000000}" \
 	-bigtx "${BIGTX:-5000000}" \
 	-idle "${IDLE:-2m}" \

@@ -73,7 +73,7 @@ func TestValidConfigGetsDefaults(t *testing.T) {
 		Slot:          "connectd_orders",
 		Publication:   "connectd_orders",
 		Snapshot:      "initial",
-		SnapshotChunk: 100000,
+		SnapshotChunk: 20000,
 		Discovery:     30 * time.Second,
 	}
 	if !reflect.DeepEqual(pgOf(c.Source), want) || c.Source.Type != "postgres" || myOf(c.Source) != nil || pluginOf(c.Source.Config) != nil {
@@ -334,6 +334,8 @@ func TestRules(t *testing.T) {
 			[]string{`c.yaml:7: connectors.orders.source.heartbeat: must be a duration such as 30s, 5m or 1h30m, got "soon"`}},
 		{"snapshot_chunk", "      tables:", "      snapshot_chunk: 0\n      tables:",
 			[]string{`c.yaml:7: connectors.orders.source.snapshot_chunk: must be between 1 and 2147483647`}},
+		{"snapshot_parallel", "      tables:", "      snapshot_parallel: -1\n      tables:",
+			[]string{`c.yaml:7: connectors.orders.source.snapshot_parallel: must be between 0 (automatic) and 256`}},
 		{"offsets missing", "offsets: file:///var/lib/connectd\n", "",
 			[]string{`c.yaml:1: offsets: required: where checkpoints live, e.g. file:///var/lib/connectd`}},
 		{"offsets s3 without a bucket", "file:///var/lib/connectd", "s3:///offsets",

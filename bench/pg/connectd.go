@@ -21,6 +21,7 @@ type connectorConfig struct {
 	table     string // schema.table
 	snapshot  string // initial_only | never
 	heartbeat string // empty: not set
+	extra     string // one more source key, "key: value"; empty: none
 }
 
 // procResult is what one connectd process cost.
@@ -52,6 +53,9 @@ func (b *bench) writeConfig(c connectorConfig) (string, error) {
 	hb := ""
 	if c.heartbeat != "" {
 		hb = "\n      heartbeat: " + c.heartbeat
+	}
+	if c.extra != "" {
+		hb += "\n      " + c.extra
 	}
 	// The flush limits are the documented defaults, written out so the figures say
 	// what they were measured with.

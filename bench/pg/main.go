@@ -6,6 +6,8 @@
 //     next to `COPY (SELECT * FROM t) TO STDOUT` of the same table into io.Discard;
 //   - verify: `connectd verify` of that table against that lake, every key and a 5%
 //     sample, next to the snapshot's time and CPU;
+//   - firenibble: connectd `sync` of the 16-column firenibble table with 1, 2 and N
+//     snapshot readers, next to `COPY (SELECT ...) TO STDOUT (FORMAT binary)` of it;
 //   - streaming: connectd `sync` (snapshot: never) draining a slot that holds a mixed
 //     insert/update/delete workload, next to pg_recvlogical draining the same changes
 //     (pgoutput, protocol 1) from a second slot into /dev/null;
@@ -47,6 +49,8 @@ type options struct {
 	verifyProfile bool
 	// verifyRangeRows, when > 0, is verify's --range-rows (what bounds its memory).
 	verifyRangeRows int
+	fireRows        int64  // rows of the firenibble table
+	fireReaders     string // snapshot_parallel values for the firenibble syncs, N: cores
 }
 
 func main() {
@@ -57,7 +61,9 @@ func main() {
 	flag.Int64Var(&o.bigtx, "bigtx", 5_000_000, "rows inserted by the one huge transaction")
 	flag.Int64Var(&o.preload, "preload", 0, "rows in the streaming table before the workload (default changes/4)")
 	flag.DurationVar(&o.idle, "idle", 3*time.Minute, "how long the idle-source heartbeat phase writes to another database")
-	flag.StringVar(&skip, "skip", "", "comma-separated phases to skip: snapshot,verify,stream,bigtx,idle (verify needs snapshot)")
+	flag.Int64Var(&o.fireRows, "firenibble-rows", 10_000_000, "rows in the firenibble table (the parallel snapshot phase)")
+	flag.StringVar(&o.fireReaders, "firenibble-readers", "1,2,N", "snapshot_parallel values of the firenibble syncs; N is this machine's cores")
+	flag.StringVar(&skip, "skip", "", "comma-separated phases to skip: snapshot,verify,firenibble,stream,bigtx,idle (verify needs snapshot)")
 	flag.BoolVar(&o.fence, "fence", true, "flush the WAL with a synchronous commit before each consumer (false shows the sync tail wait, see docs/benchmarks.md)")
 	flag.StringVar(&o.bin, "bin", "", "use this connectd binary instead of building ./cmd/connectd from the working tree")
 	flag.BoolVar(&o.verifyProfile, "verify-profile", false, "write a CPU profile of each connectd verify (verify-*.pprof in the connector's directory; implies -keep)")
@@ -139,6 +145,7 @@ func run(ctx context.Context, o options) error {
 		fn   func(context.Context) error
 	}{
 		{"snapshot", b.snapshotPhase},
+		{"firenibble", b.firenibblePhase},
 		{"stream", b.streamPhase},
 		{"bigtx", b.bigTxPhase},
 		{"idle", b.idlePhase},

@@ -26,6 +26,7 @@ type bench struct {
 	facts facts
 
 	snap   *snapResult
+	fire   *fireResult
 	stream *streamResult
 	bigtx  *streamResult
 	idle   *idleResult

@@ -149,6 +149,7 @@ func (b *bench) report(w io.Writer, total time.Duration) {
 		}
 		fmt.Fprintf(w, "             retained MiB over time (heartbeat/none):%s\n", sb.String())
 	}
+	b.reportFire(w)
 	for _, n := range b.notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}

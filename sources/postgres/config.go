@@ -20,12 +20,16 @@ type Config struct {
 	Snapshot    string        `yaml:"snapshot" default:"initial" enum:"initial,initial_only,never,when_needed" doc:"initial: snapshot once, then stream; initial_only: snapshot, then stop; never: stream only, from the server's end at the first run (that point is committed at once, so later runs continue from it); when_needed: snapshot when there is no committed position."`
 	Heartbeat   time.Duration `yaml:"heartbeat" doc:"How often an idle stream writes a heartbeat message so the slot's position advances; 0 turns it off (see sources/postgres/README.md)."`
 	// SnapshotChunk is read into a uint32 by the snapshot.
-	SnapshotChunk int           `yaml:"snapshot_chunk" default:"100000" doc:"Rows per snapshot read (a table snapshotted while streaming reads at most 10000 per chunk)."`
-	Discovery     time.Duration `yaml:"discovery" default:"30s" doc:"How often run reads the catalog for tables that began to match tables (see sources/postgres/README.md, \"Tables added later\")."`
+	SnapshotChunk    int           `yaml:"snapshot_chunk" default:"20000" doc:"Rows per snapshot chunk: each table is split into about rows/snapshot_chunk chunks before it is read (a table snapshotted while streaming reads at most 10000 per chunk)."`
+	SnapshotParallel int           `yaml:"snapshot_parallel" default:"0" doc:"Connections that read the snapshot's chunks at once, each decoding on its own core; 0: this machine's cores, at most half the server's free connections and the number of chunks."`
+	Discovery        time.Duration `yaml:"discovery" default:"30s" doc:"How often run reads the catalog for tables that began to match tables (see sources/postgres/README.md, \"Tables added later\")."`
 }
 
 // maxIdent is PostgreSQL's identifier limit (NAMEDATALEN-1).
 const maxIdent = 63
+
+// maxSnapshotParallel bounds snapshot_parallel: each reader is a connection.
+const maxSnapshotParallel = 256
 
 // minDiscovery bounds how often the catalog is read for new tables.
 const minDiscovery = 100 * time.Millisecond
@@ -89,6 +93,9 @@ func (c *Config) Validate(v *config.Validation) {
 	}
 	if v.Set("snapshot_chunk") && (c.SnapshotChunk <= 0 || c.SnapshotChunk > math.MaxInt32) {
 		v.Errorf("snapshot_chunk", "must be between 1 and %d", math.MaxInt32)
+	}
+	if v.Set("snapshot_parallel") && (c.SnapshotParallel < 0 || c.SnapshotParallel > maxSnapshotParallel) {
+		v.Errorf("snapshot_parallel", "must be between 0 (automatic) and %d", maxSnapshotParallel)
 	}
 	if v.Set("discovery") && c.Discovery < minDiscovery {
 		v.Errorf("discovery", "must be at least %s (it is how often the catalog is read for new tables)", minDiscovery)

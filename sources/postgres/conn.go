@@ -40,6 +40,7 @@ type settings struct {
 	snapshot    string
 	heartbeat   time.Duration
 	chunk       uint32 // rows per snapshot query
+	parallel    int    // snapshot readers; 0: chosen at the snapshot (snapshot.go)
 	discovery   time.Duration
 }
 
@@ -66,6 +67,12 @@ func settingsFrom(p connector.SourceParams) (settings, error) {
 		errs = append(errs, fmt.Sprintf("snapshot_chunk %d must be between 1 and %d rows", n, uint32(math.MaxUint32-1)))
 	default:
 		s.chunk = uint32(n)
+	}
+	switch n := c.SnapshotParallel; {
+	case n < 0 || n > maxSnapshotParallel:
+		errs = append(errs, fmt.Sprintf("snapshot_parallel %d must be between 0 (automatic) and %d", n, maxSnapshotParallel))
+	default:
+		s.parallel = n
 	}
 	if s.dsn == "" {
 		errs = append(errs, "dsn is empty")

@@ -14,7 +14,8 @@ import (
 //	snapshot: 0x01 | epoch uint32 | table ordinal uint32 | chunk uint32 | row in chunk uint32  (17 bytes)
 //	          + 0xff on the last record of a completed snapshot                            (18 bytes)
 //	          + 0x01 | key columns uint16 | per column: length uint32, text  on the last
-//	            record of every emitted batch of a keyed table (the resume key)
+//	            record of every emitted batch (the resume key: the key, or the ctid of
+//	            a table without one); chunk is the chunk of the table's saved split
 //	stream:   0x02 | commit LSN uint64 | sequence in transaction uint32                    (13 bytes)
 //	mark:     0x02 | LSN uint64                                                             (9 bytes)
 //

@@ -1,5 +1,6 @@
-// Package postgres is the `postgres` source: an initial snapshot read with COPY inside
-// the exported snapshot of a new logical replication slot, then the slot's changes
+// Package postgres is the `postgres` source: an initial snapshot read in chunks with
+// COPY on several connections inside the exported snapshot of a new logical
+// replication slot (snapshot.go, chunks.go), then the slot's changes
 // streamed with pgoutput (protocol 1, text values), one record per row change.
 // See README.md for what it creates on the server and how positions are laid out.
 package postgres
@@ -259,7 +260,7 @@ func (s *Source) Read(ctx context.Context, start record.Position, emit connector
 			names[i] = t.qualified()
 		}
 		plan := snapPlan{snapName: res.SnapshotName, state: snapState{
-			Version: 1, Slot: s.st.slot, Epoch: epoch, Chunk: s.st.chunk, Tables: names,
+			Version: snapStateVersion, Slot: s.st.slot, Epoch: epoch, Chunk: s.st.chunk, Tables: names,
 		}}
 		if !temporary {
 			plan.state.ConsistentPoint = cp.String()
@@ -367,6 +368,8 @@ func (s *Source) resumable(ctx context.Context, sp snapshotPos, slot slotInfo) (
 	switch {
 	case st == nil:
 		return nil, "no saved snapshot state", nil
+	case st.Version < snapStateVersion:
+		return nil, "it was taken by an earlier connectd, which saved no chunk plan", nil
 	case st.Epoch != sp.epoch || st.Slot != s.st.slot || st.Chunk == 0 || int(sp.table) >= len(st.Tables):
 		return nil, "the saved snapshot state belongs to another snapshot", nil
 	case s.st.snapshot == config.SnapshotInitialOnly:

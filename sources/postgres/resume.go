@@ -228,7 +228,7 @@ func skipKey(parts [][]byte) string {
 }
 
 // keep reports whether a snapshot row survives the resume's skip set.
-func (w *copySink) keep() bool {
+func (w *chunkSink) keep() bool {
 	if len(w.skip) == 0 {
 		return true
 	}

@@ -122,16 +122,20 @@ func TestSnapshotResumesInsideTheInterruptedChunk(t *testing.T) {
 		// A composite key whose index order is not the column order, with text
 		// values that need quoting.
 		`CREATE TABLE rz_b (k1 text, k2 int, v int, PRIMARY KEY (k2, k1))`,
-		`INSERT INTO rz_b SELECT CASE WHEN i % 3 = 0 THEN 'it''s \' || i ELSE 'b' || i END, i % 7, i FROM generate_series(1, 3000) i`)
+		`INSERT INTO rz_b SELECT CASE WHEN i % 3 = 0 THEN 'it''s \' || i ELSE 'b' || i END, i % 7, i FROM generate_series(1, 3000) i`,
+		// Known row counts make the split known: rz_a in two chunks, ids 1-2500
+		// and the rest.
+		`ANALYZE rz_a, rz_b`)
 	state := &memState{}
 	p := params(t, "resume", pgServer(t).DSN, []string{"public.rz_*"}, config.SnapshotInitial, connector.ModeStream)
-	p.Config.Config.(*Config).SnapshotChunk = 1000
+	p.Config.Config.(*Config).SnapshotChunk = 2500
 	p.State = state
 
 	// Run 1: writes after the consistent point while the snapshot is read; the
-	// pipeline commits after batch 2; the process dies during batch 3.
+	// pipeline commits after batch 1 (inside the first chunk); the process dies
+	// during batch 2.
 	src := openSource(t, p)
-	first := crashRun(t, src, nil, 3, func(n int) {
+	first := crashRun(t, src, nil, 2, func(n int) {
 		if n == 1 {
 			exec(t, other,
 				`UPDATE rz_a SET v = 'changed early' WHERE id IN (10, 3000)`,
@@ -140,7 +144,7 @@ func TestSnapshotResumesInsideTheInterruptedChunk(t *testing.T) {
 				`UPDATE rz_b SET v = -1 WHERE k2 = 3`)
 		}
 	})
-	if len(first) != 2*(snapshotBatch-1) {
+	if len(first) != snapshotBatch {
 		t.Fatalf("run 1 emitted %d records before the crash", len(first))
 	}
 	committed := first[len(first)-1].Pos
@@ -148,16 +152,16 @@ func TestSnapshotResumesInsideTheInterruptedChunk(t *testing.T) {
 		t.Fatal(err)
 	}
 	sp, ok := parseSnapshotPos(committed)
-	if !ok || sp.table != 0 || sp.chunk != 4 || sp.row != 94 || sp.key == nil {
-		t.Fatalf("committed position %s, want table 0 chunk 4 row 94 with its key", src.DescribePosition(committed))
+	if !ok || sp.table != 0 || sp.chunk != 0 || sp.row != snapshotBatch || sp.key == nil {
+		t.Fatalf("committed position %s, want table 0 chunk 0 row %d with its key", src.DescribePosition(committed), snapshotBatch)
 	}
 
 	// Between the runs: deletes before the committed row inside its chunk (the
 	// rows after it shift), inserts before and after it, an update after it.
 	exec(t, other,
-		`DELETE FROM rz_a WHERE id IN (4010, 4050)`,
-		`INSERT INTO rz_a VALUES (4050, 'back'), (0, 'zero'), (7000, 'late')`,
-		`UPDATE rz_a SET v = 'changed between' WHERE id IN (4095, 4500)`,
+		`DELETE FROM rz_a WHERE id IN (2010, 2040)`,
+		`INSERT INTO rz_a VALUES (2040, 'back'), (0, 'zero'), (7000, 'late')`,
+		`UPDATE rz_a SET v = 'changed between' WHERE id IN (2049, 2300)`,
 		`DELETE FROM rz_b WHERE k2 = 5`)
 
 	// Run 2 from the committed position, with a write once streaming.
@@ -189,13 +193,13 @@ func TestSnapshotResumesInsideTheInterruptedChunk(t *testing.T) {
 		}
 		prev = rec.Pos
 	}
-	// 4095, the row after the committed key, changed between the runs: the stream
-	// delivers it, the resumed read leaves it out (its number 95 is used up).
-	if sp2, _ := parseSnapshotPos(second[0].Pos); sp2.table != 0 || sp2.chunk != 4 || sp2.row != 96 {
-		t.Errorf("run 2 began at %s, want chunk 4 row 96 of the first table", src2.DescribePosition(second[0].Pos))
+	// 2049, the row after the committed key, changed between the runs: the stream
+	// delivers it, the resumed read leaves it out (its number 2049 is used up).
+	if sp2, _ := parseSnapshotPos(second[0].Pos); sp2.table != 0 || sp2.chunk != 0 || sp2.row != snapshotBatch+2 {
+		t.Errorf("run 2 began at %s, want chunk 0 row %d of the first table", src2.DescribePosition(second[0].Pos), snapshotBatch+2)
 	}
-	if v := values(second[0]); v["id"] != int32(4096) {
-		t.Errorf("run 2 began with row %v, want id 4096 (4095 changed after the consistent point)", v)
+	if v := values(second[0]); v["id"] != int32(2050) {
+		t.Errorf("run 2 began with row %v, want id 2050 (2049 changed after the consistent point)", v)
 	}
 	// Exactly once: a row changed after the consistent point (during run 1 or
 	// between the runs) is not read again by run 2, whose snapshot is later; the
@@ -206,7 +210,7 @@ func TestSnapshotResumesInsideTheInterruptedChunk(t *testing.T) {
 		}
 		v := values(rec)
 		switch {
-		case rec.Table() == "rz_a" && (v["id"] == int32(4095) || v["id"] == int32(4500) || v["id"] == int32(4050) || v["id"] == int32(7000) || v["id"] == int32(6000)):
+		case rec.Table() == "rz_a" && (v["id"] == int32(2049) || v["id"] == int32(2300) || v["id"] == int32(2040) || v["id"] == int32(7000) || v["id"] == int32(6000)):
 			t.Errorf("run 2 read %s although the stream delivers its change", rowKey(rec))
 		case rec.Table() == "rz_b" && v["k2"] == int32(3):
 			t.Errorf("run 2 read %s although the stream delivers its update", rowKey(rec))
@@ -269,31 +273,29 @@ func TestSnapshotResumesInsideTheInterruptedChunk(t *testing.T) {
 	}
 }
 
-// TestSnapshotResumeOfATableWithoutKeyReadsItAgain crashes inside a table without a
-// key (REPLICA IDENTITY FULL, no primary key): it is read again under higher chunk
-// numbers, so positions still only go forward.
-func TestSnapshotResumeOfATableWithoutKeyReadsItAgain(t *testing.T) {
+// TestSnapshotResumeOfATableWithoutKeyContinuesAfterItsLastCtid crashes inside a
+// table without a key (REPLICA IDENTITY FULL, no primary key), split by ctid: the
+// resume continues after the last ctid committed, so every row is read once and
+// positions only go forward.
+func TestSnapshotResumeOfATableWithoutKeyContinuesAfterItsLastCtid(t *testing.T) {
 	conn := dbConn(t, pgServer(t).DSN)
 	exec(t, conn,
 		`CREATE TABLE rk_full (a int, b text)`, `ALTER TABLE rk_full REPLICA IDENTITY FULL`,
-		`INSERT INTO rk_full SELECT i, 'x' || i FROM generate_series(1, 5000) i`)
+		`INSERT INTO rk_full SELECT i, 'x' || i FROM generate_series(1, 5000) i`, `ANALYZE rk_full`)
 	p := params(t, "resumefull", pgServer(t).DSN, []string{"public.rk_full"}, config.SnapshotInitialOnly, connector.ModeStream)
-	p.Config.Config.(*Config).SnapshotChunk = 1000
+	p.Config.Config.(*Config).SnapshotChunk = 2500
 	p.State = &memState{}
 	src := openSource(t, p)
 	first := crashRun(t, src, nil, 2, nil)
 	committed := first[len(first)-1].Pos
-	if sp, _ := parseSnapshotPos(committed); sp.key != nil || sp.chunk != 0 || sp.row != snapshotBatch-1 {
-		t.Fatalf("committed %s: want chunk 0 row %d without a key (the table is read in one piece)", src.DescribePosition(committed), snapshotBatch-1)
+	if sp, _ := parseSnapshotPos(committed); len(sp.key) != 1 || !strings.HasPrefix(sp.key[0], "(") || sp.chunk != 0 || sp.row != snapshotBatch {
+		t.Fatalf("committed %s: want chunk 0 row %d with its ctid", src.DescribePosition(committed), snapshotBatch)
 	}
 	r := startRead(t, openSource(t, p), committed)
 	if err := r.result(t); err != nil {
 		t.Fatal(err)
 	}
 	second := r.snapshot()
-	if len(second) != 5000 {
-		t.Fatalf("run 2 read %d rows, want the whole table again (5000)", len(second))
-	}
 	prev := committed
 	for i, rec := range second {
 		if rec.Pos.Compare(prev) <= 0 {
@@ -301,10 +303,22 @@ func TestSnapshotResumeOfATableWithoutKeyReadsItAgain(t *testing.T) {
 		}
 		prev = rec.Pos
 	}
-	if sp, _ := parseSnapshotPos(second[0].Pos); sp.chunk != 1 || sp.row != 1 {
-		t.Errorf("run 2 began at %s, want chunk 1 row 1", describePosition(second[0].Pos, nil))
+	if sp, _ := parseSnapshotPos(second[0].Pos); sp.chunk != 0 || sp.row != snapshotBatch+1 {
+		t.Errorf("run 2 began at %s, want chunk 0 row %d", describePosition(second[0].Pos, nil), snapshotBatch+1)
 	}
 	if sp, _ := parseSnapshotPos(prev); !sp.done {
 		t.Errorf("run 2 ended at %s without the completion marker", describePosition(prev, nil))
+	}
+	seen := map[int32]int{}
+	for _, rec := range append(first, second...) {
+		seen[values(rec)["a"].(int32)]++
+	}
+	for i := int32(1); i <= 5000; i++ {
+		if seen[i] != 1 {
+			t.Errorf("row a=%d read %d times, want once", i, seen[i])
+		}
+	}
+	if len(seen) != 5000 {
+		t.Errorf("read %d distinct rows, the table has 5000", len(seen))
 	}
 }
