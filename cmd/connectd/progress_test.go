@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/connectd/connectd/internal/testenv"
 	"github.com/connectd/connectd/status"
 )
 
@@ -51,7 +51,7 @@ func TestLogProgressLogsTablesThatMoved(t *testing.T) {
 // with its figures, the logs printed through the container meanwhile, and given back
 // to the output once the snapshot ends.
 func TestProgressBarsShowTablesAndCarryTheLogs(t *testing.T) {
-	var out syncBuffer
+	var out testenv.Buffer
 	logs := &switchWriter{w: &out}
 	pb := &progressBars{out: &out, logs: logs, bars: map[string]*tableBar{}}
 	reg := status.New(nil)
@@ -96,22 +96,4 @@ func TestFigures(t *testing.T) {
 			t.Errorf("figures(%+v) = %q, want %q", c.p, got, c.want)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer the bars' goroutine and the test may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -712,16 +712,7 @@ func TestWarehouseLostTargetPositionStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.syncSteps(w, 30)
-	c := e.checkTargets()
-	t.Logf("targets: %s", c)
-	if !c.clean() {
-		t.Errorf("the targets differ from the source: %s", c)
-	}
-	totals.ran.Store(true)
-	totals.faults.Add(int64(e.faults))
-	totals.checked.Add(int64(c.checked))
-	totals.missing.Add(int64(c.missing))
-	totals.duplicates.Add(int64(max(c.duplicates, c.dupPos)))
+	e.checkAndCount()
 }
 
 // TestWarehouseResetOfMergeTargetStops: after `connectd offsets reset` of the merge
@@ -757,10 +748,17 @@ func TestWarehouseResetOfMergeTargetStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.syncSteps(w, 30)
+	e.checkAndCount()
+}
+
+// checkAndCount compares the targets with the source, fails the test if they differ,
+// and adds the run to the suite's totals.
+func (e *whEnv) checkAndCount() {
+	e.t.Helper()
 	c := e.checkTargets()
-	t.Logf("targets: %s", c)
+	e.t.Logf("targets: %s", c)
 	if !c.clean() {
-		t.Errorf("the targets differ from the source: %s", c)
+		e.t.Errorf("the targets differ from the source: %s", c)
 	}
 	totals.ran.Store(true)
 	totals.faults.Add(int64(e.faults))
