@@ -14,6 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// readBuf is how much one read(2) takes at most: the protocol reader asks for 8 KiB
+// at a time, a millisecond of a busy walsender's output is more.
+const readBuf = 64 << 10
+
 // pollSlice bounds one poll(2), so a Close or an earlier deadline set while a read
 // waits is seen within it.
 const pollSlice = 50 * time.Millisecond
@@ -42,6 +46,10 @@ type pollConn struct {
 	rdl, wdl atomic.Int64 // deadlines in Unix nanoseconds, 0 for none
 	coalesce atomic.Bool
 	drained  atomic.Bool // the last read returned less than it had room for
+	// buf[r:w] is read from the socket and not yet returned; reads only, one at a
+	// time (the protocol reader's).
+	buf  []byte
+	r, w int
 }
 
 // detach moves a freshly dialed connection's socket out of the network poller. A
@@ -86,22 +94,35 @@ func (p *pollConn) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
+	if p.r < p.w {
+		n := copy(b, p.buf[p.r:p.w])
+		p.r += n
+		return n, nil
+	}
 	p.rw.RLock()
 	defer p.rw.RUnlock()
 	if p.drained.Load() && p.coalesce.Load() {
-		time.Sleep(coalesceWait)
+		// A sleep in a system call, not time.Sleep: the scheduler sees this
+		// thread busy, so the process does not go idle and wake up (and its
+		// sysmon thread with it) once per wait.
+		ts := unix.NsecToTimespec(coalesceWait.Nanoseconds())
+		_ = unix.Nanosleep(&ts, nil)
+	}
+	if p.buf == nil {
+		p.buf = make([]byte, readBuf)
 	}
 	for {
 		if p.closed.Load() {
 			return 0, p.opErr("read", net.ErrClosed)
 		}
-		n, err := unix.Read(p.fd, b)
+		n, err := unix.Read(p.fd, p.buf)
 		switch {
 		case err == nil && n == 0:
 			return 0, io.EOF
 		case err == nil:
-			p.drained.Store(n < len(b))
-			return n, nil
+			p.drained.Store(n < len(p.buf))
+			p.r, p.w = copy(b, p.buf[:n]), n
+			return p.r, nil
 		case err == unix.EINTR:
 		case err == unix.EAGAIN:
 			if err := p.wait(unix.POLLIN, &p.rdl); err != nil {
