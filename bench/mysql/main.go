@@ -35,6 +35,7 @@ func main() {
 	rows := flag.Int64("rows", envInt("ROWS", 200000), "rows loaded (and snapshotted) before the measured changes (env ROWS)")
 	changes := flag.Int64("changes", envInt("CHANGES", 1000000), "row changes written to the binlog and measured (env CHANGES)")
 	stmt := flag.Int64("stmt", 1000, "rows changed per statement (one rows event group each)")
+	flag.StringVar(&prebuilt, "bin", "", "use this connectd binary instead of building ./cmd/connectd")
 	flag.IntVar(&clients, "clients", 8, "concurrent clients writing the oltp workload")
 	skip := flag.String("skip", "", "comma-separated workloads to skip: large,oltp")
 	keep := flag.Bool("keep", false, "keep the temp directory (binlogs, lake, logs)")
@@ -62,6 +63,9 @@ var (
 	skipped = map[string]bool{}
 )
 
+// prebuilt is a connectd binary to measure instead of the working tree's (-bin).
+var prebuilt string
+
 func envInt(name string, def int64) int64 {
 	if v := os.Getenv(name); v != "" {
 		if n, err := strconv.ParseInt(strings.ReplaceAll(v, "_", ""), 10, 64); err == nil {
@@ -84,10 +88,13 @@ func run(ctx context.Context, rows, changes, stmt int64, keep bool) error {
 	} else {
 		defer os.RemoveAll(tmp)
 	}
-	bin := filepath.Join(tmp, "connectd")
-	step("go build ./cmd/connectd")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/connectd").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/connectd (run from the repository root): %w\n%s", err, out)
+	bin := prebuilt
+	if bin == "" {
+		bin = filepath.Join(tmp, "connectd")
+		step("go build ./cmd/connectd")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/connectd").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./cmd/connectd (run from the repository root): %w\n%s", err, out)
+		}
 	}
 	binlogTool, err := exec.LookPath("mariadb-binlog")
 	if err != nil {
