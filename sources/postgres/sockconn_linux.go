@@ -18,10 +18,6 @@ import (
 // at a time, a millisecond of a busy walsender's output is more.
 const readBuf = 64 << 10
 
-// pollSlice bounds one poll(2), so a Close or an earlier deadline set while a read
-// waits is seen within it.
-const pollSlice = 50 * time.Millisecond
-
 // pollConn is the replication connection's socket, read and written with plain
 // system calls outside Go's network poller, the way libpq-based clients do.
 //
@@ -37,6 +33,8 @@ const pollSlice = 50 * time.Millisecond
 // no wake-up each.
 type pollConn struct {
 	fd           int
+	wake         int // an eventfd that ends a poll when a deadline moves
+	waiting      atomic.Int32
 	laddr, raddr net.Addr
 	// Reads and writes hold rw for reading; Close takes it for writing, so the
 	// descriptor is never closed (and its number reused) under a call in progress.
@@ -67,13 +65,19 @@ func detach(c net.Conn) net.Conn {
 	if err := raw.Control(func(f uintptr) { fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
 		return c
 	}
-	p := &pollConn{fd: fd, laddr: c.LocalAddr(), raddr: c.RemoteAddr()}
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		_ = unix.Close(fd)
+		return c
+	}
+	p := &pollConn{fd: fd, wake: wake, laddr: c.LocalAddr(), raddr: c.RemoteAddr()}
 	// Closing the original takes it out of the poller's epoll set; the socket
 	// lives on in the duplicate. O_NONBLOCK belongs to the socket, so reads still
 	// return EAGAIN instead of blocking past a deadline.
 	_ = c.Close()
 	if err := unix.SetNonblock(fd, true); err != nil {
 		_ = unix.Close(fd)
+		_ = unix.Close(wake)
 		return c
 	}
 	return p
@@ -163,27 +167,44 @@ func (p *pollConn) Write(b []byte) (int, error) {
 
 // wait polls for events until they come, the deadline passes or the conn closes.
 func (p *pollConn) wait(events int16, deadline *atomic.Int64) error {
+	// Counted before the deadline is read: a deadline set meanwhile either is
+	// seen here or sees the count and ends the poll (setDeadline).
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
 	for {
 		if p.closed.Load() {
 			return net.ErrClosed
 		}
-		slice := pollSlice
+		timeout := -1
 		if d := deadline.Load(); d != 0 {
 			left := time.Until(time.Unix(0, d))
 			if left <= 0 {
 				return os.ErrDeadlineExceeded
 			}
-			slice = min(slice, left)
+			timeout = int((left + time.Millisecond - 1) / time.Millisecond)
 		}
-		fds := []unix.PollFd{{Fd: int32(p.fd), Events: events}}
-		n, err := unix.Poll(fds, int((slice+time.Millisecond-1)/time.Millisecond))
-		if err != nil && err != unix.EINTR {
+		fds := []unix.PollFd{{Fd: int32(p.fd), Events: events}, {Fd: int32(p.wake), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, timeout); err != nil && err != unix.EINTR {
 			return os.NewSyscallError("poll", err)
 		}
-		if n > 0 {
+		if fds[1].Revents != 0 {
+			var b [8]byte
+			_, _ = unix.Read(p.wake, b[:])
+		}
+		if fds[0].Revents != 0 {
 			// Ready, or an error or hang-up the next read or write reports.
 			return nil
 		}
+	}
+}
+
+// setDeadline stores a deadline and ends a poll in progress, which then waits
+// with the new one.
+func (p *pollConn) setDeadline(d *atomic.Int64, t time.Time) {
+	d.Store(unixNano(t))
+	if p.waiting.Load() > 0 {
+		one := [8]byte{1}
+		_, _ = unix.Write(p.wake, one[:])
 	}
 }
 
@@ -199,6 +220,7 @@ func (p *pollConn) Close() error {
 	_ = unix.Shutdown(p.fd, unix.SHUT_RDWR)
 	p.rw.Lock()
 	defer p.rw.Unlock()
+	_ = unix.Close(p.wake)
 	return unix.Close(p.fd)
 }
 
@@ -206,18 +228,18 @@ func (p *pollConn) LocalAddr() net.Addr  { return p.laddr }
 func (p *pollConn) RemoteAddr() net.Addr { return p.raddr }
 
 func (p *pollConn) SetDeadline(t time.Time) error {
-	p.rdl.Store(unixNano(t))
-	p.wdl.Store(unixNano(t))
+	p.setDeadline(&p.rdl, t)
+	p.setDeadline(&p.wdl, t)
 	return nil
 }
 
 func (p *pollConn) SetReadDeadline(t time.Time) error {
-	p.rdl.Store(unixNano(t))
+	p.setDeadline(&p.rdl, t)
 	return nil
 }
 
 func (p *pollConn) SetWriteDeadline(t time.Time) error {
-	p.wdl.Store(unixNano(t))
+	p.setDeadline(&p.wdl, t)
 	return nil
 }
 
