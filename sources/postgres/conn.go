@@ -131,7 +131,7 @@ func connectReplication(ctx context.Context, st settings) (*pgconn.PgConn, error
 			return nil, err
 		}
 		// The stream reads this socket outside the network poller (sockconn_linux.go).
-		return detach(c), nil
+		return detach(network, c), nil
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {

@@ -33,6 +33,7 @@ const readBuf = 64 << 10
 // no wake-up each.
 type pollConn struct {
 	fd           int
+	network      string
 	wake         int // an eventfd that ends a poll when a deadline moves
 	waiting      atomic.Int32
 	laddr, raddr net.Addr
@@ -52,7 +53,7 @@ type pollConn struct {
 
 // detach moves a freshly dialed connection's socket out of the network poller. A
 // connection whose descriptor cannot be had is returned as it is.
-func detach(c net.Conn) net.Conn {
+func detach(network string, c net.Conn) net.Conn {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return c
@@ -70,16 +71,17 @@ func detach(c net.Conn) net.Conn {
 		_ = unix.Close(fd)
 		return c
 	}
-	p := &pollConn{fd: fd, wake: wake, laddr: c.LocalAddr(), raddr: c.RemoteAddr()}
-	// Closing the original takes it out of the poller's epoll set; the socket
-	// lives on in the duplicate. O_NONBLOCK belongs to the socket, so reads still
-	// return EAGAIN instead of blocking past a deadline.
-	_ = c.Close()
+	// O_NONBLOCK belongs to the socket (Go set it already): reads return EAGAIN
+	// instead of blocking past a deadline.
 	if err := unix.SetNonblock(fd, true); err != nil {
 		_ = unix.Close(fd)
 		_ = unix.Close(wake)
 		return c
 	}
+	p := &pollConn{fd: fd, network: network, wake: wake, laddr: c.LocalAddr(), raddr: c.RemoteAddr()}
+	// Closing the original takes it out of the poller's epoll set; the socket
+	// lives on in the duplicate.
+	_ = c.Close()
 	return p
 }
 
@@ -209,7 +211,7 @@ func (p *pollConn) setDeadline(d *atomic.Int64, t time.Time) {
 }
 
 func (p *pollConn) opErr(op string, err error) error {
-	return &net.OpError{Op: op, Net: p.raddr.Network(), Source: p.laddr, Addr: p.raddr, Err: err}
+	return &net.OpError{Op: op, Net: p.network, Source: p.laddr, Addr: p.raddr, Err: err}
 }
 
 func (p *pollConn) Close() error {
