@@ -46,6 +46,8 @@ type options struct {
 	skip    map[string]bool
 	bin     string // a prebuilt connectd; empty: go build ./cmd/connectd
 	fence   bool   // flush the WAL with a synchronous commit before each consumer
+	// connectdFirst drains with connectd before pg_recvlogical.
+	connectdFirst bool
 	// verifyProfile writes a CPU profile of each connectd verify into its directory.
 	verifyProfile bool
 	// verifyRangeRows, when > 0, is verify's --range-rows (what bounds its memory).
@@ -63,6 +65,7 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", 3*time.Minute, "how long the idle-source heartbeat phase writes to another database")
 	flag.StringVar(&skip, "skip", "", "comma-separated phases to skip: snapshot,verify,stream,oltp,bigtx,idle (verify needs snapshot)")
 	flag.BoolVar(&o.fence, "fence", true, "flush the WAL with a synchronous commit before each consumer (false shows the sync tail wait, see docs/benchmarks.md)")
+	flag.BoolVar(&o.connectdFirst, "connectd-first", false, "drain each streaming phase with connectd first, then pg_recvlogical (default: pg_recvlogical first)")
 	flag.StringVar(&o.bin, "bin", "", "use this connectd binary instead of building ./cmd/connectd from the working tree")
 	flag.BoolVar(&o.verifyProfile, "verify-profile", false, "write a CPU profile of each connectd verify (verify-*.pprof in the connector's directory; implies -keep)")
 	flag.IntVar(&o.verifyRangeRows, "verify-range-rows", 0, "connectd verify --range-rows (0: verify's default)")

@@ -444,39 +444,58 @@ func (b *bench) bigTxPhase(ctx context.Context) error {
 	return err
 }
 
-// drain reads the changes up to endLSN twice: with pg_recvlogical from recvSlot, then
-// with connectd sync from its own slot, each after a fence, each with the CPU of the
+// drain reads the changes up to endLSN twice: with pg_recvlogical from recvSlot and
+// with connectd sync from its own slot (in that order unless -connectd-first), each
+// after a fence, each with the CPU of the
 // walsender serving it; the lake must hold exactly r.changes records. Both slots are
 // dropped after.
 func (b *bench) drain(ctx context.Context, phase string, r *streamResult, c connectorConfig, recvSlot, endLSN string) error {
-	logf("%s: pg_recvlogical", phase)
-	stopCPU := b.watchSlotCPU(ctx, recvSlot)
-	d, recv, err := b.recvlogical(ctx, recvSlot, "connectd_"+c.name, endLSN)
-	r.recvSenderCPU = stopCPU()
-	if err != nil {
-		return err
-	}
-	r.recvlogical, r.recvUser, r.recvSys = d, recv.cpuUser, recv.cpuSys
-	logf("  pg_recvlogical: %s (%.0f changes/s), CPU user %s sys %s", d.Round(time.Millisecond), perSec(r.changes, d),
-		recv.cpuUser.Round(time.Millisecond), recv.cpuSys.Round(time.Millisecond))
-
-	logf("%s: connectd sync (snapshot: never)", phase)
-	if err := b.fence(ctx); err != nil {
-		return err
-	}
 	slot := "connectd_" + c.name
-	stopCPU = b.watchSlotCPU(ctx, slot)
-	r.connectd, err = b.syncConnectd(ctx, c)
-	r.connectdSenderCPU = stopCPU()
-	if err != nil {
-		return err
+	recv := func() error {
+		logf("%s: pg_recvlogical", phase)
+		if err := b.fence(ctx); err != nil {
+			return err
+		}
+		stopCPU := b.watchSlotCPU(ctx, recvSlot)
+		d, u, err := b.recvlogical(ctx, recvSlot, slot, endLSN)
+		r.recvSenderCPU = stopCPU()
+		if err != nil {
+			return err
+		}
+		r.recvlogical, r.recvUser, r.recvSys = d, u.cpuUser, u.cpuSys
+		logf("  pg_recvlogical: %s (%.0f changes/s), CPU user %s sys %s", d.Round(time.Millisecond), perSec(r.changes, d),
+			u.cpuUser.Round(time.Millisecond), u.cpuSys.Round(time.Millisecond))
+		return nil
 	}
-	res := r.connectd
-	logf("  connectd: %s wall (%.0f changes/s), streaming part %s, CPU user %s sys %s, peak RSS %.0f MiB, lake %d records in %d files",
-		res.wall.Round(time.Millisecond), perSec(r.changes, res.wall), res.streamElapsed.Round(time.Millisecond),
-		res.cpuUser.Round(time.Millisecond), res.cpuSys.Round(time.Millisecond), res.rssMiB(), res.lakeRows, res.files)
-	if res.lakeRows != r.changes {
-		return fmt.Errorf("lake holds %d records, the workload made %d changes", res.lakeRows, r.changes)
+	sync := func() error {
+		logf("%s: connectd sync (snapshot: never)", phase)
+		if err := b.fence(ctx); err != nil {
+			return err
+		}
+		stopCPU := b.watchSlotCPU(ctx, slot)
+		var err error
+		r.connectd, err = b.syncConnectd(ctx, c)
+		r.connectdSenderCPU = stopCPU()
+		if err != nil {
+			return err
+		}
+		res := r.connectd
+		logf("  connectd: %s wall (%.0f changes/s), streaming part %s, CPU user %s sys %s, peak RSS %.0f MiB, lake %d records in %d files",
+			res.wall.Round(time.Millisecond), perSec(r.changes, res.wall), res.streamElapsed.Round(time.Millisecond),
+			res.cpuUser.Round(time.Millisecond), res.cpuSys.Round(time.Millisecond), res.rssMiB(), res.lakeRows, res.files)
+		if res.lakeRows != r.changes {
+			return fmt.Errorf("lake holds %d records, the workload made %d changes", res.lakeRows, r.changes)
+		}
+		return nil
+	}
+	order := []func() error{recv, sync}
+	if b.o.connectdFirst {
+		order = []func() error{sync, recv}
+	}
+	for _, f := range order {
+		if err := f(); err != nil {
+			return err
+		}
 	}
 	return b.dropSlots(ctx, slot, recvSlot)
 }
