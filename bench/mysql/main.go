@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,6 +22,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	gosync "sync"
 	"syscall"
 	"time"
 
@@ -33,10 +35,16 @@ func main() {
 	rows := flag.Int64("rows", envInt("ROWS", 200000), "rows loaded (and snapshotted) before the measured changes (env ROWS)")
 	changes := flag.Int64("changes", envInt("CHANGES", 1000000), "row changes written to the binlog and measured (env CHANGES)")
 	stmt := flag.Int64("stmt", 1000, "rows changed per statement (one rows event group each)")
+	flag.StringVar(&prebuilt, "bin", "", "use this connectd binary instead of building ./cmd/connectd")
+	flag.IntVar(&clients, "clients", 8, "concurrent clients writing the oltp workload")
+	skip := flag.String("skip", "", "comma-separated workloads to skip: large,oltp")
 	keep := flag.Bool("keep", false, "keep the temp directory (binlogs, lake, logs)")
 	flag.StringVar(&wrap, "wrap", "", `command prefix for the measured connectd sync, e.g. "perf record -g -o /tmp/connectd.perf --" (its figures then include the wrapper)`)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	for _, w := range strings.Split(*skip, ",") {
+		skipped[w] = true
+	}
 	err := run(ctx, *rows, *changes, *stmt, *keep)
 	stop()
 	if err != nil {
@@ -47,6 +55,16 @@ func main() {
 
 // wrap prefixes the measured connectd command (-wrap).
 var wrap string
+
+// clients is how many connections write the oltp workload (-clients); skipped
+// names the workloads not measured (-skip).
+var (
+	clients int
+	skipped = map[string]bool{}
+)
+
+// prebuilt is a connectd binary to measure instead of the working tree's (-bin).
+var prebuilt string
 
 func envInt(name string, def int64) int64 {
 	if v := os.Getenv(name); v != "" {
@@ -70,10 +88,13 @@ func run(ctx context.Context, rows, changes, stmt int64, keep bool) error {
 	} else {
 		defer os.RemoveAll(tmp)
 	}
-	bin := filepath.Join(tmp, "connectd")
-	step("go build ./cmd/connectd")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/connectd").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/connectd (run from the repository root): %w\n%s", err, out)
+	bin := prebuilt
+	if bin == "" {
+		bin = filepath.Join(tmp, "connectd")
+		step("go build ./cmd/connectd")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/connectd").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./cmd/connectd (run from the repository root): %w\n%s", err, out)
+		}
 	}
 	binlogTool, err := exec.LookPath("mariadb-binlog")
 	if err != nil {
@@ -134,7 +155,35 @@ connectors:
 		return err
 	}
 
-	step("writing %d row changes (updates, inserts, deletes; %d rows per statement) into fresh binlog files", changes, stmt)
+	shapes := []struct {
+		name, what string
+		work       func() (int64, time.Duration, error)
+	}{
+		{"large", fmt.Sprintf("updates, inserts, deletes; %d rows per statement, each its own transaction", stmt), func() (int64, time.Duration, error) {
+			return workload(ctx, db, rows, changes, stmt)
+		}},
+		{"oltp", fmt.Sprintf("90%% one-row transactions, the rest 2-5 rows, from %d clients", clients), func() (int64, time.Duration, error) {
+			return oltpWorkload(ctx, maria.DSN, changes)
+		}},
+	}
+	for _, sh := range shapes {
+		if skipped[sh.name] {
+			continue
+		}
+		if err := measure(ctx, db, maria, binlogTool, bin, cfg, lake, tmp, sh.name, sh.what, changes, sh.work); err != nil {
+			return fmt.Errorf("%s workload: %w", sh.name, err)
+		}
+	}
+	fmt.Printf("(%s, %d CPUs, %s, %s; snapshot of the setup: %d rows in %s, %.0f rows/s, peak RSS %.1f MiB)\n",
+		version, runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, time.Now().UTC().Format("2006-01-02"),
+		rows, snap.wall.Round(time.Millisecond), float64(rows)/snap.wall.Seconds(), mib(snap.rss))
+	return nil
+}
+
+// measure writes one workload into fresh binlog files, then decodes them with
+// mariadb-binlog into /dev/null and with connectd sync into the lake, and prints both.
+func measure(ctx context.Context, db *sql.DB, maria *testenv.MariaDB, binlogTool, bin, cfg, lake, tmp, name, what string, changes int64, work func() (int64, time.Duration, error)) error {
+	step("%s: writing %d row changes (%s) into fresh binlog files", name, changes, what)
 	if _, err := db.ExecContext(ctx, "FLUSH BINARY LOGS"); err != nil {
 		return err
 	}
@@ -142,7 +191,7 @@ connectors:
 	if err != nil {
 		return err
 	}
-	written, took, err := workload(ctx, db, rows, changes, stmt)
+	written, took, err := work()
 	if err != nil {
 		return err
 	}
@@ -162,7 +211,7 @@ connectors:
 	fmt.Printf("    %d changes in %s (%.0f/s written), %d binlog files, %.1f MiB\n", written, took.Round(time.Millisecond),
 		float64(written)/took.Seconds(), len(files), float64(binlogBytes)/(1<<20))
 
-	step("%s --base64-output=decode-rows -v > /dev/null", filepath.Base(binlogTool))
+	step("%s: %s --base64-output=decode-rows -v > /dev/null", name, filepath.Base(binlogTool))
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		return err
@@ -178,7 +227,6 @@ connectors:
 	}
 	decWall := time.Since(t0)
 	decUsage := testenv.UsageOf(dec.ProcessState)
-	decRSS, decCPU := decUsage.MaxRSS, decUsage.User+decUsage.Sys
 	// Untimed: check that it printed every row it decoded (### INSERT/UPDATE/DELETE).
 	decoded, err := countDecoded(ctx, binlogTool, files)
 	if err != nil {
@@ -188,12 +236,12 @@ connectors:
 		return fmt.Errorf("%s decoded %d row changes, the workload made %d", binlogTool, decoded, written)
 	}
 
-	step("connectd sync: the same changes into file:// Parquet")
-	before, _, _, err := testenv.CountLake(lake)
+	step("%s: connectd sync: the same changes into file:// Parquet", name)
+	before, lakeBefore, _, err := testenv.CountLake(lake)
 	if err != nil {
 		return err
 	}
-	sync, err := connectd(ctx, bin, cfg, filepath.Join(tmp, "stream.log"), strings.Fields(wrap)...)
+	sync, err := connectd(ctx, bin, cfg, filepath.Join(tmp, name+".log"), strings.Fields(wrap)...)
 	if err != nil {
 		return err
 	}
@@ -201,26 +249,23 @@ connectors:
 	if err != nil {
 		return err
 	}
-	delivered := after - before
-	if delivered != written {
+	if delivered := after - before; delivered != written {
 		return fmt.Errorf("connectd delivered %d records, the workload made %d changes", delivered, written)
 	}
 
 	decRate := float64(written) / decWall.Seconds()
 	conRate := float64(written) / sync.wall.Seconds()
+	tool := filepath.Base(binlogTool)
 	fmt.Printf(`
-MySQL / MariaDB binlog decoding (%s, %d CPUs, %s, %s)
-  snapshot (setup)       %9d rows    %8s   %10.0f rows/s   peak RSS %6.1f MiB
+MySQL / MariaDB binlog decoding, %s workload (%s)
   changes in the binlog  %9d         %d files, %.1f MiB
-  %-22s %9d changes %8s   %10.0f changes/s  peak RSS %6.1f MiB  CPU %s
-  connectd sync          %9d changes %8s   %10.0f changes/s  peak RSS %6.1f MiB  CPU %s (lake %.1f MiB)
+  %-22s %9d changes %8s   %10.0f changes/s  peak RSS %6.1f MiB  CPU user %s sys %s
+  connectd sync          %9d changes %8s   %10.0f changes/s  peak RSS %6.1f MiB  CPU user %s sys %s (lake +%.1f MiB)
   ratio connectd / %s: %.2f by wall time, %.2f by CPU time (changes per CPU-second)
-`, version, runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, time.Now().UTC().Format("2006-01-02"),
-		rows, snap.wall.Round(time.Millisecond), float64(rows)/snap.wall.Seconds(), mib(snap.rss),
-		written, len(files), float64(binlogBytes)/(1<<20),
-		filepath.Base(binlogTool)+" -v", written, decWall.Round(time.Millisecond), decRate, mib(decRSS), decCPU.Round(time.Millisecond),
-		written, sync.wall.Round(time.Millisecond), conRate, mib(sync.rss), sync.cpu.Round(time.Millisecond), float64(lakeBytes)/(1<<20),
-		filepath.Base(binlogTool), conRate/decRate, decCPU.Seconds()/max(sync.cpu.Seconds(), 1e-9))
+`, name, what, written, len(files), float64(binlogBytes)/(1<<20),
+		tool+" -v", written, decWall.Round(time.Millisecond), decRate, mib(decUsage.MaxRSS), decUsage.User.Round(time.Millisecond), decUsage.Sys.Round(time.Millisecond),
+		written, sync.wall.Round(time.Millisecond), conRate, mib(sync.rss), sync.user.Round(time.Millisecond), sync.sys.Round(time.Millisecond), float64(lakeBytes-lakeBefore)/(1<<20),
+		tool, conRate/decRate, (decUsage.User+decUsage.Sys).Seconds()/max((sync.user+sync.sys).Seconds(), 1e-9))
 	return nil
 }
 
@@ -330,8 +375,8 @@ func binlogsFrom(ctx context.Context, db *sql.DB, first, dataDir string) ([]stri
 
 // proc is what one connectd process cost.
 type proc struct {
-	wall, cpu time.Duration // cpu: user + system
-	rss       int64
+	wall, user, sys time.Duration
+	rss             int64
 }
 
 // connectd runs `connectd sync` (after the wrapper command, if any) with JSON logs
@@ -348,7 +393,7 @@ func connectd(ctx context.Context, bin, cfg, logPath string, wrapper ...string) 
 	t0 := time.Now()
 	err = cmd.Run()
 	u := testenv.UsageOf(cmd.ProcessState)
-	p := proc{wall: time.Since(t0), rss: u.MaxRSS, cpu: u.User + u.Sys}
+	p := proc{wall: time.Since(t0), rss: u.MaxRSS, user: u.User, sys: u.Sys}
 	if err != nil {
 		return p, fmt.Errorf("connectd sync: %w\n%s", err, tail(logPath, 20))
 	}
@@ -396,4 +441,130 @@ func countDecoded(ctx context.Context, tool string, files []string) (int64, erro
 		return n, fmt.Errorf("%s: %w", tool, err)
 	}
 	return n, sc.Err()
+}
+
+// oltpClient is one client of the oltp workload. Its keys are base + k*clients + w
+// and start with none live; its live keys are the index range [lo, hi): inserts
+// extend it, deletes take its oldest.
+type oltpClient struct {
+	w, n, base   int64
+	lo, hi       int64
+	rng          *rand.Rand
+	changes, txn int64
+}
+
+// oltpBase puts the oltp workload's keys far above the loaded table's.
+const oltpBase = 1_000_000_000_000
+
+// next picks one row change: about 45% inserts, 40% updates, 15% deletes (inserts
+// only while few rows are live).
+func (c *oltpClient) next() string {
+	id := func(k int64) int64 { return c.base + k*c.n + c.w }
+	live := c.hi - c.lo
+	p := c.rng.IntN(100)
+	switch {
+	case p < 40 && live > 2:
+		return fmt.Sprintf("UPDATE bench.t SET n = n + 1, price = price + 0.01, note = CONCAT('updated ', id) WHERE id = %d", id(c.lo+c.rng.Int64N(live)))
+	case p < 55 && live > 100:
+		c.lo++
+		return fmt.Sprintf("DELETE FROM bench.t WHERE id = %d", id(c.lo-1))
+	default:
+		c.hi++
+		k := id(c.hi - 1)
+		return fmt.Sprintf("INSERT INTO bench.t VALUES (%d, %d, %d.%02d, 'row %d of the oltp workload', '2024-01-01' + INTERVAL %d SECOND)", k, k%1000, k%100000, k%100, k, k%100000000)
+	}
+}
+
+// oltpWorkload makes changes row changes from clients connections: 90% of the
+// transactions change one row (an autocommitted statement), the rest 2-5 rows.
+func oltpWorkload(ctx context.Context, dsn string, changes int64) (int64, time.Duration, error) {
+	db, err := openDB(dsn)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(clients)
+	db.SetMaxIdleConns(clients)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	t0 := time.Now()
+	var (
+		wg    gosync.WaitGroup
+		mu    gosync.Mutex
+		errs  []error
+		total int64
+	)
+	n := int64(clients)
+	for w := range n {
+		c := &oltpClient{w: w, n: n, base: oltpBase, rng: rand.New(rand.NewPCG(42, uint64(w)))}
+		share := changes / n
+		if w == n-1 {
+			share = changes - share*(n-1)
+		}
+		wg.Go(func() {
+			err := c.run(ctx, db, share)
+			mu.Lock()
+			defer mu.Unlock()
+			total += c.changes
+			if err != nil {
+				errs = append(errs, fmt.Errorf("oltp client %d: %w", w, err))
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return total, time.Since(t0), errors.Join(errs...)
+}
+
+func (c *oltpClient) run(ctx context.Context, db *sql.DB, share int64) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for c.changes < share {
+		size := int64(1)
+		if c.rng.IntN(10) == 0 {
+			size = 2 + c.rng.Int64N(4)
+		}
+		size = min(size, share-c.changes)
+		if size == 1 {
+			if err := execOne(ctx, conn, c.next()); err != nil {
+				return err
+			}
+		} else if err := c.multi(ctx, conn, size); err != nil {
+			return err
+		}
+		c.changes += size
+		c.txn++
+	}
+	return nil
+}
+
+func (c *oltpClient) multi(ctx context.Context, conn *sql.Conn, size int64) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }() // after Commit, a no-op
+	for range size {
+		if err := execOne(ctx, tx, c.next()); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// execOne runs a statement that must change exactly one row.
+func execOne(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, q string) error {
+	res, err := db.ExecContext(ctx, q)
+	if err != nil {
+		return fmt.Errorf("%s: %w", q, err)
+	}
+	if got, _ := res.RowsAffected(); got != 1 {
+		return fmt.Errorf("%s: %d rows changed, want 1", q, got)
+	}
+	return nil
 }

@@ -11,6 +11,8 @@
 //   - streaming: connectd `sync` (snapshot: never) draining a slot that holds a mixed
 //     insert/update/delete workload, next to pg_recvlogical draining the same changes
 //     (pgoutput, protocol 1) from a second slot into /dev/null;
+//   - oltp: the same for a workload of mostly one-row transactions from several
+//     concurrent clients, where a cost per transaction shows;
 //   - one huge transaction streamed through connectd, with its peak RSS;
 //   - the idle-source retained WAL, when the postgres source has heartbeats.
 //
@@ -37,6 +39,7 @@ import (
 type options struct {
 	rows    int64  // snapshot table size
 	changes int64  // streaming workload size (row changes)
+	clients int    // concurrent clients of the oltp workload
 	bigtx   int64  // rows in the one huge transaction
 	preload int64  // rows in the streaming table before the slots exist
 	keep    bool   // keep the temp dir (lakes, logs) for inspection
@@ -45,6 +48,8 @@ type options struct {
 	skip    map[string]bool
 	bin     string // a prebuilt connectd; empty: go build ./cmd/connectd
 	fence   bool   // flush the WAL with a synchronous commit before each consumer
+	// connectdFirst drains with connectd before pg_recvlogical.
+	connectdFirst bool
 	// verifyProfile writes a CPU profile of each connectd verify into its directory.
 	verifyProfile bool
 	// verifyRangeRows, when > 0, is verify's --range-rows (what bounds its memory).
@@ -58,13 +63,15 @@ func main() {
 	var skip string
 	flag.Int64Var(&o.rows, "rows", 5_000_000, "rows in the snapshot table")
 	flag.Int64Var(&o.changes, "changes", 1_000_000, "row changes in the streaming workload")
+	flag.IntVar(&o.clients, "clients", 8, "concurrent clients writing the oltp workload")
 	flag.Int64Var(&o.bigtx, "bigtx", 5_000_000, "rows inserted by the one huge transaction")
 	flag.Int64Var(&o.preload, "preload", 0, "rows in the streaming table before the workload (default changes/4)")
 	flag.DurationVar(&o.idle, "idle", 3*time.Minute, "how long the idle-source heartbeat phase writes to another database")
 	flag.Int64Var(&o.fireRows, "firenibble-rows", 10_000_000, "rows in the firenibble table (the parallel snapshot phase)")
 	flag.StringVar(&o.fireReaders, "firenibble-readers", "1,2,N", "snapshot_parallel values of the firenibble syncs; N is this machine's cores")
-	flag.StringVar(&skip, "skip", "", "comma-separated phases to skip: snapshot,verify,firenibble,stream,bigtx,idle (verify needs snapshot)")
+	flag.StringVar(&skip, "skip", "", "comma-separated phases to skip: snapshot,verify,firenibble,stream,oltp,bigtx,idle (verify needs snapshot)")
 	flag.BoolVar(&o.fence, "fence", true, "flush the WAL with a synchronous commit before each consumer (false shows the sync tail wait, see docs/benchmarks.md)")
+	flag.BoolVar(&o.connectdFirst, "connectd-first", false, "drain each streaming phase with connectd first, then pg_recvlogical (default: pg_recvlogical first)")
 	flag.StringVar(&o.bin, "bin", "", "use this connectd binary instead of building ./cmd/connectd from the working tree")
 	flag.BoolVar(&o.verifyProfile, "verify-profile", false, "write a CPU profile of each connectd verify (verify-*.pprof in the connector's directory; implies -keep)")
 	flag.IntVar(&o.verifyRangeRows, "verify-range-rows", 0, "connectd verify --range-rows (0: verify's default)")
@@ -147,6 +154,7 @@ func run(ctx context.Context, o options) error {
 		{"snapshot", b.snapshotPhase},
 		{"firenibble", b.firenibblePhase},
 		{"stream", b.streamPhase},
+		{"oltp", b.oltpPhase},
 		{"bigtx", b.bigTxPhase},
 		{"idle", b.idlePhase},
 	}

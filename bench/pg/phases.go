@@ -29,6 +29,7 @@ type bench struct {
 	fire   *fireResult
 	stream *streamResult
 	bigtx  *streamResult
+	oltp   *streamResult
 	idle   *idleResult
 	verify []*verifyResult
 	notes  []string
@@ -51,9 +52,11 @@ type streamResult struct {
 	changes           int64
 	inserts, upd, del int64
 	txns              int64
+	singleTxns        int64 // transactions of one row change (oltp)
 	walBytes          int64
 	workload          time.Duration
 	recvlogical       time.Duration
+	recvUser, recvSys time.Duration // pg_recvlogical's CPU (wait4)
 	connectd          procResult
 	// CPU time of the walsender serving each consumer.
 	recvSenderCPU, connectdSenderCPU time.Duration
@@ -240,7 +243,7 @@ func (b *bench) dropSlots(ctx context.Context, slots ...string) error {
 
 // recvlogical drains a slot with pg_recvlogical (pgoutput, protocol 1, the same
 // options connectd uses) into /dev/null up to endpos.
-func (b *bench) recvlogical(ctx context.Context, slot, publication, endpos string) (time.Duration, error) {
+func (b *bench) recvlogical(ctx context.Context, slot, publication, endpos string) (time.Duration, procResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Hour)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(b.pg.BinDir, "pg_recvlogical"),
@@ -253,9 +256,9 @@ func (b *bench) recvlogical(ctx context.Context, slot, publication, endpos strin
 	err := cmd.Run()
 	d := time.Since(t)
 	if err != nil {
-		return d, fmt.Errorf("pg_recvlogical --slot %s: %w: %s", slot, err, out.String())
+		return d, procResult{}, fmt.Errorf("pg_recvlogical --slot %s: %w: %s", slot, err, out.String())
 	}
-	return d, nil
+	return d, usage(cmd), nil
 }
 
 // fence commits a tiny transaction on an unpublished table with synchronous_commit
@@ -337,32 +340,7 @@ func (b *bench) streamPhase(ctx context.Context) error {
 	logf("  %d changes (%d inserts, %d updates, %d deletes) in %d transactions, %s, %.0f MiB of WAL, end LSN %s",
 		r.changes, r.inserts, r.upd, r.del, r.txns, r.workload.Round(time.Millisecond), float64(r.walBytes)/(1<<20), endLSN)
 
-	logf("stream: pg_recvlogical")
-	stopCPU := b.watchSlotCPU(ctx, "bench_recvlogical")
-	r.recvlogical, err = b.recvlogical(ctx, "bench_recvlogical", "connectd_stream", endLSN)
-	r.recvSenderCPU = stopCPU()
-	if err != nil {
-		return err
-	}
-	logf("  pg_recvlogical: %s (%.0f changes/s)", r.recvlogical.Round(time.Millisecond), perSec(r.changes, r.recvlogical))
-
-	logf("stream: connectd sync (snapshot: never)")
-	if err := b.fence(ctx); err != nil {
-		return err
-	}
-	stopCPU = b.watchSlotCPU(ctx, "connectd_stream")
-	r.connectd, err = b.syncConnectd(ctx, connectorConfig{name: "stream", table: "bench.stream", snapshot: "never"})
-	r.connectdSenderCPU = stopCPU()
-	if err != nil {
-		return err
-	}
-	c := r.connectd
-	logf("  connectd: %s wall (%.0f changes/s), streaming part %s, peak RSS %.0f MiB, lake %d records in %d files",
-		c.wall.Round(time.Millisecond), perSec(r.changes, c.wall), c.streamElapsed.Round(time.Millisecond), c.rssMiB(), c.lakeRows, c.files)
-	if c.lakeRows != r.changes {
-		return fmt.Errorf("lake holds %d records, the workload made %d changes", c.lakeRows, r.changes)
-	}
-	if err := b.dropSlots(ctx, "connectd_stream", "bench_recvlogical"); err != nil {
+	if err := b.drain(ctx, "stream", r, connectorConfig{name: "stream", table: "bench.stream", snapshot: "never"}, "bench_recvlogical", endLSN); err != nil {
 		return err
 	}
 	_, err = b.exec(ctx, "DROP TABLE bench.stream")
@@ -460,36 +438,67 @@ func (b *bench) bigTxPhase(ctx context.Context) error {
 	}
 	logf("  %s, %.0f MiB of WAL", r.workload.Round(time.Millisecond), float64(r.walBytes)/(1<<20))
 
-	logf("bigtx: pg_recvlogical")
-	stopCPU := b.watchSlotCPU(ctx, "bench_recvlogical_bigtx")
-	r.recvlogical, err = b.recvlogical(ctx, "bench_recvlogical_bigtx", "connectd_bigtx", endLSN)
-	r.recvSenderCPU = stopCPU()
-	if err != nil {
-		return err
-	}
-	logf("  pg_recvlogical: %s (%.0f changes/s)", r.recvlogical.Round(time.Millisecond), perSec(r.changes, r.recvlogical))
-
-	logf("bigtx: connectd sync (snapshot: never)")
-	if err := b.fence(ctx); err != nil {
-		return err
-	}
-	stopCPU = b.watchSlotCPU(ctx, "connectd_bigtx")
-	r.connectd, err = b.syncConnectd(ctx, connectorConfig{name: "bigtx", table: "bench.bigtx", snapshot: "never"})
-	r.connectdSenderCPU = stopCPU()
-	if err != nil {
-		return err
-	}
-	c := r.connectd
-	logf("  connectd: %s wall (%.0f changes/s), peak RSS %.0f MiB, lake %d records in %d files",
-		c.wall.Round(time.Millisecond), perSec(r.changes, c.wall), c.rssMiB(), c.lakeRows, c.files)
-	if c.lakeRows != r.changes {
-		return fmt.Errorf("lake holds %d records, the transaction inserted %d rows", c.lakeRows, r.changes)
-	}
-	if err := b.dropSlots(ctx, "connectd_bigtx", "bench_recvlogical_bigtx"); err != nil {
+	if err := b.drain(ctx, "bigtx", r, connectorConfig{name: "bigtx", table: "bench.bigtx", snapshot: "never"}, "bench_recvlogical_bigtx", endLSN); err != nil {
 		return err
 	}
 	_, err = b.exec(ctx, "DROP TABLE bench.bigtx")
 	return err
+}
+
+// drain reads the changes up to endLSN twice: with pg_recvlogical from recvSlot and
+// with connectd sync from its own slot (in that order unless -connectd-first), each
+// after a fence, each with the CPU of the
+// walsender serving it; the lake must hold exactly r.changes records. Both slots are
+// dropped after.
+func (b *bench) drain(ctx context.Context, phase string, r *streamResult, c connectorConfig, recvSlot, endLSN string) error {
+	slot := "connectd_" + c.name
+	recv := func() error {
+		logf("%s: pg_recvlogical", phase)
+		if err := b.fence(ctx); err != nil {
+			return err
+		}
+		stopCPU := b.watchSlotCPU(ctx, recvSlot)
+		d, u, err := b.recvlogical(ctx, recvSlot, slot, endLSN)
+		r.recvSenderCPU = stopCPU()
+		if err != nil {
+			return err
+		}
+		r.recvlogical, r.recvUser, r.recvSys = d, u.cpuUser, u.cpuSys
+		logf("  pg_recvlogical: %s (%.0f changes/s), CPU user %s sys %s", d.Round(time.Millisecond), perSec(r.changes, d),
+			u.cpuUser.Round(time.Millisecond), u.cpuSys.Round(time.Millisecond))
+		return nil
+	}
+	sync := func() error {
+		logf("%s: connectd sync (snapshot: never)", phase)
+		if err := b.fence(ctx); err != nil {
+			return err
+		}
+		stopCPU := b.watchSlotCPU(ctx, slot)
+		var err error
+		r.connectd, err = b.syncConnectd(ctx, c)
+		r.connectdSenderCPU = stopCPU()
+		if err != nil {
+			return err
+		}
+		res := r.connectd
+		logf("  connectd: %s wall (%.0f changes/s), streaming part %s, CPU user %s sys %s, peak RSS %.0f MiB, lake %d records in %d files",
+			res.wall.Round(time.Millisecond), perSec(r.changes, res.wall), res.streamElapsed.Round(time.Millisecond),
+			res.cpuUser.Round(time.Millisecond), res.cpuSys.Round(time.Millisecond), res.rssMiB(), res.lakeRows, res.files)
+		if res.lakeRows != r.changes {
+			return fmt.Errorf("lake holds %d records, the workload made %d changes", res.lakeRows, r.changes)
+		}
+		return nil
+	}
+	order := []func() error{recv, sync}
+	if b.o.connectdFirst {
+		order = []func() error{sync, recv}
+	}
+	for _, f := range order {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return b.dropSlots(ctx, slot, recvSlot)
 }
 
 func perSec(n int64, d time.Duration) float64 {

@@ -94,6 +94,11 @@ func (b *bench) report(w io.Writer, total time.Duration) {
 			num(s.changes), num(int64(perSec(s.changes, s.connectd.wall))), num(int64(perSec(s.changes, s.recvlogical))),
 			perSec(s.changes, s.connectd.wall)/perSec(s.changes, s.recvlogical), s.connectd.rssMiB())
 	}
+	if s := b.oltp; s != nil {
+		fmt.Fprintf(tw, "oltp, %s changes\t%s changes/s\t%s changes/s\tpg_recvlogical\t%.2f\t%.0f MiB\t\n",
+			num(s.changes), num(int64(perSec(s.changes, s.connectd.wall))), num(int64(perSec(s.changes, s.recvlogical))),
+			perSec(s.changes, s.connectd.wall)/perSec(s.changes, s.recvlogical), s.connectd.rssMiB())
+	}
 	if s := b.bigtx; s != nil {
 		fmt.Fprintf(tw, "one transaction, %s inserts\t%s changes/s\t%s changes/s\tpg_recvlogical\t%.2f\t%.0f MiB\t\n",
 			num(s.changes), num(int64(perSec(s.changes, s.connectd.wall))), num(int64(perSec(s.changes, s.recvlogical))),
@@ -120,20 +125,25 @@ func (b *bench) report(w io.Writer, total time.Duration) {
 	for _, x := range []struct {
 		name string
 		s    *streamResult
-	}{{"streaming", b.stream}, {"bigtx", b.bigtx}} {
+	}{{"streaming", b.stream}, {"oltp", b.oltp}, {"bigtx", b.bigtx}} {
 		s := x.s
 		if s == nil {
 			continue
 		}
 		c := s.connectd
-		fmt.Fprintf(w, "  %-10s %s changes (%s inserts, %s updates, %s deletes) in %s transactions, %.0f MiB of WAL, made in %s\n", x.name+":",
-			num(s.changes), num(s.inserts), num(s.upd), num(s.del), num(s.txns), mib(s.walBytes), s.workload.Round(time.Millisecond))
-		fmt.Fprintf(w, "             pg_recvlogical: %s; connectd sync: %s wall (streaming part %s), CPU user %s sys %s\n",
-			s.recvlogical.Round(time.Millisecond), c.wall.Round(time.Millisecond), c.streamElapsed.Round(time.Millisecond),
+		single := ""
+		if s.singleTxns > 0 {
+			single = fmt.Sprintf(" (%s of one row)", num(s.singleTxns))
+		}
+		fmt.Fprintf(w, "  %-10s %s changes (%s inserts, %s updates, %s deletes) in %s transactions%s, %.0f MiB of WAL, made in %s\n", x.name+":",
+			num(s.changes), num(s.inserts), num(s.upd), num(s.del), num(s.txns), single, mib(s.walBytes), s.workload.Round(time.Millisecond))
+		fmt.Fprintf(w, "             pg_recvlogical: %s, CPU user %s sys %s; connectd sync: %s wall (streaming part %s), CPU user %s sys %s\n",
+			s.recvlogical.Round(time.Millisecond), s.recvUser.Round(time.Millisecond), s.recvSys.Round(time.Millisecond),
+			c.wall.Round(time.Millisecond), c.streamElapsed.Round(time.Millisecond),
 			c.cpuUser.Round(time.Millisecond), c.cpuSys.Round(time.Millisecond))
 		fmt.Fprintf(w, "             lake: %s records in %d files, %.0f MiB\n", num(c.lakeRows), c.files, mib(c.lakeSize))
-		fmt.Fprintf(w, "             CPU per million changes: connectd %.2f s; walsender serving connectd %.2f s, serving pg_recvlogical %.2f s\n",
-			perMillion(c.cpuUser+c.cpuSys, s.changes), perMillion(s.connectdSenderCPU, s.changes), perMillion(s.recvSenderCPU, s.changes))
+		fmt.Fprintf(w, "             CPU per million changes: connectd %.2f s, pg_recvlogical %.2f s; walsender serving connectd %.2f s, serving pg_recvlogical %.2f s\n",
+			perMillion(c.cpuUser+c.cpuSys, s.changes), perMillion(s.recvUser+s.recvSys, s.changes), perMillion(s.connectdSenderCPU, s.changes), perMillion(s.recvSenderCPU, s.changes))
 	}
 	if r := b.idle; r != nil {
 		fmt.Fprintf(w, "  idle:      %s of writes to another database (%.0f MiB of WAL) while two `connectd run` watched idle tables\n", r.window, mib(r.walWritten))

@@ -34,6 +34,10 @@ type streamer struct {
 	commit time.Time
 	inTxn  bool
 	batch  []record.Record
+	// due ends the wait for more records to fill a non-empty batch (flushDelay
+	// after its first one); nil while the batch is empty.
+	due       context.Context
+	cancelDue context.CancelFunc
 
 	scan    bool               // rows only: no DDL applied (resumeSnapshot's look-ahead)
 	only    map[tableName]bool // scan: the tables whose rows are wanted
@@ -135,8 +139,9 @@ func (s *Source) readBinlog(ctx context.Context, from coords, skip []byte, targe
 	} else {
 		s.log.Info("streaming binlog", "from", from.String(), "server_id", s.st.serverID)
 	}
+	defer st.stopDue()
 	for {
-		ev, err := bs.GetEvent(ctx)
+		ev, err := st.next(ctx, bs)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -317,13 +322,45 @@ func (st *streamer) beginTxn(offset uint64, gtid string, ts time.Time) {
 	}
 }
 
+// flushDelay is how long read records may wait for more to fill a batch. Batches
+// span transactions, so a stream of one-row transactions is not handed to the
+// pipeline (a channel send and a wake-up of its goroutine) one transaction at a
+// time.
+const flushDelay = 20 * time.Millisecond
+
+// next returns the next binlog event. While records wait in the batch it waits
+// until they are flushDelay old at most, then emits them and waits on.
+func (st *streamer) next(ctx context.Context, bs *replication.BinlogStreamer) (*replication.BinlogEvent, error) {
+	for {
+		if len(st.batch) == 0 {
+			return bs.GetEvent(ctx)
+		}
+		if st.due == nil {
+			st.due, st.cancelDue = context.WithTimeout(ctx, flushDelay)
+		}
+		ev, err := bs.GetEvent(st.due)
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return ev, err
+		}
+		// GetEvent loses no event to a done context: it only stops waiting.
+		if err := st.flush(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (st *streamer) stopDue() {
+	if st.due != nil {
+		st.cancelDue()
+		st.due, st.cancelDue = nil, nil
+	}
+}
+
 // endTxn closes the current transaction at end (the offset after its last event).
+// Its records stay in the batch (next emits them in time).
 func (st *streamer) endTxn(ctx context.Context, end uint64) (bool, error) {
 	st.inTxn = false
 	st.txid = ""
-	if err := st.flush(ctx); err != nil {
-		return false, err
-	}
 	return st.atBoundary(ctx, end)
 }
 
@@ -340,6 +377,7 @@ func (st *streamer) atBoundary(ctx context.Context, end uint64) (bool, error) {
 }
 
 func (st *streamer) flush(ctx context.Context) error {
+	st.stopDue()
 	if len(st.batch) == 0 {
 		return nil
 	}

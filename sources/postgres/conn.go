@@ -131,6 +131,15 @@ func connectReplication(ctx context.Context, st settings) (*pgconn.PgConn, error
 	}
 	applySession(cfg, st)
 	cfg.RuntimeParams["replication"] = "database"
+	dial := cfg.DialFunc
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		// The stream reads this socket outside the network poller (sockconn_linux.go).
+		return detach(network, c), nil
+	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, classify(fmt.Sprintf("open replication connection to %s:%d", cfg.Host, cfg.Port), err)

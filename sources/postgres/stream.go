@@ -159,6 +159,13 @@ func (s *Source) stream(ctx context.Context, start record.Position, confirmed, t
 func (st *streamer) run(ctx context.Context) error {
 	s := st.s
 	netConn := s.repl.Conn()
+	coalesce(netConn, true)
+	defer coalesce(netConn, false)
+	// One watch of ctx for the whole stream, not one per message (ReceiveMessage
+	// with a cancelable context registers and drops one each call): cancelling
+	// ends the read in progress through its deadline.
+	stopWatch := context.AfterFunc(ctx, func() { _ = netConn.SetReadDeadline(time.Now()) })
+	defer stopWatch()
 	var deadline time.Time
 	nextWake := time.Now().Add(st.idleWait())
 	for {
@@ -181,7 +188,11 @@ func (st *streamer) run(ctx context.Context) error {
 				return classify("set read deadline", err)
 			}
 		}
-		msg, err := s.repl.ReceiveMessage(ctx)
+		if err := ctx.Err(); err != nil {
+			// After the deadline was set: a cancel from here on ends the read.
+			return err
+		}
+		msg, err := s.repl.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
