@@ -51,6 +51,21 @@ func (p tablePlan) chunks() int {
 	return 1
 }
 
+// chunkBytes bounds a chunk's share of the table's size on disk (TOAST and indexes
+// included): a reader holds a whole decoded chunk until its turn to be emitted, so
+// tables of large rows get fewer rows per chunk.
+const chunkBytes = 64 << 20
+
+// rowsPerChunk is chunkRows, less for a table whose rows average more than
+// chunkBytes/chunkRows bytes; at least one.
+func rowsPerChunk(rows, size int64, chunkRows uint32) uint32 {
+	if rows <= 0 || size <= 0 {
+		return chunkRows
+	}
+	avg := max(size/rows, 1)
+	return uint32(max(min(int64(chunkRows), chunkBytes/avg), 1))
+}
+
 // chunkCount is how many chunks of chunkRows rows rows make, at least one.
 func chunkCount(rows int64, chunkRows uint32) int {
 	if rows <= int64(chunkRows) || chunkRows == 0 {
@@ -142,6 +157,14 @@ func (s *Source) planTable(ctx context.Context, tb *snapTable, chunkRows uint32)
 	rows, err := s.estimateRows(ctx, tb.t)
 	if err != nil {
 		return tablePlan{}, err
+	}
+	var size int64
+	if err := s.conn.QueryRow(ctx, `SELECT pg_catalog.pg_total_relation_size($1::oid)`, int64(tb.t.oid)).Scan(&size); err != nil {
+		return tablePlan{}, classify("read the size of "+tb.t.qualified(), err)
+	}
+	if c := rowsPerChunk(rows, size, chunkRows); c < chunkRows {
+		s.log.Debug("large rows: smaller snapshot chunks", "table", tb.t.qualified(), "chunk_rows", c, "bytes", size, "rows", rows)
+		chunkRows = c
 	}
 	if tb.key != nil {
 		return s.planByKey(ctx, tb, rows, chunkRows)

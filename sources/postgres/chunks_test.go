@@ -126,3 +126,19 @@ func TestChunkQueryBoundsEachChunk(t *testing.T) {
 		t.Errorf("whole table: %s", got)
 	}
 }
+
+func TestRowsPerChunkShrinksForLargeRows(t *testing.T) {
+	for _, c := range []struct {
+		rows, size int64
+		chunk, want uint32
+	}{
+		{1_000_000, 200 << 20, 20000, 20000}, // 200 bytes a row: as configured
+		{24, 300 << 20, 20000, 5},            // 12.5 MiB a row: 64 MiB a chunk
+		{10, 10 << 30, 20000, 1},             // 1 GiB a row: one row a chunk
+		{0, 1 << 30, 20000, 20000},           // no estimate: as configured
+	} {
+		if got := rowsPerChunk(c.rows, c.size, c.chunk); got != c.want {
+			t.Errorf("rowsPerChunk(%d rows, %d bytes, %d) = %d, want %d", c.rows, c.size, c.chunk, got, c.want)
+		}
+	}
+}
