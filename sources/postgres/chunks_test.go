@@ -129,7 +129,7 @@ func TestChunkQueryBoundsEachChunk(t *testing.T) {
 
 func TestRowsPerChunkShrinksForLargeRows(t *testing.T) {
 	for _, c := range []struct {
-		rows, size int64
+		rows, size  int64
 		chunk, want uint32
 	}{
 		{1_000_000, 200 << 20, 20000, 20000}, // 200 bytes a row: as configured
