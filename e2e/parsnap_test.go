@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,19 +33,8 @@ ANALYZE public.pbig`, total))
 	p.writeConfig(t)
 	db := lakedb.DuckDB(t)
 
-	d := startRun(t, p.config)
 	// Five flushes of about 4,000 rows: the kill lands a few chunks in.
-	waitForObjects(t, d, p.bucket, 5)
-	if err := s3Server(t).Pause(); err != nil {
-		t.Fatal(err)
-	}
-	r := d.stop(t, syscall.SIGKILL)
-	if err := s3Server(t).Resume(); err != nil {
-		t.Fatal(err)
-	}
-	if r.code != -1 {
-		t.Fatalf("SIGKILL should have killed connectd run, got %s", r)
-	}
+	killAfterObjects(t, p, 5)
 	atKill := lakeCount(t, db, p.tableDir(t, "public", "pbig"))
 	if atKill == 0 || atKill >= total {
 		t.Fatalf("%d of %d rows were in the lake at the kill; the test proves nothing", atKill, total)

@@ -266,11 +266,10 @@ INSERT INTO public.items SELECT g, 'v' || g FROM generate_series(1, 20) g`)
 	})
 }
 
-// killMidSnapshot starts `connectd run` on p (an s3:// lake), kills it once the
-// lake holds objects (flushes run one after the other, each after the commit of the
-// one before, so an object of a second flush means the first was committed), and
-// returns the committed position as `connectd offsets show` prints it.
-func killMidSnapshot(t *testing.T, p *pipe, objects int) string {
+// killAfterObjects starts `connectd run`, waits until the S3 lake holds objects, and
+// kills it with SIGKILL while the S3 server is paused, so that no upload in flight
+// completes after the kill.
+func killAfterObjects(t *testing.T, p *pipe, objects int) {
 	t.Helper()
 	d := startRun(t, p.config)
 	waitForObjects(t, d, p.bucket, objects)
@@ -284,6 +283,15 @@ func killMidSnapshot(t *testing.T, p *pipe, objects int) string {
 	if r.code != -1 {
 		t.Fatalf("SIGKILL should have killed connectd run, got %s", r)
 	}
+}
+
+// killMidSnapshot starts `connectd run` on p (an s3:// lake), kills it once the
+// lake holds objects (flushes run one after the other, each after the commit of the
+// one before, so an object of a second flush means the first was committed), and
+// returns the committed position as `connectd offsets show` prints it.
+func killMidSnapshot(t *testing.T, p *pipe, objects int) string {
+	t.Helper()
+	killAfterObjects(t, p, objects)
 	show := connectd(t, 30*time.Second, "offsets", "show", "-c", p.config, p.name)
 	if show.code != 0 {
 		t.Fatalf("offsets show: %s", show)

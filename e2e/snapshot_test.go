@@ -57,18 +57,7 @@ INSERT INTO public.big SELECT g, repeat(md5(g::text), 2) FROM generate_series(1,
 	p.writeConfig(t)
 	db := lakedb.DuckDB(t)
 
-	d := startRun(t, p.config)
-	waitForObjects(t, d, p.bucket, 1)
-	if err := s3Server(t).Pause(); err != nil {
-		t.Fatal(err)
-	}
-	r := d.stop(t, syscall.SIGKILL)
-	if err := s3Server(t).Resume(); err != nil {
-		t.Fatal(err)
-	}
-	if r.code != -1 {
-		t.Fatalf("SIGKILL should have killed connectd run, got %s", r)
-	}
+	killAfterObjects(t, p, 1)
 	atKill := lakeCount(t, db, p.tableDir(t, "public", "big"))
 	if atKill == 0 || atKill >= total {
 		t.Fatalf("%d of %d rows were in the lake at the kill; the test proves nothing", atKill, total)
@@ -123,18 +112,7 @@ DELETE FROM public.lines WHERE id %% 100 = 1;
 COMMIT`, total))
 	const updates, deletes = total / 10, total / 100
 	had := len(listObjects(t, p.bucket))
-	d := startRun(t, p.config)
-	waitForObjects(t, d, p.bucket, had+1)
-	if err := s3Server(t).Pause(); err != nil {
-		t.Fatal(err)
-	}
-	r := d.stop(t, syscall.SIGKILL)
-	if err := s3Server(t).Resume(); err != nil {
-		t.Fatal(err)
-	}
-	if r.code != -1 {
-		t.Fatalf("SIGKILL should have killed connectd run, got %s", r)
-	}
+	killAfterObjects(t, p, had+1)
 	atKill := lakeCount(t, db, p.tableDir(t, "public", "lines"))
 	if atKill >= 1+total+updates+deletes {
 		t.Fatalf("the whole transaction (%d records) was in the lake before the kill; the test proves nothing; objects: %v", atKill, listObjects(t, p.bucket))

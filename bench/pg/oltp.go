@@ -55,14 +55,8 @@ func (b *bench) oltpPhase(ctx context.Context) error {
 		return err
 	}
 	r.workload = time.Since(t0)
-	if err := b.fence(ctx); err != nil {
-		return err
-	}
-	endLSN, err := b.walLSN(ctx)
+	endLSN, err := b.walSince(ctx, r, startLSN)
 	if err != nil {
-		return err
-	}
-	if r.walBytes, err = b.walDiff(ctx, startLSN, endLSN); err != nil {
 		return err
 	}
 	logf("  %d changes (%d inserts, %d updates, %d deletes) in %d transactions (%d of one row), %s, %.0f MiB of WAL, end LSN %s",

@@ -293,6 +293,20 @@ func (b *bench) walLSN(ctx context.Context) (string, error) {
 	return b.queryString(ctx, "SELECT pg_current_wal_insert_lsn()::text")
 }
 
+// walSince makes the workload's WAL durable (fence) and records in r how much was
+// written since startLSN; it returns the end LSN the consumers drain to.
+func (b *bench) walSince(ctx context.Context, r *streamResult, startLSN string) (string, error) {
+	if err := b.fence(ctx); err != nil {
+		return "", err
+	}
+	endLSN, err := b.walLSN(ctx)
+	if err != nil {
+		return "", err
+	}
+	r.walBytes, err = b.walDiff(ctx, startLSN, endLSN)
+	return endLSN, err
+}
+
 func (b *bench) walDiff(ctx context.Context, from, to string) (int64, error) {
 	return b.queryInt(ctx, "SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::int8", to, from)
 }
@@ -327,14 +341,8 @@ func (b *bench) streamPhase(ctx context.Context) error {
 		return err
 	}
 	r.workload = time.Since(t0)
-	if err := b.fence(ctx); err != nil {
-		return err
-	}
-	endLSN, err := b.walLSN(ctx)
+	endLSN, err := b.walSince(ctx, r, startLSN)
 	if err != nil {
-		return err
-	}
-	if r.walBytes, err = b.walDiff(ctx, startLSN, endLSN); err != nil {
 		return err
 	}
 	logf("  %d changes (%d inserts, %d updates, %d deletes) in %d transactions, %s, %.0f MiB of WAL, end LSN %s",
@@ -426,14 +434,8 @@ func (b *bench) bigTxPhase(ctx context.Context) error {
 	}
 	r.workload = time.Since(t0)
 	r.changes, r.txns = r.inserts, 1
-	if err := b.fence(ctx); err != nil {
-		return err
-	}
-	endLSN, err := b.walLSN(ctx)
+	endLSN, err := b.walSince(ctx, r, startLSN)
 	if err != nil {
-		return err
-	}
-	if r.walBytes, err = b.walDiff(ctx, startLSN, endLSN); err != nil {
 		return err
 	}
 	logf("  %s, %.0f MiB of WAL", r.workload.Round(time.Millisecond), float64(r.walBytes)/(1<<20))

@@ -520,3 +520,35 @@ func offsetsURL(t *testing.T, dir, bucket string, n int64) string {
 		return ""
 	}
 }
+
+// runFaults injects the faults one after the other while w runs, with a pause of up
+// to gapMax after each and connectd started again when a fault left it down. A
+// workload error or a failed check ends it early; the caller stops the workload.
+func (e *injector) runFaults(w *workload, faults []func(), gapMax time.Duration) {
+	t := e.t
+	t.Helper()
+	for i, f := range faults {
+		if err := w.failed(); err != nil {
+			t.Fatalf("workload: %v", err)
+		}
+		if t.Failed() {
+			break
+		}
+		f()
+		if !long() || i%50 == 0 {
+			t.Logf("step %d/%d: %s (%d faults), workload %d transactions, %d records", i+1, len(faults), e.last, e.faults, w.txns.Load(), w.committed.Load())
+		}
+		e.ensureRunning()
+		e.sleep(100*time.Millisecond, gapMax)
+	}
+}
+
+// stopWorkload stops w once the faults are over and logs what it committed.
+func stopWorkload(t *testing.T, w *workload, stopped *bool) {
+	t.Helper()
+	*stopped = true
+	if err := w.stop(); err != nil {
+		t.Fatalf("workload: %v", err)
+	}
+	t.Logf("workload: %d transactions, %d records committed", w.txns.Load(), w.committed.Load())
+}

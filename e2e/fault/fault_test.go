@@ -104,25 +104,8 @@ func TestStreamingFaults(t *testing.T) {
 		go func() { <-w.bigDone }()
 	}}, faults[big:]...)...)
 
-	for i, f := range faults {
-		if err := w.failed(); err != nil {
-			t.Fatalf("workload: %v", err)
-		}
-		if t.Failed() {
-			break
-		}
-		f()
-		if !long() || i%50 == 0 {
-			t.Logf("step %d/%d: %s (%d faults), workload %d transactions, %d records", i+1, len(faults), e.last, e.faults, w.txns.Load(), w.committed.Load())
-		}
-		e.ensureRunning()
-		e.sleep(100*time.Millisecond, p.gapMax)
-	}
-	stopped = true
-	if err := w.stop(); err != nil {
-		t.Fatalf("workload: %v", err)
-	}
-	t.Logf("workload: %d transactions, %d records committed", w.txns.Load(), w.committed.Load())
+	e.runFaults(w, faults, p.gapMax)
+	stopWorkload(t, w, &stopped)
 	e.finish()
 }
 

@@ -511,25 +511,8 @@ func (e *whEnv) streamFaults(form whForm, faults []func(), bigFaults ...func()) 
 	}}, bigFaults...)
 	faults = append(faults[:big], append(bigFaults, faults[big:]...)...)
 
-	for i, f := range faults {
-		if err := w.failed(); err != nil {
-			t.Fatalf("workload: %v", err)
-		}
-		if t.Failed() {
-			break
-		}
-		f()
-		if !long() || i%50 == 0 {
-			t.Logf("step %d/%d: %s (%d faults), workload %d transactions, %d records", i+1, len(faults), e.last, e.faults, w.txns.Load(), w.committed.Load())
-		}
-		e.ensureRunning()
-		e.sleep(100*time.Millisecond, form.gapMax)
-	}
-	stopped = true
-	if err := w.stop(); err != nil {
-		t.Fatalf("workload: %v", err)
-	}
-	t.Logf("workload: %d transactions, %d records committed", w.txns.Load(), w.committed.Load())
+	e.runFaults(w, faults, form.gapMax)
+	stopWorkload(t, w, &stopped)
 	e.finish()
 }
 
