@@ -90,20 +90,28 @@ func (r *Record) Bytes() int {
 }
 
 func valuesBytes(vs []Value) int {
-	n := 16 * len(vs)
+	n := 0
 	for _, v := range vs {
-		switch x := v.(type) {
-		case string:
-			n += len(x)
-		case []byte:
-			n += len(x)
-		case Decimal:
-			n += len(x)
-		case JSON:
-			n += len(x)
-		case []Value:
-			n += valuesBytes(x)
-		}
+		n += ValueBytes(v)
+	}
+	return n
+}
+
+// ValueBytes approximates the memory one value holds: its interface word pair, and
+// the bytes of a string, byte slice, decimal, JSON or list.
+func ValueBytes(v Value) int {
+	n := 16
+	switch x := v.(type) {
+	case string:
+		n += len(x)
+	case []byte:
+		n += len(x)
+	case Decimal:
+		n += len(x)
+	case JSON:
+		n += len(x)
+	case []Value:
+		n += 24 + valuesBytes(x)
 	}
 	return n
 }

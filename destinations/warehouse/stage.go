@@ -92,7 +92,7 @@ func (t *table) stage(b *binding, r *record.Record) int64 {
 	size := int64(48 + 16*len(vals))
 	for i, v := range img {
 		vals[b.idx[i]] = v
-		size += valueSize(v)
+		size += int64(record.ValueBytes(v))
 	}
 	if t.target.Mode == Append {
 		t.rows = append(t.rows, &row{op: r.Op, pos: r.Pos, ts: r.CommitTS, txid: r.TxID, vals: vals, unchanged: r.Unchanged})
@@ -257,25 +257,4 @@ func appendKey(dst []byte, v record.Value) []byte {
 
 func appendBytes(dst []byte, s string) []byte {
 	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
-}
-
-// valueSize approximates the memory a value holds.
-func valueSize(v record.Value) int64 {
-	switch x := v.(type) {
-	case string:
-		return int64(len(x)) + 16
-	case []byte:
-		return int64(len(x)) + 24
-	case record.Decimal:
-		return int64(len(x)) + 16
-	case record.JSON:
-		return int64(len(x)) + 24
-	case []record.Value:
-		n := int64(24)
-		for _, e := range x {
-			n += 16 + valueSize(e)
-		}
-		return n
-	}
-	return 8
 }
